@@ -1,0 +1,14 @@
+//! Types shared by the pacsync host, the endpoint agent and the policy plugins.
+//!
+//! Everything here is pure data and pure functions so that the same code can be compiled natively
+//! and into `wasm32-wasip2` policy components.
+
+pub mod diff;
+pub mod package;
+pub mod plan;
+pub mod version;
+
+pub use diff::{Diff, SyncStatus, classify, diff};
+pub use package::{InstallReason, Package, PackageError, PackageState};
+pub use plan::{Action, ActionKind, Plan, Skipped, mirror_plan};
+pub use version::{VersionError, validate_version, vercmp};
