@@ -1,0 +1,101 @@
+//! The HTTP API: routes, the OpenAPI document, and fallbacks that answer in problem+json.
+//!
+//! Handlers are thin: parse, authorize, call one domain function, map the result.
+
+pub mod endpoints;
+pub mod extract;
+pub mod pools;
+pub mod sync;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::error::{Error, ErrorCode};
+use crate::server::AppState;
+
+/// Largest request body accepted (a state report of many thousand packages fits easily).
+const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The OpenAPI description of every route.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "pacsync host API", description = "Keeps the pacman package state of pools of Arch Linux machines in sync."),
+    paths(
+        pools::create, pools::list, pools::get, pools::update, pools::delete, pools::status, pools::target,
+        pools::create_enrollment_token,
+        endpoints::register, endpoints::list, endpoints::get, endpoints::delete, endpoints::move_to_pool,
+        endpoints::report_state, endpoints::history,
+        sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
+        sync::endpoint_operations, sync::pool_operations, sync::health,
+        sync::start, sync::progress, sync::complete, sync::fail, sync::cancel_ack,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The OpenAPI document as pretty JSON (also committed as `openapi.json`).
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+}
+
+async fn openapi_route() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_json())
+}
+
+async fn not_found() -> Error {
+    Error::new(ErrorCode::RouteNotFound, "no such route")
+}
+
+async fn method_not_allowed() -> Error {
+    Error::new(ErrorCode::MethodNotAllowed, "this route does not support the method")
+}
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/openapi.json", get(openapi_route))
+        .route("/api/pools", post(pools::create).get(pools::list))
+        .route("/api/pools/{pool_id}", get(pools::get).patch(pools::update).delete(pools::delete))
+        .route("/api/pools/{pool_id}/status", get(pools::status))
+        .route("/api/pools/{pool_id}/target", get(pools::target))
+        .route("/api/pools/{pool_id}/enrollment-tokens", post(pools::create_enrollment_token))
+        .route("/api/endpoints/register", post(endpoints::register))
+        .route("/api/endpoints", get(endpoints::list))
+        .route("/api/endpoints/{endpoint_id}", get(endpoints::get).delete(endpoints::delete))
+        .route("/api/endpoints/{endpoint_id}/pool", put(endpoints::move_to_pool))
+        .route("/api/endpoints/{endpoint_id}/state", put(endpoints::report_state))
+        .route("/api/endpoints/{endpoint_id}/states", get(endpoints::history))
+        .route("/api/sync/health", get(sync::health))
+        .route("/api/sync/operations/{operation_id}", get(sync::get_operation))
+        .route("/api/sync/operations/{operation_id}/cancel", post(sync::cancel))
+        .route("/api/sync/operations/{operation_id}/start", post(sync::start))
+        .route("/api/sync/operations/{operation_id}/progress", post(sync::progress))
+        .route("/api/sync/operations/{operation_id}/complete", post(sync::complete))
+        .route("/api/sync/operations/{operation_id}/fail", post(sync::fail))
+        .route("/api/sync/operations/{operation_id}/cancel-ack", post(sync::cancel_ack))
+        .route("/api/sync/pools/{pool_id}/operations", get(sync::pool_operations))
+        .route("/api/sync/{endpoint_id}/sync-to-latest", post(sync::sync_to_latest))
+        .route("/api/sync/{endpoint_id}/set-as-latest", post(sync::set_as_latest))
+        .route("/api/sync/{endpoint_id}/revert", post(sync::revert))
+        .route("/api/sync/{endpoint_id}/operations", get(sync::endpoint_operations))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

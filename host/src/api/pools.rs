@@ -1,0 +1,92 @@
+//! Pool management routes (admin).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use uuid::Uuid;
+
+use super::extract::{Json, OptionalJson, Path};
+use crate::auth::Principal;
+use crate::db::pools::Pool;
+use crate::error::{Problem, Result};
+use crate::pools::{self, CreateEnrollmentToken, CreatePool, EnrollmentToken, PoolStatus, PoolTarget, UpdatePool};
+use crate::server::AppState;
+
+/// Create a pool.
+#[utoipa::path(post, path = "/api/pools", tag = "pools", request_body = CreatePool,
+    responses((status = 201, body = Pool), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn create(State(app): State<AppState>, who: Principal, Json(body): Json<CreatePool>) -> Result<impl IntoResponse> {
+    who.require_admin()?;
+    let pool = pools::create(&app, body, &who.actor()).await?;
+    Ok((StatusCode::CREATED, axum::Json(pool)))
+}
+
+/// List live pools.
+#[utoipa::path(get, path = "/api/pools", tag = "pools",
+    responses((status = 200, body = Vec<Pool>), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>, who: Principal) -> Result<axum::Json<Vec<Pool>>> {
+    who.require_admin()?;
+    Ok(axum::Json(pools::list(&app).await?))
+}
+
+/// Get a pool.
+#[utoipa::path(get, path = "/api/pools/{pool_id}", tag = "pools", params(("pool_id" = Uuid, Path)),
+    responses((status = 200, body = Pool), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn get(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<axum::Json<Pool>> {
+    who.require_admin()?;
+    Ok(axum::Json(pools::get(&app, pool_id).await?))
+}
+
+/// Rename or re-describe a pool.
+#[utoipa::path(patch, path = "/api/pools/{pool_id}", tag = "pools", params(("pool_id" = Uuid, Path)),
+    request_body = UpdatePool,
+    responses((status = 200, body = Pool), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn update(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+    Json(body): Json<UpdatePool>,
+) -> Result<axum::Json<Pool>> {
+    who.require_admin()?;
+    Ok(axum::Json(pools::update(&app, pool_id, body, &who.actor()).await?))
+}
+
+/// Delete an empty pool.
+#[utoipa::path(delete, path = "/api/pools/{pool_id}", tag = "pools", params(("pool_id" = Uuid, Path)),
+    responses((status = 204), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn delete(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<StatusCode> {
+    who.require_admin()?;
+    pools::delete(&app, pool_id, &who.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Endpoint counts per sync status.
+#[utoipa::path(get, path = "/api/pools/{pool_id}/status", tag = "pools", params(("pool_id" = Uuid, Path)),
+    responses((status = 200, body = PoolStatus), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn status(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<axum::Json<PoolStatus>> {
+    who.require_admin()?;
+    Ok(axum::Json(pools::status(&app, pool_id).await?))
+}
+
+/// The target package list and generation.
+#[utoipa::path(get, path = "/api/pools/{pool_id}/target", tag = "pools", params(("pool_id" = Uuid, Path)),
+    responses((status = 200, body = PoolTarget), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn target(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<axum::Json<PoolTarget>> {
+    who.require_admin()?;
+    Ok(axum::Json(pools::target(&app, pool_id).await?))
+}
+
+/// Create an enrollment token for registering endpoints into the pool.
+#[utoipa::path(post, path = "/api/pools/{pool_id}/enrollment-tokens", tag = "pools", params(("pool_id" = Uuid, Path)),
+    request_body(content = Option<CreateEnrollmentToken>),
+    responses((status = 201, body = EnrollmentToken), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn create_enrollment_token(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<CreateEnrollmentToken>,
+) -> Result<impl IntoResponse> {
+    who.require_admin()?;
+    let token = pools::create_enrollment_token(&app, pool_id, body, &who.actor()).await?;
+    Ok((StatusCode::CREATED, axum::Json(token)))
+}

@@ -1,0 +1,155 @@
+//! The `pacsync-host` command line: `serve`, `token issue`, `vercmp`, `openapi`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::{Keys, Role};
+use crate::config::{Config, Settings};
+use crate::server::Host;
+
+/// pacsync central server.
+#[derive(Debug, Parser)]
+#[command(name = "pacsync-host", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (embedded PostgreSQL unless a database URL is configured).
+    Serve {
+        /// TOML config file; command-line flags and PACSYNC_* variables override it.
+        #[arg(long, env = "PACSYNC_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Manage tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Compare two package versions like pacman's vercmp: prints -1, 0 or 1.
+    Vercmp {
+        /// First version.
+        a: String,
+        /// Second version.
+        b: String,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a token signed with the host's key.
+    Issue {
+        /// Only `admin` can be issued here; endpoint tokens come from registration.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Subject recorded in the audit log.
+        #[arg(long, default_value = "admin")]
+        subject: String,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24 * 30)]
+        ttl_hours: u64,
+        /// TOML config file (for data_dir / jwt_key_file).
+        #[arg(long, env = "PACSYNC_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "PACSYNC_DATA_DIR")]
+        /// Host data directory.
+        data_dir: Option<PathBuf>,
+        /// Signing key file [default: <data-dir>/jwt-secret].
+        #[arg(long, env = "PACSYNC_JWT_KEY_FILE")]
+        jwt_key_file: Option<PathBuf>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Vercmp { a, b } => {
+            println!("{}", pacsync_core::vercmp(&a, &b) as i8);
+            ExitCode::SUCCESS
+        }
+        Command::Openapi => {
+            println!("{}", crate::api::openapi_json());
+            ExitCode::SUCCESS
+        }
+        Command::Token { command: TokenCommand::Issue { role, subject, ttl_hours, config, data_dir, jwt_key_file } } => {
+            if role != Role::Admin {
+                eprintln!("error: only admin tokens are issued here; endpoints get theirs at registration");
+                return ExitCode::from(2);
+            }
+            let settings = Settings { data_dir, jwt_key_file, ..Settings::default() };
+            let config = match Config::resolve(settings, config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let generate = config.jwt_key_file == config.data_dir.join("jwt-secret");
+            match Keys::load(&config.jwt_key_file, generate) {
+                Ok(keys) => {
+                    println!("{}", keys.issue(&subject, role, None, Duration::from_secs(ttl_hours * 3600)));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Serve { config, settings } => {
+            init_tracing();
+            let config = match Config::resolve(settings, config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => return fail(e),
+            };
+            match runtime.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PACSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::debug!(?config, "configuration");
+    let host = Host::start(config).await?;
+    // Scripts and tests read this line to find the bound port.
+    println!("listening on http://{}", host.addr);
+    let shutdown = host.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    host.wait().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

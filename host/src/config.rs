@@ -1,0 +1,215 @@
+//! Host configuration: command line over `PACSYNC_*` environment over TOML file over defaults.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Settings that can come from the command line, the environment or the config file.
+///
+/// Every field is optional so that the three sources can be layered; [`Config::resolve`] fills
+/// in defaults.
+#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PACSYNC_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database, the signing key and other state
+    /// [default: $XDG_STATE_HOME/pacsync, or /var/lib/pacsync when run as root].
+    #[arg(long, env = "PACSYNC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// External PostgreSQL URL; without it the host runs a private cluster in the data dir.
+    #[arg(long, env = "PACSYNC_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// File holding the token signing secret; share it between replicas
+    /// [default: <data-dir>/jwt-secret, generated on first start].
+    #[arg(long, env = "PACSYNC_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+    /// Seconds an agent's claim on an operation lasts without progress [default: 120].
+    #[arg(long, env = "PACSYNC_LEASE_SECONDS")]
+    pub lease_seconds: Option<u32>,
+    /// How often the lease reaper looks for expired operations, in milliseconds [default: 5000].
+    #[arg(long, env = "PACSYNC_REAPER_INTERVAL_MS")]
+    pub reaper_interval_ms: Option<u64>,
+    /// Lifetime of endpoint tokens issued at registration, in days [default: 365].
+    #[arg(long, env = "PACSYNC_ENDPOINT_TOKEN_DAYS")]
+    pub endpoint_token_days: Option<u32>,
+    /// Directory holding initdb/pg_ctl [default: PATH, then /usr/lib/postgresql/<newest>/bin].
+    #[arg(long, env = "PACSYNC_POSTGRES_BIN_DIR")]
+    pub postgres_bin_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Layers `self` (higher precedence) over `lower`.
+    fn over(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            jwt_key_file: self.jwt_key_file.or(lower.jwt_key_file),
+            lease_seconds: self.lease_seconds.or(lower.lease_seconds),
+            reaper_interval_ms: self.reaper_interval_ms.or(lower.reaper_interval_ms),
+            endpoint_token_days: self.endpoint_token_days.or(lower.endpoint_token_days),
+            postgres_bin_dir: self.postgres_bin_dir.or(lower.postgres_bin_dir),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {name}: {reason}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// Fully resolved host configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// External database URL, or `None` for the embedded cluster.
+    pub database_url: Option<String>,
+    /// Token signing secret file.
+    pub jwt_key_file: PathBuf,
+    /// Lease length for in-progress operations.
+    pub lease: Duration,
+    /// Reaper period.
+    pub reaper_interval: Duration,
+    /// Endpoint token lifetime.
+    pub endpoint_token_ttl: Duration,
+    /// Where the PostgreSQL server binaries are, if configured.
+    pub postgres_bin_dir: Option<PathBuf>,
+}
+
+// Hand-written so that a password in the database URL never reaches a log line.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("jwt_key_file", &self.jwt_key_file)
+            .field("lease", &self.lease)
+            .field("reaper_interval", &self.reaper_interval)
+            .field("endpoint_token_ttl", &self.endpoint_token_ttl)
+            .field("postgres_bin_dir", &self.postgres_bin_dir)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Resolves command-line/environment settings over the optional TOML file.
+    pub fn resolve(cli: Settings, file: Option<&Path>) -> Result<Config, ConfigError> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str::<Settings>(&text)
+                    .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
+            }
+            None => Settings::default(),
+        };
+        let s = cli.over(from_file);
+        let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
+        let lease_seconds = s.lease_seconds.unwrap_or(120);
+        if lease_seconds == 0 {
+            return Err(ConfigError::Invalid { name: "lease_seconds", reason: "must be at least 1" });
+        }
+        let reaper_ms = s.reaper_interval_ms.unwrap_or(5000);
+        if reaper_ms < 10 {
+            return Err(ConfigError::Invalid { name: "reaper_interval_ms", reason: "must be at least 10" });
+        }
+        let token_days = s.endpoint_token_days.unwrap_or(365);
+        if token_days == 0 {
+            return Err(ConfigError::Invalid { name: "endpoint_token_days", reason: "must be at least 1" });
+        }
+        Ok(Config {
+            listen: s.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
+            jwt_key_file: s.jwt_key_file.unwrap_or_else(|| data_dir.join("jwt-secret")),
+            data_dir,
+            database_url: s.database_url.filter(|url| !url.is_empty()),
+            lease: Duration::from_secs(lease_seconds.into()),
+            reaper_interval: Duration::from_millis(reaper_ms),
+            endpoint_token_ttl: Duration::from_secs(u64::from(token_days) * 86_400),
+            postgres_bin_dir: s.postgres_bin_dir,
+        })
+    }
+}
+
+/// `/var/lib/pacsync` for a system service (root), else the user's XDG state dir.
+pub fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/pacsync");
+    }
+    dirs::state_dir()
+        .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pacsync")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_beats_file_and_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("pacsync-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("host.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlease_seconds = 30\ndata_dir = \"/srv/p\"\n").unwrap();
+        let cli = Settings { lease_seconds: Some(7), ..Settings::default() };
+        let config = Config::resolve(cli, Some(&file)).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.lease, Duration::from_secs(7));
+        assert_eq!(config.jwt_key_file, PathBuf::from("/srv/p/jwt-secret"));
+        assert_eq!(config.reaper_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let dir = std::env::temp_dir().join(format!("pacsync-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("host.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(matches!(Config::resolve(Settings::default(), Some(&file)), Err(ConfigError::Parse { .. })));
+        let zero = Settings { lease_seconds: Some(0), ..Settings::default() };
+        assert!(matches!(Config::resolve(zero, None), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn debug_never_shows_the_database_url() {
+        let cli = Settings {
+            database_url: Some("postgres://u:hunter2@db/pacsync".into()),
+            ..Settings::default()
+        };
+        let config = Config::resolve(cli, None).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

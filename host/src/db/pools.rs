@@ -1,0 +1,143 @@
+//! Pools and their targets.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// A pool as stored and as returned by the API.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Pool {
+    /// Pool id.
+    pub pool_id: Uuid,
+    /// Unique name among live pools.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Content address of the target state, once set-as-latest has run.
+    pub target_state_id: Option<String>,
+    /// Incremented on every target change; 0 means no target yet.
+    pub target_generation: i64,
+    /// Policy that classifies endpoints and plans syncs.
+    pub policy_plugin: String,
+    /// The policy's configuration.
+    pub policy_config: serde_json::Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "pool_id, name, description, target_state_id, target_generation, policy_plugin, \
+                       policy_config, created_at, updated_at";
+
+/// Inserts a pool and its audit record.
+pub async fn create(tx: &mut PgConnection, name: &str, description: &str, actor: &str) -> Result<Pool> {
+    let pool: Pool = sqlx::query_as(&format!(
+        "INSERT INTO pools (pool_id, name, description) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(name)
+    .bind(description)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit(tx, actor, "pool.create", pool.pool_id, serde_json::json!({ "name": name })).await?;
+    Ok(pool)
+}
+
+/// All live pools by name.
+pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Pool>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM pools WHERE deleted_at IS NULL ORDER BY name"))
+        .fetch_all(db)
+        .await?)
+}
+
+/// One live pool.
+pub async fn get(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Option<Pool>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM pools WHERE pool_id = $1 AND deleted_at IS NULL"))
+        .bind(pool_id)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// Changes name and/or description.
+pub async fn update(
+    tx: &mut PgConnection,
+    pool_id: Uuid,
+    name: Option<&str>,
+    description: Option<&str>,
+    actor: &str,
+) -> Result<Option<Pool>> {
+    let pool: Option<Pool> = sqlx::query_as(&format!(
+        "UPDATE pools SET name = coalesce($2, name), description = coalesce($3, description), updated_at = now()
+         WHERE pool_id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    ))
+    .bind(pool_id)
+    .bind(name)
+    .bind(description)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if pool.is_some() {
+        let details = serde_json::json!({ "name": name, "description": description });
+        audit(tx, actor, "pool.update", pool_id, details).await?;
+    }
+    Ok(pool)
+}
+
+/// Soft-deletes an empty pool (refused with POOL_NOT_EMPTY otherwise).
+pub async fn delete(db: impl PgExecutor<'_>, pool_id: Uuid, actor: &str) -> Result<()> {
+    sqlx::query("SELECT ps_pool_delete($1, $2)").bind(pool_id).bind(actor).execute(db).await?;
+    Ok(())
+}
+
+/// Number of live endpoints per sync status.
+pub async fn status_counts(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT sync_status, count(*) FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL GROUP BY sync_status",
+    )
+    .bind(pool_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Makes `state_id` the pool's target as a new generation; returns the generation.
+pub async fn set_target(
+    db: impl PgExecutor<'_>,
+    pool_id: Uuid,
+    state_id: &str,
+    operation_id: Uuid,
+    endpoint_id: Uuid,
+    actor: &str,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT ps_pool_set_target($1, $2, $3, $4, $5)")
+        .bind(pool_id)
+        .bind(state_id)
+        .bind(operation_id)
+        .bind(endpoint_id)
+        .bind(actor)
+        .fetch_one(db)
+        .await?)
+}
+
+/// When the current target was set.
+pub async fn target_set_at(db: impl PgExecutor<'_>, pool_id: Uuid, generation: i64) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar("SELECT created_at FROM pool_targets WHERE pool_id = $1 AND generation = $2")
+        .bind(pool_id)
+        .bind(generation)
+        .fetch_optional(db)
+        .await?)
+}
+
+async fn audit(db: impl PgExecutor<'_>, actor: &str, action: &str, pool_id: Uuid, details: serde_json::Value) -> Result<()> {
+    sqlx::query("SELECT ps_audit($1, $2, 'pool', $3, $4)")
+        .bind(actor)
+        .bind(action)
+        .bind(pool_id.to_string())
+        .bind(details)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Content-addressed package states.
+
+use std::collections::HashMap;
+
+use pacsync_core::{InstallReason, Package, PackageState};
+use sqlx::PgExecutor;
+
+use crate::error::{Error, Result};
+
+#[derive(sqlx::FromRow)]
+struct PackageRow {
+    state_id: String,
+    // NULL for the single row of a state with no packages (LEFT JOIN).
+    name: Option<String>,
+    version: Option<String>,
+    repository: Option<String>,
+    architecture: Option<String>,
+    reason: Option<String>,
+}
+
+impl PackageRow {
+    fn into_package(self) -> Result<Option<Package>> {
+        let (Some(name), Some(version), Some(reason)) = (self.name, self.version, self.reason) else {
+            return Ok(None);
+        };
+        let reason = InstallReason::parse(&reason)
+            .ok_or_else(|| Error::internal(format!("unknown install reason {reason:?} in the database")))?;
+        Ok(Some(Package {
+            name,
+            version,
+            repository: self.repository,
+            architecture: self.architecture,
+            reason,
+        }))
+    }
+}
+
+/// Stores a state once under its content address and returns that address.
+pub async fn store(db: impl PgExecutor<'_>, state: &PackageState) -> Result<String> {
+    let state_id = state.state_id();
+    let packages = serde_json::to_value(state.iter().collect::<Vec<_>>()).map_err(Error::internal)?;
+    // Absent optional fields must arrive as JSON null, not be skipped, for jsonb_to_recordset.
+    sqlx::query("SELECT ps_store_state($1, $2)")
+        .bind(&state_id)
+        .bind(normalise_nulls(packages))
+        .execute(db)
+        .await?;
+    Ok(state_id)
+}
+
+fn normalise_nulls(mut packages: serde_json::Value) -> serde_json::Value {
+    if let Some(items) = packages.as_array_mut() {
+        for item in items {
+            if let Some(obj) = item.as_object_mut() {
+                obj.entry("repository").or_insert(serde_json::Value::Null);
+                obj.entry("architecture").or_insert(serde_json::Value::Null);
+            }
+        }
+    }
+    packages
+}
+
+/// Loads one state, or `None` if no such state is stored.
+pub async fn load(db: impl PgExecutor<'_>, state_id: &str) -> Result<Option<PackageState>> {
+    let mut states = load_many(db, &[state_id.to_owned()]).await?;
+    Ok(states.remove(state_id))
+}
+
+/// Loads several states in one query.
+pub async fn load_many(db: impl PgExecutor<'_>, state_ids: &[String]) -> Result<HashMap<String, PackageState>> {
+    let rows: Vec<PackageRow> = sqlx::query_as(
+        "SELECT s.state_id, p.name, p.version, p.repository, p.architecture, p.reason
+         FROM package_states s LEFT JOIN state_packages p ON p.state_id = s.state_id
+         WHERE s.state_id = ANY($1) ORDER BY s.state_id, p.name",
+    )
+    .bind(state_ids)
+    .fetch_all(db)
+    .await?;
+    let mut grouped: HashMap<String, Vec<Package>> = HashMap::new();
+    for row in rows {
+        let packages = grouped.entry(row.state_id.clone()).or_default();
+        packages.extend(row.into_package()?);
+    }
+    grouped
+        .into_iter()
+        .map(|(id, packages)| {
+            PackageState::new(packages)
+                .map(|state| (id, state))
+                .map_err(|e| Error::internal(format!("stored state is invalid: {e}")))
+        })
+        .collect()
+}

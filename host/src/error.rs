@@ -1,0 +1,318 @@
+//! The host's error type and its single mapping to RFC 9457 `application/problem+json`.
+//!
+//! Every failure a client can see has an [`ErrorCode`]: a stable, machine-readable name that
+//! also fixes the HTTP status. Stored procedures signal illegal transitions with their own
+//! SQLSTATEs (class `PS`, listed in `sql/V2__procedures.sql`); [`Error::from`] for `sqlx::Error`
+//! is the one place they become codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Stable problem codes. The JSON spelling is SCREAMING_SNAKE_CASE of the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    // 400
+    /// The body is not valid JSON or does not match the expected shape.
+    InvalidJson,
+    /// A path parameter is not a valid id.
+    InvalidId,
+    /// A query parameter is malformed.
+    InvalidQuery,
+    /// A pagination cursor was not produced by this API.
+    InvalidCursor,
+    /// The `Idempotency-Key` header is empty, too long or not visible ASCII.
+    InvalidIdempotencyKey,
+    // 401
+    /// No bearer token was sent.
+    MissingToken,
+    /// The token is malformed, expired, for another audience or badly signed.
+    InvalidToken,
+    /// The endpoint token was revoked (endpoint deleted or token rotated).
+    TokenRevoked,
+    /// The enrollment token is unknown.
+    InvalidEnrollmentToken,
+    /// The enrollment token has expired.
+    EnrollmentTokenExpired,
+    /// The enrollment token has been used as often as allowed.
+    EnrollmentTokenExhausted,
+    // 403
+    /// The route needs an admin token.
+    AdminRequired,
+    /// An endpoint token tried to act on another endpoint.
+    NotYourEndpoint,
+    /// The route is for the endpoint's own agent.
+    EndpointRequired,
+    // 404
+    /// No such route.
+    RouteNotFound,
+    /// No such pool.
+    PoolNotFound,
+    /// No such endpoint.
+    EndpointNotFound,
+    /// No such operation.
+    OperationNotFound,
+    /// No such state in the endpoint's history.
+    StateNotFound,
+    // 405 / 413 / 415
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The body is larger than the host accepts.
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    // 409
+    /// The endpoint already has a pending or in-progress operation.
+    OperationConflict,
+    /// `start` on an operation that is not pending.
+    OperationNotPending,
+    /// `progress`, `complete` or a cancel acknowledgement on an operation not in progress.
+    OperationNotInProgress,
+    /// `cancel` or `fail` on an operation that already ended.
+    OperationAlreadyFinished,
+    /// A cancel acknowledgement without a cancel request.
+    CancelNotRequested,
+    /// The pool target moved while the operation was being (re)planned, repeatedly.
+    StalePlan,
+    /// The endpoint has an active operation that blocks this change.
+    EndpointBusy,
+    /// The pool still has endpoints.
+    PoolNotEmpty,
+    /// A live pool already has this name.
+    PoolNameTaken,
+    /// A live endpoint already has this name.
+    EndpointNameTaken,
+    /// The pool has no target state yet (run set-as-latest first).
+    NoPoolTarget,
+    /// The endpoint has not reported its packages yet.
+    NoReportedState,
+    /// The endpoint's history has nothing to revert to.
+    NoPreviousState,
+    // 422
+    /// The body is well-formed JSON but a value is invalid.
+    ValidationFailed,
+    /// A reported package list is invalid.
+    InvalidPackageState,
+    /// An `Idempotency-Key` was reused for a different request.
+    IdempotencyKeyMismatch,
+    // 5xx
+    /// The policy failed while classifying or planning.
+    PolicyFault,
+    /// The database is unreachable.
+    DatabaseUnavailable,
+    /// A bug or an unexpected database error; details are in the host log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            InvalidJson | InvalidId | InvalidQuery | InvalidCursor | InvalidIdempotencyKey => {
+                StatusCode::BAD_REQUEST
+            }
+            MissingToken
+            | InvalidToken
+            | TokenRevoked
+            | InvalidEnrollmentToken
+            | EnrollmentTokenExpired
+            | EnrollmentTokenExhausted => StatusCode::UNAUTHORIZED,
+            AdminRequired | NotYourEndpoint | EndpointRequired => StatusCode::FORBIDDEN,
+            RouteNotFound | PoolNotFound | EndpointNotFound | OperationNotFound | StateNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            OperationConflict
+            | OperationNotPending
+            | OperationNotInProgress
+            | OperationAlreadyFinished
+            | CancelNotRequested
+            | StalePlan
+            | EndpointBusy
+            | PoolNotEmpty
+            | PoolNameTaken
+            | EndpointNameTaken
+            | NoPoolTarget
+            | NoReportedState
+            | NoPreviousState => StatusCode::CONFLICT,
+            ValidationFailed | InvalidPackageState | IdempotencyKeyMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            PolicyFault => StatusCode::BAD_GATEWAY,
+            DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable spelling.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => "INVALID_JSON",
+            InvalidId => "INVALID_ID",
+            InvalidQuery => "INVALID_QUERY",
+            InvalidCursor => "INVALID_CURSOR",
+            InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
+            MissingToken => "MISSING_TOKEN",
+            InvalidToken => "INVALID_TOKEN",
+            TokenRevoked => "TOKEN_REVOKED",
+            InvalidEnrollmentToken => "INVALID_ENROLLMENT_TOKEN",
+            EnrollmentTokenExpired => "ENROLLMENT_TOKEN_EXPIRED",
+            EnrollmentTokenExhausted => "ENROLLMENT_TOKEN_EXHAUSTED",
+            AdminRequired => "ADMIN_REQUIRED",
+            NotYourEndpoint => "NOT_YOUR_ENDPOINT",
+            EndpointRequired => "ENDPOINT_REQUIRED",
+            RouteNotFound => "ROUTE_NOT_FOUND",
+            PoolNotFound => "POOL_NOT_FOUND",
+            EndpointNotFound => "ENDPOINT_NOT_FOUND",
+            OperationNotFound => "OPERATION_NOT_FOUND",
+            StateNotFound => "STATE_NOT_FOUND",
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            OperationConflict => "OPERATION_CONFLICT",
+            OperationNotPending => "OPERATION_NOT_PENDING",
+            OperationNotInProgress => "OPERATION_NOT_IN_PROGRESS",
+            OperationAlreadyFinished => "OPERATION_ALREADY_FINISHED",
+            CancelNotRequested => "CANCEL_NOT_REQUESTED",
+            StalePlan => "STALE_PLAN",
+            EndpointBusy => "ENDPOINT_BUSY",
+            PoolNotEmpty => "POOL_NOT_EMPTY",
+            PoolNameTaken => "POOL_NAME_TAKEN",
+            EndpointNameTaken => "ENDPOINT_NAME_TAKEN",
+            NoPoolTarget => "NO_POOL_TARGET",
+            NoReportedState => "NO_REPORTED_STATE",
+            NoPreviousState => "NO_PREVIOUS_STATE",
+            ValidationFailed => "VALIDATION_FAILED",
+            InvalidPackageState => "INVALID_PACKAGE_STATE",
+            IdempotencyKeyMismatch => "IDEMPOTENCY_KEY_MISMATCH",
+            PolicyFault => "POLICY_FAULT",
+            DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+            Internal => "INTERNAL",
+        }
+    }
+
+    /// The stored procedure SQLSTATE that signals this code, if any.
+    fn from_sqlstate(state: &str) -> Option<Self> {
+        use ErrorCode::*;
+        Some(match state {
+            "PS001" => EndpointNotFound,
+            "PS002" => OperationNotFound,
+            "PS003" => OperationConflict,
+            "PS007" => IdempotencyKeyMismatch,
+            "PS008" => PoolNotFound,
+            "PS010" => OperationNotPending,
+            "PS011" => OperationNotInProgress,
+            "PS012" => OperationAlreadyFinished,
+            "PS013" => CancelNotRequested,
+            "PS014" => StalePlan,
+            "PS015" => EndpointBusy,
+            "PS016" => PoolNotEmpty,
+            "PS017" => StateNotFound,
+            _ => return None,
+        })
+    }
+}
+
+/// An error with its problem code and a human-readable detail.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {detail}", code.as_str())]
+pub struct Error {
+    /// What went wrong, stably.
+    pub code: ErrorCode,
+    /// What went wrong, for people. Never contains secrets.
+    pub detail: String,
+}
+
+impl Error {
+    /// Builds an error from a code and a detail.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
+    }
+
+    /// An internal error; the cause is logged, the client sees a generic detail.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal error; see the host log")
+    }
+}
+
+/// Result type of the host's domain functions.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) => {
+                if let Some(code) = db.code().as_deref().and_then(ErrorCode::from_sqlstate) {
+                    return Error::new(code, db.message());
+                }
+                if db.is_unique_violation() {
+                    match db.constraint() {
+                        Some("pools_live_name") => {
+                            return Error::new(ErrorCode::PoolNameTaken, "a pool with this name already exists");
+                        }
+                        Some("endpoints_live_name") => {
+                            return Error::new(
+                                ErrorCode::EndpointNameTaken,
+                                "an endpoint with this name already exists",
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+                Error::internal(err)
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable");
+                Error::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; retry later")
+            }
+            _ => Error::internal(err),
+        }
+    }
+}
+
+/// The RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:pacsync:problem:<code>`).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened in this instance.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `OPERATION_CONFLICT`.
+    pub code: String,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let code = self.code.as_str();
+        let problem = Problem {
+            type_: format!("urn:pacsync:problem:{}", code.to_ascii_lowercase().replace('_', "-")),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail,
+            code: code.to_owned(),
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,22 @@
+//! The pacsync host: REST API, PostgreSQL-enforced operation lifecycle, embedded database.
+//!
+//! Map of the crate:
+//! - [`server`] starts and stops everything; [`api`] holds the routes (thin handlers);
+//! - [`operations`], [`endpoints`], [`pools`] are the domain: one transaction per request;
+//! - [`db`] is the only place with SQL, over the stored procedures in `sql/`;
+//! - [`auth`] decides who is asking; [`policy`] classifies and plans; [`reaper`] expires leases;
+//! - [`error`] is the one mapping from failures to `application/problem+json`.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod embedded_postgres;
+pub mod endpoints;
+pub mod error;
+pub mod operations;
+pub mod policy;
+pub mod pools;
+pub mod reaper;
+pub mod server;

@@ -1,0 +1,57 @@
+//! The lease reaper: fails in-progress operations whose agent stopped reporting.
+//!
+//! Every replica runs this loop, but only the one holding a session advisory lock on a
+//! dedicated connection acts. If that replica dies, its connection closes, the lock is released,
+//! and another replica takes over on its next tick.
+
+use std::time::Duration;
+
+use sqlx::{Acquire, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+/// Advisory lock key (class 3, object 2) of the reaper leadership.
+const LEADER_LOCK: &str = "SELECT pg_try_advisory_lock(3, 2)";
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
+    let mut leader: Option<PgConnection> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if leader.is_none() {
+            leader = try_lead(&db).await;
+        }
+        if let Some(conn) = leader.as_mut() {
+            match expire(conn).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "failed operations whose lease expired"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lease reaper lost its database connection; re-electing");
+                    leader = None;
+                }
+            }
+        }
+    }
+}
+
+/// Takes a connection out of the pool for good (so that dropping it closes the session and
+/// releases the lock) and tries to become leader on it.
+async fn try_lead(db: &PgPool) -> Option<PgConnection> {
+    let mut conn = db.acquire().await.ok()?.detach();
+    let won: bool = sqlx::query_scalar(LEADER_LOCK).fetch_one(&mut conn).await.ok()?;
+    if won {
+        tracing::info!("this replica now runs the lease reaper");
+        Some(conn)
+    } else {
+        None
+    }
+}
+
+async fn expire(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let n: i32 = sqlx::query_scalar("SELECT ps_op_expire_leases('system:reaper')").fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}

@@ -1,0 +1,125 @@
+//! Starting and stopping the host: database, keys, reaper and the HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{KeyError, Keys};
+use crate::config::Config;
+use crate::db::{self, DatabaseSetupError, DatabaseTarget};
+use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError};
+use crate::policy::Policies;
+
+/// Shared state of every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Connection pool.
+    pub db: PgPool,
+    /// Resolved configuration.
+    pub config: Arc<Config>,
+    /// Token signing keys.
+    pub keys: Arc<Keys>,
+    /// Policy lookup.
+    pub policies: Policies,
+}
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The embedded cluster failed.
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedPostgresError),
+    /// Connecting or migrating failed.
+    #[error(transparent)]
+    Database(#[from] DatabaseSetupError),
+    /// The signing key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A running host.
+pub struct Host {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// Handler state, e.g. for tests that inspect the database.
+    pub state: AppState,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    reaper: JoinHandle<()>,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+/// Maximum database connections per replica.
+const MAX_CONNECTIONS: u32 = 32;
+
+impl Host {
+    /// Starts the database (embedded or external), migrates it, and serves the API.
+    pub async fn start(config: Config) -> Result<Host, StartError> {
+        let embedded = match &config.database_url {
+            Some(_) => None,
+            None => {
+                let cluster = EmbeddedPostgres::new(&config.data_dir, config.postgres_bin_dir.as_deref())?;
+                cluster.start().await?;
+                Some(cluster)
+            }
+        };
+        let target = match (&config.database_url, &embedded) {
+            (Some(url), _) => DatabaseTarget::from_url(url)?,
+            (None, Some(cluster)) => {
+                DatabaseTarget { sqlx: cluster.connect_options(), migrations: cluster.tokio_postgres_config() }
+            }
+            (None, None) => unreachable!("embedded cluster is started when no URL is configured"),
+        };
+        let pool = db::connect_and_migrate(&target, MAX_CONNECTIONS).await?;
+        let default_key = config.jwt_key_file == config.data_dir.join("jwt-secret");
+        let keys = Keys::load(&config.jwt_key_file, default_key)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let state = AppState { db: pool.clone(), config: Arc::new(config), keys: Arc::new(keys), policies: Policies::default() };
+        let shutdown = CancellationToken::new();
+        let reaper = tokio::spawn(crate::reaper::run(pool, state.config.reaper_interval, shutdown.clone()));
+        let app = crate::api::router(state.clone());
+        let server = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).into_future());
+        tracing::info!(%addr, embedded = embedded.is_some(), "pacsync host listening");
+        Ok(Host { addr, state, shutdown, server, reaper, embedded })
+    }
+
+    /// A token that stops the host when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits for shutdown to be requested, then drains requests and stops the database.
+    pub async fn wait(self) -> Result<(), StartError> {
+        self.shutdown.cancelled().await;
+        self.stop().await
+    }
+
+    /// Stops accepting, finishes in-flight requests, closes the pool, stops the embedded cluster.
+    pub async fn stop(self) -> Result<(), StartError> {
+        self.shutdown.cancel();
+        if let Ok(Err(e)) = self.server.await {
+            tracing::warn!(error = %e, "HTTP server ended with an error");
+        }
+        let _ = self.reaper.await;
+        self.state.db.close().await;
+        if let Some(cluster) = &self.embedded {
+            cluster.stop().await?;
+        }
+        tracing::info!("pacsync host stopped");
+        Ok(())
+    }
+}
