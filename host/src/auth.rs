@@ -79,7 +79,10 @@ impl Keys {
     /// Loads the secret from `path`, generating a random one there first if `generate` and the
     /// file does not exist yet.
     pub fn load(path: &Path, generate: bool) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if generate && !path.exists() {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
@@ -88,7 +91,12 @@ impl Keys {
             rand::rng().fill_bytes(&mut secret);
             let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
             // create_new: two processes racing to generate never overwrite each other's key.
-            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
                 Ok(mut file) => file.write_all(hex.as_bytes()).map_err(io)?,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io(e)),
@@ -160,7 +168,10 @@ impl Principal {
     pub fn require_admin(&self) -> Result<(), Error> {
         match self {
             Principal::Admin { .. } => Ok(()),
-            Principal::Endpoint { .. } => Err(Error::new(ErrorCode::AdminRequired, "this route needs an admin token")),
+            Principal::Endpoint { .. } => Err(Error::new(
+                ErrorCode::AdminRequired,
+                "this route needs an admin token",
+            )),
         }
     }
 
@@ -187,24 +198,37 @@ impl Principal {
 }
 
 fn not_yours() -> Error {
-    Error::new(ErrorCode::NotYourEndpoint, "an endpoint token may act only on its own endpoint")
+    Error::new(
+        ErrorCode::NotYourEndpoint,
+        "an endpoint token may act only on its own endpoint",
+    )
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| Error::new(ErrorCode::MissingToken, "send `Authorization: Bearer <token>`"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            Error::new(
+                ErrorCode::MissingToken,
+                "send `Authorization: Bearer <token>`",
+            )
+        })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::new(ErrorCode::InvalidToken, "the Authorization header is not `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::InvalidToken,
+                    "the Authorization header is not `Bearer <token>`",
+                )
+            })?;
         authenticate(state, token).await
     }
 }
@@ -213,16 +237,25 @@ impl FromRequestParts<AppState> for Principal {
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Error> {
     let claims = state.keys.verify(token)?;
     match claims.role {
-        Role::Admin => Ok(Principal::Admin { subject: claims.sub }),
+        Role::Admin => Ok(Principal::Admin {
+            subject: claims.sub,
+        }),
         Role::Endpoint => {
-            let endpoint_id: Uuid = claims
-                .sub
-                .parse()
-                .map_err(|_| Error::new(ErrorCode::InvalidToken, "endpoint token subject is not an endpoint id"))?;
+            let endpoint_id: Uuid = claims.sub.parse().map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidToken,
+                    "endpoint token subject is not an endpoint id",
+                )
+            })?;
             let current = crate::db::endpoints::token_generation(&state.db, endpoint_id).await?;
             match (current, claims.generation) {
-                (Some(current), Some(issued)) if current == issued => Ok(Principal::Endpoint { endpoint_id }),
-                _ => Err(Error::new(ErrorCode::TokenRevoked, "this endpoint token has been revoked")),
+                (Some(current), Some(issued)) if current == issued => {
+                    Ok(Principal::Endpoint { endpoint_id })
+                }
+                _ => Err(Error::new(
+                    ErrorCode::TokenRevoked,
+                    "this endpoint token has been revoked",
+                )),
             }
         }
     }
@@ -238,7 +271,11 @@ mod tests {
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("pacsync-auth-{}-{}", std::process::id(), Uuid::new_v4()));
+        let dir = std::env::temp_dir().join(format!(
+            "pacsync-auth-{}-{}",
+            std::process::id(),
+            Uuid::new_v4()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -249,17 +286,31 @@ mod tests {
         let b = keys();
         let token = a.issue("ops", Role::Admin, None, Duration::from_secs(60));
         let claims = a.verify(&token).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.role, claims.aud.as_str()), ("ops", Role::Admin, AUDIENCE));
+        assert_eq!(
+            (claims.sub.as_str(), claims.role, claims.aud.as_str()),
+            ("ops", Role::Admin, AUDIENCE)
+        );
         assert_eq!(b.verify(&token).unwrap_err().code, ErrorCode::InvalidToken);
-        assert_eq!(a.verify("not-a-jwt").unwrap_err().code, ErrorCode::InvalidToken);
+        assert_eq!(
+            a.verify("not-a-jwt").unwrap_err().code,
+            ErrorCode::InvalidToken
+        );
     }
 
     #[test]
     fn expired_tokens_are_rejected() {
         let k = keys();
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub: "x".into(), role: Role::Admin, exp: now - 60, iat: now - 120, aud: AUDIENCE.into(), generation: None };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
+        let claims = Claims {
+            sub: "x".into(),
+            role: Role::Admin,
+            exp: now - 60,
+            iat: now - 120,
+            aud: AUDIENCE.into(),
+            generation: None,
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
         assert_eq!(k.verify(&token).unwrap_err().code, ErrorCode::InvalidToken);
     }
 
@@ -273,6 +324,9 @@ mod tests {
         assert_eq!(mode, 0o600);
         let token = first.issue("a", Role::Admin, None, Duration::from_secs(60));
         assert!(Keys::load(&path, true).unwrap().verify(&token).is_ok());
-        assert!(matches!(Keys::load(&dir.join("missing"), false), Err(KeyError::Io { .. })));
+        assert!(matches!(
+            Keys::load(&dir.join("missing"), false),
+            Err(KeyError::Io { .. })
+        ));
     }
 }

@@ -81,12 +81,28 @@ pub fn main() -> ExitCode {
             println!("{}", crate::api::openapi_json());
             ExitCode::SUCCESS
         }
-        Command::Token { command: TokenCommand::Issue { role, subject, ttl_hours, config, data_dir, jwt_key_file } } => {
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    role,
+                    subject,
+                    ttl_hours,
+                    config,
+                    data_dir,
+                    jwt_key_file,
+                },
+        } => {
             if role != Role::Admin {
-                eprintln!("error: only admin tokens are issued here; endpoints get theirs at registration");
+                eprintln!(
+                    "error: only admin tokens are issued here; endpoints get theirs at registration"
+                );
                 return ExitCode::from(2);
             }
-            let settings = Settings { data_dir, jwt_key_file, ..Settings::default() };
+            let settings = Settings {
+                data_dir,
+                jwt_key_file,
+                ..Settings::default()
+            };
             let config = match Config::resolve(settings, config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
@@ -94,7 +110,10 @@ pub fn main() -> ExitCode {
             let generate = config.jwt_key_file == config.data_dir.join("jwt-secret");
             match Keys::load(&config.jwt_key_file, generate) {
                 Ok(keys) => {
-                    println!("{}", keys.issue(&subject, role, None, Duration::from_secs(ttl_hours * 3600)));
+                    println!(
+                        "{}",
+                        keys.issue(&subject, role, None, Duration::from_secs(ttl_hours * 3600))
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
@@ -126,7 +145,10 @@ fn fail(error: impl std::fmt::Display) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PACSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -114,7 +114,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwt_key_file", &self.jwt_key_file)
             .field("lease", &self.lease)
             .field("reaper_interval", &self.reaper_interval)
@@ -129,10 +132,14 @@ impl Config {
     pub fn resolve(cli: Settings, file: Option<&Path>) -> Result<Config, ConfigError> {
         let from_file = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                toml::from_str::<Settings>(&text)
-                    .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<Settings>(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
             }
             None => Settings::default(),
         };
@@ -140,19 +147,30 @@ impl Config {
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
         let lease_seconds = s.lease_seconds.unwrap_or(120);
         if lease_seconds == 0 {
-            return Err(ConfigError::Invalid { name: "lease_seconds", reason: "must be at least 1" });
+            return Err(ConfigError::Invalid {
+                name: "lease_seconds",
+                reason: "must be at least 1",
+            });
         }
         let reaper_ms = s.reaper_interval_ms.unwrap_or(5000);
         if reaper_ms < 10 {
-            return Err(ConfigError::Invalid { name: "reaper_interval_ms", reason: "must be at least 10" });
+            return Err(ConfigError::Invalid {
+                name: "reaper_interval_ms",
+                reason: "must be at least 10",
+            });
         }
         let token_days = s.endpoint_token_days.unwrap_or(365);
         if token_days == 0 {
-            return Err(ConfigError::Invalid { name: "endpoint_token_days", reason: "must be at least 1" });
+            return Err(ConfigError::Invalid {
+                name: "endpoint_token_days",
+                reason: "must be at least 1",
+            });
         }
         Ok(Config {
             listen: s.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
-            jwt_key_file: s.jwt_key_file.unwrap_or_else(|| data_dir.join("jwt-secret")),
+            jwt_key_file: s
+                .jwt_key_file
+                .unwrap_or_else(|| data_dir.join("jwt-secret")),
             data_dir,
             database_url: s.database_url.filter(|url| !url.is_empty()),
             lease: Duration::from_secs(lease_seconds.into()),
@@ -183,8 +201,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pacsync-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("host.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlease_seconds = 30\ndata_dir = \"/srv/p\"\n").unwrap();
-        let cli = Settings { lease_seconds: Some(7), ..Settings::default() };
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nlease_seconds = 30\ndata_dir = \"/srv/p\"\n",
+        )
+        .unwrap();
+        let cli = Settings {
+            lease_seconds: Some(7),
+            ..Settings::default()
+        };
         let config = Config::resolve(cli, Some(&file)).unwrap();
         assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.lease, Duration::from_secs(7));
@@ -198,9 +223,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("host.toml");
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
-        assert!(matches!(Config::resolve(Settings::default(), Some(&file)), Err(ConfigError::Parse { .. })));
-        let zero = Settings { lease_seconds: Some(0), ..Settings::default() };
-        assert!(matches!(Config::resolve(zero, None), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(
+            Config::resolve(Settings::default(), Some(&file)),
+            Err(ConfigError::Parse { .. })
+        ));
+        let zero = Settings {
+            lease_seconds: Some(0),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            Config::resolve(zero, None),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     #[test]

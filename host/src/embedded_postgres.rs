@@ -27,7 +27,9 @@ const MAX_SOCKET_PATH: usize = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedPostgresError {
     /// A PostgreSQL server binary is missing.
-    #[error("cannot find PostgreSQL's `{0}`; install PostgreSQL (Debian: apt install postgresql) or set --postgres-bin-dir")]
+    #[error(
+        "cannot find PostgreSQL's `{0}`; install PostgreSQL (Debian: apt install postgresql) or set --postgres-bin-dir"
+    )]
     MissingBinary(&'static str),
     /// A command failed.
     #[error("`{command}` failed: {output}")]
@@ -49,7 +51,9 @@ pub enum EmbeddedPostgresError {
     #[error("data directory {0} is too long for a Unix socket path; choose a shorter --data-dir")]
     PathTooLong(PathBuf),
     /// The unprivileged user does not exist.
-    #[error("running as root needs the `nobody` user to own the database cluster, but it does not exist")]
+    #[error(
+        "running as root needs the `nobody` user to own the database cluster, but it does not exist"
+    )]
     NoUnprivilegedUser,
     /// Connecting to the fresh cluster failed.
     #[error("cannot connect to the embedded cluster: {0}")]
@@ -90,7 +94,11 @@ impl EmbeddedPostgres {
         } else {
             None
         };
-        Ok(Self { cluster_dir, bin_dir, run_as })
+        Ok(Self {
+            cluster_dir,
+            bin_dir,
+            run_as,
+        })
     }
 
     /// The cluster directory (also the socket directory).
@@ -110,7 +118,11 @@ impl EmbeddedPostgres {
     /// A `tokio_postgres` config for the same database, used by the migration runner.
     pub fn tokio_postgres_config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
-        config.host_path(&self.cluster_dir).port(5432).user(USER).dbname(DATABASE);
+        config
+            .host_path(&self.cluster_dir)
+            .port(5432)
+            .user(USER)
+            .dbname(DATABASE);
         config
     }
 
@@ -118,7 +130,8 @@ impl EmbeddedPostgres {
     /// the host's database exists.
     pub async fn start(&self) -> Result<(), EmbeddedPostgresError> {
         let data_dir = self.cluster_dir.parent().expect("cluster dir has a parent");
-        std::fs::create_dir_all(data_dir).map_err(io_err(format!("cannot create {}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(io_err(format!("cannot create {}", data_dir.display())))?;
         if self.run_as.is_some() {
             // The unprivileged owner must be able to reach its cluster inside our data dir.
             let mut perms = std::fs::metadata(data_dir)
@@ -126,8 +139,10 @@ impl EmbeddedPostgres {
                 .permissions();
             if perms.mode() & 0o001 == 0 {
                 perms.set_mode(perms.mode() | 0o711);
-                std::fs::set_permissions(data_dir, perms)
-                    .map_err(io_err(format!("cannot make {} traversable", data_dir.display())))?;
+                std::fs::set_permissions(data_dir, perms).map_err(io_err(format!(
+                    "cannot make {} traversable",
+                    data_dir.display()
+                )))?;
             }
         }
         if !self.cluster_dir.join("PG_VERSION").exists() {
@@ -166,7 +181,14 @@ impl EmbeddedPostgres {
         }
         self.run(
             "pg_ctl",
-            &["stop".into(), "-w".into(), "-m".into(), "fast".into(), "-D".into(), self.cluster_dir.clone().into()],
+            &[
+                "stop".into(),
+                "-w".into(),
+                "-m".into(),
+                "fast".into(),
+                "-D".into(),
+                self.cluster_dir.clone().into(),
+            ],
         )
         .await
         .map(|_| ())
@@ -177,19 +199,32 @@ impl EmbeddedPostgres {
         if !self.cluster_dir.join("postmaster.pid").exists() {
             return false;
         }
-        self.run("pg_ctl", &["status".into(), "-D".into(), self.cluster_dir.clone().into()])
-            .await
-            .is_ok()
+        self.run(
+            "pg_ctl",
+            &[
+                "status".into(),
+                "-D".into(),
+                self.cluster_dir.clone().into(),
+            ],
+        )
+        .await
+        .is_ok()
     }
 
     async fn initdb(&self) -> Result<(), EmbeddedPostgresError> {
-        std::fs::create_dir_all(&self.cluster_dir)
-            .map_err(io_err(format!("cannot create {}", self.cluster_dir.display())))?;
+        std::fs::create_dir_all(&self.cluster_dir).map_err(io_err(format!(
+            "cannot create {}",
+            self.cluster_dir.display()
+        )))?;
         std::fs::set_permissions(&self.cluster_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io_err("cannot restrict the cluster directory"))?;
         if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(&self.cluster_dir, Some(uid), Some(gid))
-                .map_err(io_err(format!("cannot give {} to {UNPRIVILEGED_USER}", self.cluster_dir.display())))?;
+            std::os::unix::fs::chown(&self.cluster_dir, Some(uid), Some(gid)).map_err(io_err(
+                format!(
+                    "cannot give {} to {UNPRIVILEGED_USER}",
+                    self.cluster_dir.display()
+                ),
+            ))?;
         }
         tracing::info!(dir = %self.cluster_dir.display(), "initialising embedded PostgreSQL cluster");
         self.run(
@@ -210,20 +245,28 @@ impl EmbeddedPostgres {
 
     async fn ensure_database(&self) -> Result<(), EmbeddedPostgresError> {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect_with(&self.connect_options().database("postgres")).await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DATABASE)
-            .fetch_one(&mut conn)
-            .await?;
+        let mut conn =
+            sqlx::PgConnection::connect_with(&self.connect_options().database("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(DATABASE)
+                .fetch_one(&mut conn)
+                .await?;
         if !exists {
-            sqlx::query(&format!("CREATE DATABASE {DATABASE}")).execute(&mut conn).await?;
+            sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
+                .execute(&mut conn)
+                .await?;
         }
         conn.close().await?;
         Ok(())
     }
 
     /// Runs a PostgreSQL binary, as the unprivileged user when the host is root.
-    async fn run(&self, program: &'static str, args: &[OsString]) -> Result<String, EmbeddedPostgresError> {
+    async fn run(
+        &self,
+        program: &'static str,
+        args: &[OsString],
+    ) -> Result<String, EmbeddedPostgresError> {
         let binary = self.bin_dir.join(program);
         if !binary.exists() {
             return Err(EmbeddedPostgresError::MissingBinary(program));
@@ -235,13 +278,21 @@ impl EmbeddedPostgres {
         } else {
             Command::new(&binary)
         };
-        command.args(args).stdin(Stdio::null()).current_dir(&self.bin_dir);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .current_dir(&self.bin_dir);
         // pg_ctl start leaves the server running; its output must not hold our pipes open.
         let output = if program == "pg_ctl" && args.first().is_some_and(|a| a == "start") {
             // Its own process group, so a Ctrl-C aimed at the host does not stop the database
             // under in-flight requests; the host stops it after draining.
-            command.stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
-            let child = command.spawn().map_err(io_err(format!("cannot run {program}")))?;
+            command
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .process_group(0);
+            let child = command
+                .spawn()
+                .map_err(io_err(format!("cannot run {program}")))?;
             child.wait_with_output().await
         } else {
             command.output().await
@@ -258,9 +309,15 @@ impl EmbeddedPostgres {
             let command = format!(
                 "{} {}",
                 program,
-                args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
-            Err(EmbeddedPostgresError::Command { command, output: text.trim().to_owned() })
+            Err(EmbeddedPostgresError::Command {
+                command,
+                output: text.trim().to_owned(),
+            })
         }
     }
 }
@@ -285,5 +342,8 @@ fn find_bin_dir() -> Result<PathBuf, EmbeddedPostgresError> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, dir)| dir).ok_or(EmbeddedPostgresError::MissingBinary("initdb"))
+    versions
+        .pop()
+        .map(|(_, dir)| dir)
+        .ok_or(EmbeddedPostgresError::MissingBinary("initdb"))
 }

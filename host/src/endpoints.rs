@@ -73,7 +73,10 @@ fn validate_label(field: &str, value: &str, max: usize) -> Result<()> {
 
 /// sha256 hex of an enrollment token; only hashes are stored.
 pub fn hash_enrollment_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Registers an endpoint into the pool its enrollment token names and issues its token.
@@ -81,19 +84,32 @@ pub async fn register(app: &AppState, request: RegisterRequest) -> Result<Regist
     validate_label("name", &request.name, 128)?;
     validate_label("hostname", &request.hostname, 255)?;
     let mut tx = app.db.begin().await?;
-    let pool_id = match db::enrollment::consume(&mut tx, &hash_enrollment_token(&request.enrollment_token)).await? {
-        Ok(pool_id) => pool_id,
-        Err(Rejection::Unknown) => {
-            return Err(Error::new(ErrorCode::InvalidEnrollmentToken, "unknown enrollment token"));
-        }
-        Err(Rejection::Expired) => {
-            return Err(Error::new(ErrorCode::EnrollmentTokenExpired, "the enrollment token has expired"));
-        }
-        Err(Rejection::Exhausted) => {
-            return Err(Error::new(ErrorCode::EnrollmentTokenExhausted, "the enrollment token has no uses left"));
-        }
-    };
-    let endpoint = db::endpoints::insert(&mut tx, pool_id, &request.name, &request.hostname).await?;
+    let pool_id =
+        match db::enrollment::consume(&mut tx, &hash_enrollment_token(&request.enrollment_token))
+            .await?
+        {
+            Ok(pool_id) => pool_id,
+            Err(Rejection::Unknown) => {
+                return Err(Error::new(
+                    ErrorCode::InvalidEnrollmentToken,
+                    "unknown enrollment token",
+                ));
+            }
+            Err(Rejection::Expired) => {
+                return Err(Error::new(
+                    ErrorCode::EnrollmentTokenExpired,
+                    "the enrollment token has expired",
+                ));
+            }
+            Err(Rejection::Exhausted) => {
+                return Err(Error::new(
+                    ErrorCode::EnrollmentTokenExhausted,
+                    "the enrollment token has no uses left",
+                ));
+            }
+        };
+    let endpoint =
+        db::endpoints::insert(&mut tx, pool_id, &request.name, &request.hostname).await?;
     tx.commit().await?;
     let access_token = app.keys.issue(
         &endpoint.endpoint_id.to_string(),
@@ -101,7 +117,10 @@ pub async fn register(app: &AppState, request: RegisterRequest) -> Result<Regist
         Some(endpoint.token_generation),
         app.config.endpoint_token_ttl,
     );
-    Ok(Registration { endpoint, access_token })
+    Ok(Registration {
+        endpoint,
+        access_token,
+    })
 }
 
 /// Validates a reported package list into a state.
@@ -114,20 +133,33 @@ pub fn parse_state(report: &StateReport) -> Result<PackageState> {
             format!("at most {MAX_PACKAGES} packages per report"),
         ));
     }
-    PackageState::new(report.packages.clone()).map_err(|e| Error::new(ErrorCode::InvalidPackageState, e.to_string()))
+    PackageState::new(report.packages.clone())
+        .map_err(|e| Error::new(ErrorCode::InvalidPackageState, e.to_string()))
 }
 
 /// Records the endpoint's reported state and re-classifies it, in one transaction.
-pub async fn report_state(app: &AppState, endpoint_id: Uuid, report: StateReport) -> Result<StateRecorded> {
+pub async fn report_state(
+    app: &AppState,
+    endpoint_id: Uuid,
+    report: StateReport,
+) -> Result<StateRecorded> {
     let state = parse_state(&report)?;
     let mut tx = app.db.begin().await?;
     let state_id = db::states::store(&mut *tx, &state).await?;
-    let endpoint =
-        db::endpoints::record_state(&mut *tx, endpoint_id, &state_id, &report.architecture, &report.pacman_version)
-            .await?;
+    let endpoint = db::endpoints::record_state(
+        &mut *tx,
+        endpoint_id,
+        &state_id,
+        &report.architecture,
+        &report.pacman_version,
+    )
+    .await?;
     let sync_status = classify_and_store(app, &mut tx, &endpoint, Some(&state)).await?;
     tx.commit().await?;
-    Ok(StateRecorded { state_id, sync_status })
+    Ok(StateRecorded {
+        state_id,
+        sync_status,
+    })
 }
 
 /// Classifies one endpoint against its pool's target with the pool's policy and stores the result.
@@ -142,7 +174,12 @@ pub async fn classify_and_store(
 ) -> Result<SyncStatus> {
     let pool = db::pools::get(&mut *tx, endpoint.pool_id)
         .await?
-        .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, "the endpoint's pool no longer exists"))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::PoolNotFound,
+                "the endpoint's pool no longer exists",
+            )
+        })?;
     let status = match (&endpoint.current_state_id, &pool.target_state_id) {
         (Some(current_id), Some(target_id)) => {
             let current = match known_state {
@@ -200,7 +237,12 @@ pub async fn load_state(tx: &mut PgConnection, state_id: &str) -> Result<Package
 pub async fn get(app: &AppState, endpoint_id: Uuid) -> Result<Endpoint> {
     db::endpoints::get(&app.db, endpoint_id)
         .await?
-        .ok_or_else(|| Error::new(ErrorCode::EndpointNotFound, format!("endpoint {endpoint_id} not found")))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::EndpointNotFound,
+                format!("endpoint {endpoint_id} not found"),
+            )
+        })
 }
 
 /// Live endpoints, optionally of one pool.
@@ -212,11 +254,18 @@ pub async fn list(app: &AppState, pool_id: Option<Uuid>) -> Result<Vec<Endpoint>
 }
 
 /// Moves an endpoint to another pool and classifies it against that pool's target.
-pub async fn move_to_pool(app: &AppState, endpoint_id: Uuid, pool_id: Uuid, actor: &str) -> Result<Endpoint> {
+pub async fn move_to_pool(
+    app: &AppState,
+    endpoint_id: Uuid,
+    pool_id: Uuid,
+    actor: &str,
+) -> Result<Endpoint> {
     let mut tx = app.db.begin().await?;
     let endpoint = db::endpoints::move_to_pool(&mut *tx, endpoint_id, pool_id, actor).await?;
     classify_and_store(app, &mut tx, &endpoint, None).await?;
-    let endpoint = db::endpoints::get(&mut *tx, endpoint_id).await?.ok_or_else(|| Error::internal("moved endpoint vanished"))?;
+    let endpoint = db::endpoints::get(&mut *tx, endpoint_id)
+        .await?
+        .ok_or_else(|| Error::internal("moved endpoint vanished"))?;
     tx.commit().await?;
     Ok(endpoint)
 }

@@ -231,7 +231,10 @@ pub struct Error {
 impl Error {
     /// Builds an error from a code and a detail.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// An internal error; the cause is logged, the client sees a generic detail.
@@ -254,7 +257,10 @@ impl From<sqlx::Error> for Error {
                 if db.is_unique_violation() {
                     match db.constraint() {
                         Some("pools_live_name") => {
-                            return Error::new(ErrorCode::PoolNameTaken, "a pool with this name already exists");
+                            return Error::new(
+                                ErrorCode::PoolNameTaken,
+                                "a pool with this name already exists",
+                            );
                         }
                         Some("endpoints_live_name") => {
                             return Error::new(
@@ -269,7 +275,10 @@ impl From<sqlx::Error> for Error {
             }
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(error = %err, "database unavailable");
-                Error::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; retry later")
+                Error::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "the database is unavailable; retry later",
+                )
             }
             _ => Error::internal(err),
         }
@@ -297,7 +306,10 @@ impl IntoResponse for Error {
         let status = self.code.status();
         let code = self.code.as_str();
         let problem = Problem {
-            type_: format!("urn:pacsync:problem:{}", code.to_ascii_lowercase().replace('_', "-")),
+            type_: format!(
+                "urn:pacsync:problem:{}",
+                code.to_ascii_lowercase().replace('_', "-")
+            ),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: self.detail,

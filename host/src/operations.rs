@@ -250,32 +250,79 @@ struct Context {
     current_state_id: String,
 }
 
-/// Locks the endpoint for the transaction and loads it, its pool and its current state id.
-async fn lock_context(tx: &mut PgConnection, request: &Request<'_>) -> Result<Context> {
-    request.principal.require_admin_or_endpoint(request.endpoint_id)?;
+/// What locking an endpoint for a new operation found.
+enum Locked {
+    /// A new request: the endpoint, its pool and its state.
+    Fresh(Context),
+    /// The `Idempotency-Key` names an earlier request with the same fingerprint.
+    Replay(OperationRow),
+}
+
+/// Locks the endpoint for the transaction and loads it, its pool and its current state id, after
+/// settling idempotent replays (a replay answers before any precondition is re-checked).
+async fn lock_context(
+    tx: &mut PgConnection,
+    request: &Request<'_>,
+    fingerprint: &str,
+) -> Result<Locked> {
+    request
+        .principal
+        .require_admin_or_endpoint(request.endpoint_id)?;
+    db::endpoints::lock(&mut *tx, request.endpoint_id).await?;
     if let Some(key) = request.idempotency_key {
         validate_idempotency_key(key)?;
+        if let Some(earlier) =
+            db::operations::find_by_idempotency_key(&mut *tx, &request.principal.actor(), key)
+                .await?
+        {
+            if earlier.request_fingerprint.as_deref() != Some(fingerprint) {
+                return Err(Error::new(
+                    ErrorCode::IdempotencyKeyMismatch,
+                    format!("Idempotency-Key {key:?} was first used for a different request"),
+                ));
+            }
+            return Ok(Locked::Replay(earlier));
+        }
     }
-    db::endpoints::lock(&mut *tx, request.endpoint_id).await?;
     let endpoint = db::endpoints::get(&mut *tx, request.endpoint_id)
         .await?
-        .ok_or_else(|| Error::new(ErrorCode::EndpointNotFound, format!("endpoint {} not found", request.endpoint_id)))?;
-    // Fail fast on a busy endpoint before planning, unless this may be an idempotent replay.
-    if request.idempotency_key.is_none()
-        && let Some(active) = db::operations::active_for_endpoint(&mut *tx, endpoint.endpoint_id).await?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::EndpointNotFound,
+                format!("endpoint {} not found", request.endpoint_id),
+            )
+        })?;
+    // Fail fast on a busy endpoint before planning; the procedure and the unique index re-check.
+    if let Some(active) =
+        db::operations::active_for_endpoint(&mut *tx, endpoint.endpoint_id).await?
     {
         return Err(Error::new(
             ErrorCode::OperationConflict,
-            format!("endpoint {} already has active operation {}", endpoint.endpoint_id, active.operation_id),
+            format!(
+                "endpoint {} already has active operation {}",
+                endpoint.endpoint_id, active.operation_id
+            ),
         ));
     }
     let pool = db::pools::get(&mut *tx, endpoint.pool_id)
         .await?
-        .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, "the endpoint's pool no longer exists"))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::PoolNotFound,
+                "the endpoint's pool no longer exists",
+            )
+        })?;
     let current_state_id = endpoint.current_state_id.clone().ok_or_else(|| {
-        Error::new(ErrorCode::NoReportedState, "the endpoint has not reported its packages yet (PUT /api/endpoints/{id}/state)")
+        Error::new(
+            ErrorCode::NoReportedState,
+            "the endpoint has not reported its packages yet (PUT /api/endpoints/{id}/state)",
+        )
     })?;
-    Ok(Context { endpoint, pool, current_state_id })
+    Ok(Locked::Fresh(Context {
+        endpoint,
+        pool,
+        current_state_id,
+    }))
 }
 
 struct Creation<'a> {
@@ -289,7 +336,11 @@ struct Creation<'a> {
 }
 
 /// Calls `ps_op_create`; returns the row and whether it was a replay.
-async fn create_row(tx: &mut PgConnection, request: &Request<'_>, c: Creation<'_>) -> Result<(OperationRow, bool)> {
+async fn create_row(
+    tx: &mut PgConnection,
+    request: &Request<'_>,
+    c: Creation<'_>,
+) -> Result<(OperationRow, bool)> {
     let proposed = Uuid::new_v4();
     let actor = request.principal.actor();
     let fingerprint = fingerprint(c.kind, request.endpoint_id, &c.body);
@@ -317,7 +368,12 @@ async fn create_row(tx: &mut PgConnection, request: &Request<'_>, c: Creation<'_
 }
 
 /// Completes an operation whose plan is empty at once: there is nothing for the agent to do.
-async fn complete_at_once(app: &AppState, tx: &mut PgConnection, row: OperationRow, state_id: &str) -> Result<OperationRow> {
+async fn complete_at_once(
+    app: &AppState,
+    tx: &mut PgConnection,
+    row: OperationRow,
+    state_id: &str,
+) -> Result<OperationRow> {
     let actor = "system:host";
     db::operations::start(&mut *tx, row.operation_id, lease_seconds(app), actor, None).await?;
     db::operations::complete(&mut *tx, row.operation_id, state_id, None, None, actor).await
@@ -325,10 +381,23 @@ async fn complete_at_once(app: &AppState, tx: &mut PgConnection, row: OperationR
 
 /// sync-to-latest: plan the endpoint onto the pool target with the pool's policy.
 pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Created> {
+    let request_body = serde_json::json!({});
     let mut tx = app.db.begin().await?;
-    let ctx = lock_context(&mut tx, &request).await?;
+    let ctx = match lock_context(
+        &mut tx,
+        &request,
+        &fingerprint(OperationType::Sync, request.endpoint_id, &request_body),
+    )
+    .await?
+    {
+        Locked::Fresh(ctx) => ctx,
+        Locked::Replay(row) => return replay(tx, row).await,
+    };
     let target_id = ctx.pool.target_state_id.clone().ok_or_else(|| {
-        Error::new(ErrorCode::NoPoolTarget, "the pool has no target yet; run set-as-latest on a reference endpoint first")
+        Error::new(
+            ErrorCode::NoPoolTarget,
+            "the pool has no target yet; run set-as-latest on a reference endpoint first",
+        )
     })?;
     let (policy, record) = app.policies.for_pool(&ctx.pool)?;
     let current = load_state(&mut tx, &ctx.current_state_id).await?;
@@ -339,7 +408,7 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
         &request,
         Creation {
             kind: OperationType::Sync,
-            body: serde_json::json!({}),
+            body: request_body,
             target_state_id: &target_id,
             target_generation: Some(ctx.pool.target_generation),
             revert_history_id: None,
@@ -352,19 +421,32 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
         row = complete_at_once(app, &mut tx, row, &ctx.current_state_id).await?;
     }
     tx.commit().await?;
-    Ok(Created { operation: row.into(), replayed })
+    Ok(Created {
+        operation: row.into(),
+        replayed,
+    })
 }
 
 /// set-as-latest: the endpoint's current state becomes the pool target; completes server-side.
 pub async fn request_set_latest(app: &AppState, request: Request<'_>) -> Result<Created> {
+    let request_body = serde_json::json!({});
     let mut tx = app.db.begin().await?;
-    let ctx = lock_context(&mut tx, &request).await?;
+    let ctx = match lock_context(
+        &mut tx,
+        &request,
+        &fingerprint(OperationType::SetLatest, request.endpoint_id, &request_body),
+    )
+    .await?
+    {
+        Locked::Fresh(ctx) => ctx,
+        Locked::Replay(row) => return replay(tx, row).await,
+    };
     let (row, replayed) = create_row(
         &mut tx,
         &request,
         Creation {
             kind: OperationType::SetLatest,
-            body: serde_json::json!({}),
+            body: request_body,
             target_state_id: &ctx.current_state_id,
             target_generation: None,
             revert_history_id: None,
@@ -375,30 +457,73 @@ pub async fn request_set_latest(app: &AppState, request: Request<'_>) -> Result<
     .await?;
     if replayed {
         tx.commit().await?;
-        return Ok(Created { operation: row.into(), replayed });
+        return Ok(Created {
+            operation: row.into(),
+            replayed,
+        });
     }
     let actor = request.principal.actor();
-    db::pools::set_target(&mut *tx, ctx.pool.pool_id, &ctx.current_state_id, row.operation_id, ctx.endpoint.endpoint_id, &actor)
-        .await?;
+    db::pools::set_target(
+        &mut *tx,
+        ctx.pool.pool_id,
+        &ctx.current_state_id,
+        row.operation_id,
+        ctx.endpoint.endpoint_id,
+        &actor,
+    )
+    .await?;
     reclassify_pool(app, &mut tx, ctx.pool.pool_id).await?;
     db::operations::start(&mut *tx, row.operation_id, lease_seconds(app), &actor, None).await?;
-    let row = db::operations::complete(&mut *tx, row.operation_id, &ctx.current_state_id, None, None, &actor).await?;
+    let row = db::operations::complete(
+        &mut *tx,
+        row.operation_id,
+        &ctx.current_state_id,
+        None,
+        None,
+        &actor,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Created { operation: row.into(), replayed })
+    Ok(Created {
+        operation: row.into(),
+        replayed,
+    })
 }
 
 /// revert: back to the state before the latest change (an undo stack), or to a given state.
-pub async fn request_revert(app: &AppState, request: Request<'_>, body: RevertRequest) -> Result<Created> {
+pub async fn request_revert(
+    app: &AppState,
+    request: Request<'_>,
+    body: RevertRequest,
+) -> Result<Created> {
+    let request_body = serde_json::to_value(&body).map_err(Error::internal)?;
     let mut tx = app.db.begin().await?;
-    let ctx = lock_context(&mut tx, &request).await?;
+    let ctx = match lock_context(
+        &mut tx,
+        &request,
+        &fingerprint(OperationType::Revert, request.endpoint_id, &request_body),
+    )
+    .await?
+    {
+        Locked::Fresh(ctx) => ctx,
+        Locked::Replay(row) => return replay(tx, row).await,
+    };
     let history_id = match &body.state_id {
-        Some(state_id) => db::endpoints::latest_history_with_state(&mut *tx, ctx.endpoint.endpoint_id, state_id)
-            .await?
-            .ok_or_else(|| {
-                Error::new(ErrorCode::StateNotFound, format!("state {state_id} is not in this endpoint's history"))
-            })?,
+        Some(state_id) => {
+            db::endpoints::latest_history_with_state(&mut *tx, ctx.endpoint.endpoint_id, state_id)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::StateNotFound,
+                        format!("state {state_id} is not in this endpoint's history"),
+                    )
+                })?
+        }
         None => {
-            let current = ctx.endpoint.current_history_id.ok_or_else(|| no_previous_state())?;
+            let current = ctx
+                .endpoint
+                .current_history_id
+                .ok_or_else(|| no_previous_state())?;
             let (_, _, revert_to) = db::endpoints::history_entry(&mut *tx, current)
                 .await?
                 .ok_or_else(|| Error::internal("current history entry missing"))?;
@@ -417,7 +542,7 @@ pub async fn request_revert(app: &AppState, request: Request<'_>, body: RevertRe
         &request,
         Creation {
             kind: OperationType::Revert,
-            body: serde_json::to_value(&body).map_err(Error::internal)?,
+            body: request_body,
             target_state_id: &target_id,
             target_generation: None,
             revert_history_id: Some(history_id),
@@ -430,11 +555,26 @@ pub async fn request_revert(app: &AppState, request: Request<'_>, body: RevertRe
         row = complete_at_once(app, &mut tx, row, &ctx.current_state_id).await?;
     }
     tx.commit().await?;
-    Ok(Created { operation: row.into(), replayed })
+    Ok(Created {
+        operation: row.into(),
+        replayed,
+    })
+}
+
+/// Answers a replayed request with the operation the first request created.
+async fn replay(tx: sqlx::Transaction<'_, sqlx::Postgres>, row: OperationRow) -> Result<Created> {
+    tx.commit().await?;
+    Ok(Created {
+        operation: row.into(),
+        replayed: true,
+    })
 }
 
 fn no_previous_state() -> Error {
-    Error::new(ErrorCode::NoPreviousState, "the endpoint's history has no earlier state to revert to")
+    Error::new(
+        ErrorCode::NoPreviousState,
+        "the endpoint's history has no earlier state to revert to",
+    )
 }
 
 /// Who may do what to an existing operation.
@@ -446,10 +586,20 @@ enum Access {
     Agent,
 }
 
-async fn authorize(app: &AppState, principal: &Principal, operation_id: Uuid, access: Access) -> Result<OperationRow> {
+async fn authorize(
+    app: &AppState,
+    principal: &Principal,
+    operation_id: Uuid,
+    access: Access,
+) -> Result<OperationRow> {
     let row = db::operations::get(&app.db, operation_id)
         .await?
-        .ok_or_else(|| Error::new(ErrorCode::OperationNotFound, format!("operation {operation_id} not found")))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::OperationNotFound,
+                format!("operation {operation_id} not found"),
+            )
+        })?;
     match access {
         Access::Owner => principal.require_admin_or_endpoint(row.endpoint_id)?,
         Access::Agent => principal.require_endpoint(row.endpoint_id)?,
@@ -459,7 +609,9 @@ async fn authorize(app: &AppState, principal: &Principal, operation_id: Uuid, ac
 
 /// One operation.
 pub async fn get(app: &AppState, principal: &Principal, operation_id: Uuid) -> Result<Operation> {
-    Ok(authorize(app, principal, operation_id, Access::Owner).await?.into())
+    Ok(authorize(app, principal, operation_id, Access::Owner)
+        .await?
+        .into())
 }
 
 /// The agent claims a pending operation. A sync whose pool target moved since it was planned is
@@ -476,12 +628,16 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
             let pool = crate::pools::get(app, row.pool_id).await?;
             if Some(pool.target_generation) != row.target_generation {
                 let endpoint = crate::endpoints::get(app, row.endpoint_id).await?;
-                let (current_id, target_id) = match (endpoint.current_state_id, pool.target_state_id.clone()) {
-                    (Some(c), Some(t)) => (c, t),
-                    _ => return Err(Error::internal("sync operation without states")),
-                };
+                let (current_id, target_id) =
+                    match (endpoint.current_state_id, pool.target_state_id.clone()) {
+                        (Some(c), Some(t)) => (c, t),
+                        _ => return Err(Error::internal("sync operation without states")),
+                    };
                 let (policy, record) = app.policies.for_pool(&pool)?;
-                let plan = policy.plan(&load_state(&mut tx, &current_id).await?, &load_state(&mut tx, &target_id).await?)?;
+                let plan = policy.plan(
+                    &load_state(&mut tx, &current_id).await?,
+                    &load_state(&mut tx, &target_id).await?,
+                )?;
                 if plan.is_empty() {
                     now_in_sync_at = Some(current_id);
                 }
@@ -493,12 +649,22 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
                 });
             }
         }
-        match db::operations::start(&mut *tx, operation_id, lease_seconds(app), &actor, replan).await {
+        match db::operations::start(&mut *tx, operation_id, lease_seconds(app), &actor, replan)
+            .await
+        {
             Err(e) if e.code == ErrorCode::StalePlan && attempt < START_ATTEMPTS => continue,
             Err(e) => return Err(e),
             Ok(mut started) => {
                 if let Some(state_id) = now_in_sync_at {
-                    started = db::operations::complete(&mut *tx, operation_id, &state_id, None, None, &actor).await?;
+                    started = db::operations::complete(
+                        &mut *tx,
+                        operation_id,
+                        &state_id,
+                        None,
+                        None,
+                        &actor,
+                    )
+                    .await?;
                 }
                 tx.commit().await?;
                 return Ok(started.into());
@@ -509,15 +675,33 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
 }
 
 /// Progress heartbeat from the agent; the response tells it whether a cancel was requested.
-pub async fn progress(app: &AppState, principal: &Principal, operation_id: Uuid, report: ProgressReport) -> Result<Operation> {
+pub async fn progress(
+    app: &AppState,
+    principal: &Principal,
+    operation_id: Uuid,
+    report: ProgressReport,
+) -> Result<Operation> {
     if !(0..=100).contains(&report.percentage) {
-        return Err(Error::new(ErrorCode::ValidationFailed, "percentage must be between 0 and 100"));
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "percentage must be between 0 and 100",
+        ));
     }
     if report.stage.is_empty() || report.stage.chars().count() > 64 {
-        return Err(Error::new(ErrorCode::ValidationFailed, "stage must be 1 to 64 characters"));
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "stage must be 1 to 64 characters",
+        ));
     }
-    if report.current_action.as_ref().is_some_and(|a| a.chars().count() > 512) {
-        return Err(Error::new(ErrorCode::ValidationFailed, "current_action is limited to 512 characters"));
+    if report
+        .current_action
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 512)
+    {
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "current_action is limited to 512 characters",
+        ));
     }
     authorize(app, principal, operation_id, Access::Agent).await?;
     let row = db::operations::progress(
@@ -533,14 +717,22 @@ pub async fn progress(app: &AppState, principal: &Principal, operation_id: Uuid,
 }
 
 /// Stores a reported state and records it as the endpoint's, returning the state and its id.
-async fn store_report(tx: &mut PgConnection, report: &StateReport) -> Result<(PackageState, String)> {
+async fn store_report(
+    tx: &mut PgConnection,
+    report: &StateReport,
+) -> Result<(PackageState, String)> {
     let state = parse_state(report)?;
     let state_id = db::states::store(&mut *tx, &state).await?;
     Ok((state, state_id))
 }
 
 /// The agent finished: record the state it reached and re-classify the endpoint.
-pub async fn complete(app: &AppState, principal: &Principal, operation_id: Uuid, report: CompleteReport) -> Result<Operation> {
+pub async fn complete(
+    app: &AppState,
+    principal: &Principal,
+    operation_id: Uuid,
+    report: CompleteReport,
+) -> Result<Operation> {
     parse_state(&report.state)?;
     authorize(app, principal, operation_id, Access::Agent).await?;
     let mut tx = app.db.begin().await?;
@@ -559,7 +751,12 @@ pub async fn complete(app: &AppState, principal: &Principal, operation_id: Uuid,
     Ok(row.into())
 }
 
-async fn reclassify_endpoint(app: &AppState, tx: &mut PgConnection, endpoint_id: Uuid, state: &PackageState) -> Result<()> {
+async fn reclassify_endpoint(
+    app: &AppState,
+    tx: &mut PgConnection,
+    endpoint_id: Uuid,
+    state: &PackageState,
+) -> Result<()> {
     let endpoint = db::endpoints::get(&mut *tx, endpoint_id)
         .await?
         .ok_or_else(|| Error::internal("endpoint of a live operation vanished"))?;
@@ -568,28 +765,63 @@ async fn reclassify_endpoint(app: &AppState, tx: &mut PgConnection, endpoint_id:
 }
 
 /// The agent failed the operation (pacman's message in `message`).
-pub async fn fail(app: &AppState, principal: &Principal, operation_id: Uuid, report: FailReport) -> Result<Operation> {
+pub async fn fail(
+    app: &AppState,
+    principal: &Principal,
+    operation_id: Uuid,
+    report: FailReport,
+) -> Result<Operation> {
     let code_ok = !report.code.is_empty()
         && report.code.len() <= 64
-        && report.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        && report
+            .code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
     if !code_ok {
-        return Err(Error::new(ErrorCode::ValidationFailed, "code must match [A-Z0-9_]{1,64}"));
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "code must match [A-Z0-9_]{1,64}",
+        ));
     }
     if report.message.len() > 16 * 1024 {
-        return Err(Error::new(ErrorCode::ValidationFailed, "message is limited to 16 KiB"));
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "message is limited to 16 KiB",
+        ));
     }
     authorize(app, principal, operation_id, Access::Agent).await?;
-    Ok(db::operations::fail(&app.db, operation_id, &report.code, &report.message, &principal.actor()).await?.into())
+    Ok(db::operations::fail(
+        &app.db,
+        operation_id,
+        &report.code,
+        &report.message,
+        &principal.actor(),
+    )
+    .await?
+    .into())
 }
 
 /// Cancels a pending operation, or asks the agent to stop an in-progress one.
-pub async fn cancel(app: &AppState, principal: &Principal, operation_id: Uuid) -> Result<Operation> {
+pub async fn cancel(
+    app: &AppState,
+    principal: &Principal,
+    operation_id: Uuid,
+) -> Result<Operation> {
     authorize(app, principal, operation_id, Access::Owner).await?;
-    Ok(db::operations::cancel(&app.db, operation_id, &principal.actor()).await?.into())
+    Ok(
+        db::operations::cancel(&app.db, operation_id, &principal.actor())
+            .await?
+            .into(),
+    )
 }
 
 /// The agent stopped at a safe point after a cancel request.
-pub async fn acknowledge_cancel(app: &AppState, principal: &Principal, operation_id: Uuid, ack: CancelAck) -> Result<Operation> {
+pub async fn acknowledge_cancel(
+    app: &AppState,
+    principal: &Principal,
+    operation_id: Uuid,
+    ack: CancelAck,
+) -> Result<Operation> {
     if let Some(state) = &ack.state {
         parse_state(state)?;
     }
@@ -616,17 +848,31 @@ pub async fn acknowledge_cancel(app: &AppState, principal: &Principal, operation
 }
 
 fn encode_cursor(row: &OperationRow) -> String {
-    let raw = format!("{}|{}", row.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), row.operation_id);
+    let raw = format!(
+        "{}|{}",
+        row.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        row.operation_id
+    );
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
 fn decode_cursor(cursor: &str) -> Result<Cursor> {
-    let invalid = || Error::new(ErrorCode::InvalidCursor, "cursor was not produced by this API");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let invalid = || {
+        Error::new(
+            ErrorCode::InvalidCursor,
+            "cursor was not produced by this API",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid())?;
     let raw = String::from_utf8(raw).map_err(|_| invalid())?;
     let (at, id) = raw.split_once('|').ok_or_else(invalid)?;
     Ok(Cursor {
-        created_at: DateTime::parse_from_rfc3339(at).map_err(|_| invalid())?.with_timezone(&Utc),
+        created_at: DateTime::parse_from_rfc3339(at)
+            .map_err(|_| invalid())?
+            .with_timezone(&Utc),
         operation_id: id.parse().map_err(|_| invalid())?,
     })
 }
@@ -640,19 +886,33 @@ pub fn list_query(
 ) -> Result<ListQuery> {
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(Error::new(ErrorCode::InvalidQuery, "limit must be between 1 and 200"));
+        return Err(Error::new(
+            ErrorCode::InvalidQuery,
+            "limit must be between 1 and 200",
+        ));
     }
     if let Some(s) = &status
         && !STATUSES.contains(&s.as_str())
     {
-        return Err(Error::new(ErrorCode::InvalidQuery, format!("status must be one of {}", STATUSES.join(", "))));
+        return Err(Error::new(
+            ErrorCode::InvalidQuery,
+            format!("status must be one of {}", STATUSES.join(", ")),
+        ));
     }
     if let Some(t) = &operation_type
         && !TYPES.contains(&t.as_str())
     {
-        return Err(Error::new(ErrorCode::InvalidQuery, format!("type must be one of {}", TYPES.join(", "))));
+        return Err(Error::new(
+            ErrorCode::InvalidQuery,
+            format!("type must be one of {}", TYPES.join(", ")),
+        ));
     }
-    Ok(ListQuery { limit, cursor, status, operation_type })
+    Ok(ListQuery {
+        limit,
+        cursor,
+        status,
+        operation_type,
+    })
 }
 
 /// The scope of a listing.
@@ -664,7 +924,12 @@ pub enum Scope {
 }
 
 /// Lists operations newest first, one page at a time.
-pub async fn list(app: &AppState, principal: &Principal, scope: Scope, query: ListQuery) -> Result<OperationPage> {
+pub async fn list(
+    app: &AppState,
+    principal: &Principal,
+    scope: Scope,
+    query: ListQuery,
+) -> Result<OperationPage> {
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let (endpoint_id, pool_id) = match scope {
         Scope::Endpoint(id) => {
@@ -696,7 +961,10 @@ pub async fn list(app: &AppState, principal: &Principal, scope: Scope, query: Li
     } else {
         None
     };
-    Ok(OperationPage { items: rows.into_iter().map(Operation::from).collect(), next_cursor })
+    Ok(OperationPage {
+        items: rows.into_iter().map(Operation::from).collect(),
+        next_cursor,
+    })
 }
 
 #[cfg(test)]
@@ -705,14 +973,31 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_rejected() {
-        let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00.123456Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let id = Uuid::new_v4();
-        let raw = format!("{}|{id}", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        let raw = format!(
+            "{}|{id}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
         let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        assert_eq!(decode_cursor(&cursor).unwrap(), Cursor { created_at: at, operation_id: id });
-        assert_eq!(decode_cursor("!!!").unwrap_err().code, ErrorCode::InvalidCursor);
+        assert_eq!(
+            decode_cursor(&cursor).unwrap(),
+            Cursor {
+                created_at: at,
+                operation_id: id
+            }
+        );
+        assert_eq!(
+            decode_cursor("!!!").unwrap_err().code,
+            ErrorCode::InvalidCursor
+        );
         let no_sep = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("abc");
-        assert_eq!(decode_cursor(&no_sep).unwrap_err().code, ErrorCode::InvalidCursor);
+        assert_eq!(
+            decode_cursor(&no_sep).unwrap_err().code,
+            ErrorCode::InvalidCursor
+        );
     }
 
     #[test]
@@ -721,6 +1006,11 @@ mod tests {
         assert!(list_query(Some(201), None, None, None).is_err());
         assert!(list_query(None, None, Some("done".into()), None).is_err());
         assert!(list_query(None, None, None, Some("upgrade".into())).is_err());
-        assert_eq!(list_query(None, None, Some("failed".into()), Some("sync".into())).unwrap().limit, 50);
+        assert_eq!(
+            list_query(None, None, Some("failed".into()), Some("sync".into()))
+                .unwrap()
+                .limit,
+            50
+        );
     }
 }

@@ -51,7 +51,9 @@ pub struct Policies {
 
 impl Default for Policies {
     fn default() -> Self {
-        Self { mirror: Arc::new(NativeMirror) }
+        Self {
+            mirror: Arc::new(NativeMirror),
+        }
     }
 }
 
@@ -61,7 +63,11 @@ impl Policies {
         match pool.policy_plugin.as_str() {
             "mirror" => Ok((
                 self.mirror.clone(),
-                PolicyRecord { plugin: "mirror".into(), hash: "native".into(), config: pool.policy_config.clone() },
+                PolicyRecord {
+                    plugin: "mirror".into(),
+                    hash: "native".into(),
+                    config: pool.policy_config.clone(),
+                },
             )),
             other => Err(Error::new(
                 ErrorCode::PolicyFault,
@@ -74,7 +80,11 @@ impl Policies {
     pub fn exact(&self) -> (Arc<dyn Policy>, PolicyRecord) {
         (
             self.mirror.clone(),
-            PolicyRecord { plugin: "mirror".into(), hash: "native".into(), config: serde_json::json!({}) },
+            PolicyRecord {
+                plugin: "mirror".into(),
+                hash: "native".into(),
+                config: serde_json::json!({}),
+            },
         )
     }
 }

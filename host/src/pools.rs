@@ -110,7 +110,10 @@ fn validate_name(name: &str) -> Result<()> {
 
 fn validate_description(description: &str) -> Result<()> {
     if description.chars().count() > 4096 {
-        return Err(Error::new(ErrorCode::ValidationFailed, "description is limited to 4096 characters"));
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "description is limited to 4096 characters",
+        ));
     }
     Ok(())
 }
@@ -139,7 +142,12 @@ pub async fn get(app: &AppState, pool_id: Uuid) -> Result<Pool> {
 }
 
 /// Renames or re-describes a pool.
-pub async fn update(app: &AppState, pool_id: Uuid, request: UpdatePool, actor: &str) -> Result<Pool> {
+pub async fn update(
+    app: &AppState,
+    pool_id: Uuid,
+    request: UpdatePool,
+    actor: &str,
+) -> Result<Pool> {
     if let Some(name) = &request.name {
         validate_name(name)?;
     }
@@ -147,9 +155,15 @@ pub async fn update(app: &AppState, pool_id: Uuid, request: UpdatePool, actor: &
         validate_description(description)?;
     }
     let mut tx = app.db.begin().await?;
-    let pool = db::pools::update(&mut tx, pool_id, request.name.as_deref(), request.description.as_deref(), actor)
-        .await?
-        .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, format!("pool {pool_id} not found")))?;
+    let pool = db::pools::update(
+        &mut tx,
+        pool_id,
+        request.name.as_deref(),
+        request.description.as_deref(),
+        actor,
+    )
+    .await?
+    .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, format!("pool {pool_id} not found")))?;
     tx.commit().await?;
     Ok(pool)
 }
@@ -162,7 +176,11 @@ pub async fn delete(app: &AppState, pool_id: Uuid, actor: &str) -> Result<()> {
 /// Counts of live endpoints per sync status.
 pub async fn status(app: &AppState, pool_id: Uuid) -> Result<PoolStatus> {
     let pool = get(app, pool_id).await?;
-    let mut status = PoolStatus { pool_id, target_generation: pool.target_generation, ..PoolStatus::default() };
+    let mut status = PoolStatus {
+        pool_id,
+        target_generation: pool.target_generation,
+        ..PoolStatus::default()
+    };
     for (sync_status, count) in db::pools::status_counts(&app.db, pool_id).await? {
         status.total += count;
         match sync_status.as_str() {
@@ -183,12 +201,19 @@ pub async fn target(app: &AppState, pool_id: Uuid) -> Result<PoolTarget> {
         Some(state_id) => {
             let mut conn = app.db.acquire().await?;
             let state = crate::endpoints::load_state(&mut conn, state_id).await?;
-            let set_at = db::pools::target_set_at(&mut *conn, pool_id, pool.target_generation).await?;
+            let set_at =
+                db::pools::target_set_at(&mut *conn, pool_id, pool.target_generation).await?;
             (state.into_packages(), set_at)
         }
         None => (Vec::new(), None),
     };
-    Ok(PoolTarget { pool_id, generation: pool.target_generation, state_id: pool.target_state_id, set_at, packages })
+    Ok(PoolTarget {
+        pool_id,
+        generation: pool.target_generation,
+        state_id: pool.target_state_id,
+        set_at,
+        packages,
+    })
 }
 
 /// Creates an enrollment token for the pool.
@@ -200,17 +225,38 @@ pub async fn create_enrollment_token(
 ) -> Result<EnrollmentToken> {
     let seconds = request.expires_in_seconds.unwrap_or(86_400);
     if !(60..=2_592_000).contains(&seconds) {
-        return Err(Error::new(ErrorCode::ValidationFailed, "expires_in_seconds must be between 60 and 2592000"));
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "expires_in_seconds must be between 60 and 2592000",
+        ));
     }
     if request.max_uses.is_some_and(|n| n < 1) {
-        return Err(Error::new(ErrorCode::ValidationFailed, "max_uses must be at least 1"));
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "max_uses must be at least 1",
+        ));
     }
     get(app, pool_id).await?;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    let token = format!("pse_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+    let token = format!(
+        "pse_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
     let expires_at = Utc::now() + chrono::Duration::seconds(seconds);
-    db::enrollment::create(&app.db, &hash_enrollment_token(&token), pool_id, expires_at, request.max_uses, actor)
-        .await?;
-    Ok(EnrollmentToken { token, pool_id, expires_at, max_uses: request.max_uses })
+    db::enrollment::create(
+        &app.db,
+        &hash_enrollment_token(&token),
+        pool_id,
+        expires_at,
+        request.max_uses,
+        actor,
+    )
+    .await?;
+    Ok(EnrollmentToken {
+        token,
+        pool_id,
+        expires_at,
+        max_uses: request.max_uses,
+    })
 }

@@ -40,7 +40,10 @@ pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
 /// releases the lock) and tries to become leader on it.
 async fn try_lead(db: &PgPool) -> Option<PgConnection> {
     let mut conn = db.acquire().await.ok()?.detach();
-    let won: bool = sqlx::query_scalar(LEADER_LOCK).fetch_one(&mut conn).await.ok()?;
+    let won: bool = sqlx::query_scalar(LEADER_LOCK)
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
     if won {
         tracing::info!("this replica now runs the lease reaper");
         Some(conn)
@@ -51,7 +54,9 @@ async fn try_lead(db: &PgPool) -> Option<PgConnection> {
 
 async fn expire(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let n: i32 = sqlx::query_scalar("SELECT ps_op_expire_leases('system:reaper')").fetch_one(&mut *tx).await?;
+    let n: i32 = sqlx::query_scalar("SELECT ps_op_expire_leases('system:reaper')")
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(n)
 }

@@ -69,16 +69,18 @@ impl Host {
         let embedded = match &config.database_url {
             Some(_) => None,
             None => {
-                let cluster = EmbeddedPostgres::new(&config.data_dir, config.postgres_bin_dir.as_deref())?;
+                let cluster =
+                    EmbeddedPostgres::new(&config.data_dir, config.postgres_bin_dir.as_deref())?;
                 cluster.start().await?;
                 Some(cluster)
             }
         };
         let target = match (&config.database_url, &embedded) {
             (Some(url), _) => DatabaseTarget::from_url(url)?,
-            (None, Some(cluster)) => {
-                DatabaseTarget { sqlx: cluster.connect_options(), migrations: cluster.tokio_postgres_config() }
-            }
+            (None, Some(cluster)) => DatabaseTarget {
+                sqlx: cluster.connect_options(),
+                migrations: cluster.tokio_postgres_config(),
+            },
             (None, None) => unreachable!("embedded cluster is started when no URL is configured"),
         };
         let pool = db::connect_and_migrate(&target, MAX_CONNECTIONS).await?;
@@ -86,15 +88,41 @@ impl Host {
         let keys = Keys::load(&config.jwt_key_file, default_key)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let state = AppState { db: pool.clone(), config: Arc::new(config), keys: Arc::new(keys), policies: Policies::default() };
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let state = AppState {
+            db: pool.clone(),
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+            policies: Policies::default(),
+        };
         let shutdown = CancellationToken::new();
-        let reaper = tokio::spawn(crate::reaper::run(pool, state.config.reaper_interval, shutdown.clone()));
+        let reaper = tokio::spawn(crate::reaper::run(
+            pool,
+            state.config.reaper_interval,
+            shutdown.clone(),
+        ));
         let app = crate::api::router(state.clone());
-        let server = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).into_future());
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .into_future(),
+        );
         tracing::info!(%addr, embedded = embedded.is_some(), "pacsync host listening");
-        Ok(Host { addr, state, shutdown, server, reaper, embedded })
+        Ok(Host {
+            addr,
+            state,
+            shutdown,
+            server,
+            reaper,
+            embedded,
+        })
     }
 
     /// A token that stops the host when cancelled.

@@ -1,0 +1,418 @@
+//! Test harness: private PostgreSQL clusters, hosts (in-process or as real processes) and a small
+//! API client. Everything is real: clusters are started by the host's own `embedded_postgres`
+//! module, hosts listen on loopback, requests go over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pacsync_host::config::{Config, Settings};
+use pacsync_host::embedded_postgres::EmbeddedPostgres;
+use pacsync_host::server::Host;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// A temporary directory that an unprivileged PostgreSQL owner can traverse.
+pub fn shared_tempdir() -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("pacsync-test-")
+        .tempdir()
+        .expect("tempdir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod tempdir");
+    dir
+}
+
+/// A private PostgreSQL cluster in a temporary directory, stopped on drop.
+pub struct PrivateCluster {
+    cluster: EmbeddedPostgres,
+    dir: TempDir,
+}
+
+impl PrivateCluster {
+    /// initdb + start, exactly as the host's embedded mode does.
+    pub async fn start() -> Self {
+        let dir = shared_tempdir();
+        let cluster = EmbeddedPostgres::new(dir.path(), None).expect("PostgreSQL binaries");
+        cluster.start().await.expect("start private cluster");
+        Self { cluster, dir }
+    }
+
+    /// A URL for the host's `--database-url` (Unix socket).
+    pub fn url(&self) -> String {
+        let socket_dir = self
+            .cluster
+            .cluster_dir()
+            .display()
+            .to_string()
+            .replace('/', "%2F");
+        format!("postgresql://pacsync@{socket_dir}:5432/pacsync")
+    }
+
+    /// A direct sqlx pool, for assertions the way an analyst would query.
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(self.cluster.connect_options())
+            .await
+            .expect("connect to private cluster")
+    }
+
+    /// Stops the server (fast), keeping the data.
+    pub async fn stop(&self) {
+        self.cluster.stop().await.expect("stop cluster");
+    }
+
+    /// Starts it again.
+    pub async fn restart(&self) {
+        self.cluster.start().await.expect("restart cluster");
+    }
+
+    /// Directory of the cluster.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        stop_cluster_blocking(self.cluster.cluster_dir());
+    }
+}
+
+/// Stops a cluster from a destructor, where nothing can be awaited.
+pub fn stop_cluster_blocking(cluster_dir: &Path) {
+    if !cluster_dir.join("postmaster.pid").exists() {
+        return;
+    }
+    let pg_ctl = which("pg_ctl");
+    let mut command = if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(pg_ctl);
+        c
+    } else {
+        Command::new(pg_ctl)
+    };
+    let _ = command
+        .args(["stop", "-m", "immediate", "-w", "-D"])
+        .arg(cluster_dir)
+        .current_dir("/")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .or_else(|| {
+            let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            dirs.sort();
+            dirs.pop().map(|d| d.join("bin").join(program))
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
+/// Host settings used by tests: short leases and a fast reaper so expiry is observable.
+pub fn test_settings(database_url: String, data_dir: &Path) -> Settings {
+    Settings {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(data_dir.to_owned()),
+        database_url: Some(database_url),
+        lease_seconds: Some(2),
+        reaper_interval_ms: Some(200),
+        ..Settings::default()
+    }
+}
+
+/// An in-process host on its own private cluster.
+pub struct TestHost {
+    /// The running host.
+    pub host: Option<Host>,
+    /// API client with an admin token.
+    pub api: Api,
+    /// The cluster (kept alive for the host's lifetime).
+    pub cluster: PrivateCluster,
+    _data: TempDir,
+}
+
+impl TestHost {
+    /// Starts a cluster and a host on it.
+    pub async fn start() -> Self {
+        let cluster = PrivateCluster::start().await;
+        let data = shared_tempdir();
+        let config =
+            Config::resolve(test_settings(cluster.url(), data.path()), None).expect("config");
+        let host = Host::start(config).await.expect("host starts");
+        let admin = host.state.keys.issue(
+            "test-admin",
+            pacsync_host::auth::Role::Admin,
+            None,
+            Duration::from_secs(3600),
+        );
+        let api = Api::new(format!("http://{}", host.addr), admin);
+        Self {
+            host: Some(host),
+            api,
+            cluster,
+            _data: data,
+        }
+    }
+
+    /// Stops the host gracefully.
+    pub async fn stop(mut self) {
+        if let Some(host) = self.host.take() {
+            host.stop().await.expect("host stops");
+        }
+    }
+}
+
+/// A JSON response.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Parsed body (`Null` when empty).
+    pub body: Value,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// The problem `code`, if the body is a problem document.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts status and, for errors, the problem content type and code.
+    #[track_caller]
+    pub fn expect(&self, status: u16, code: Option<&str>) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        if let Some(code) = code {
+            assert_eq!(
+                self.code(),
+                code,
+                "unexpected problem code; body: {}",
+                self.body
+            );
+            let content_type = self
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            assert_eq!(content_type, "application/problem+json");
+        }
+        &self.body
+    }
+}
+
+/// A small HTTP client for the host API.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://addr`.
+    pub base: String,
+    /// Admin bearer token.
+    pub admin: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    /// Client for `base` with an admin token.
+    pub fn new(base: String, admin: String) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            base,
+            admin,
+            client,
+        }
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// Like [`Api::call`], with extra headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request reaches the host");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("response body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// GET as admin.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(&self.admin), None).await
+    }
+
+    /// POST as admin.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(&self.admin), Some(body))
+            .await
+    }
+
+    /// Creates a pool and returns its id.
+    pub async fn create_pool(&self, name: &str) -> String {
+        let reply = self.post("/api/pools", json!({ "name": name })).await;
+        reply.expect(201, None)["pool_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an enrollment token for a pool.
+    pub async fn enrollment_token(&self, pool_id: &str) -> String {
+        let reply = self
+            .post(
+                &format!("/api/pools/{pool_id}/enrollment-tokens"),
+                json!({}),
+            )
+            .await;
+        reply.expect(201, None)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers an endpoint into a pool: `(endpoint_id, token)`.
+    pub async fn register(&self, pool_id: &str, name: &str) -> (String, String) {
+        let token = self.enrollment_token(pool_id).await;
+        let reply = self
+            .call(
+                Method::POST,
+                "/api/endpoints/register",
+                None,
+                Some(json!({ "name": name, "hostname": format!("{name}.example"), "enrollment_token": token })),
+            )
+            .await;
+        let body = reply.expect(201, None);
+        (
+            body["endpoint"]["endpoint_id"].as_str().unwrap().to_owned(),
+            body["access_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Reports `packages` (`(name, version)`, explicit) as the endpoint's state.
+    pub async fn report(&self, endpoint_id: &str, token: &str, packages: &[(&str, &str)]) -> Reply {
+        self.call(
+            Method::PUT,
+            &format!("/api/endpoints/{endpoint_id}/state"),
+            Some(token),
+            Some(state(packages)),
+        )
+        .await
+    }
+}
+
+/// A state report body for `(name, version)` pairs, all explicitly installed from `core`.
+pub fn state(packages: &[(&str, &str)]) -> Value {
+    json!({
+        "architecture": "x86_64",
+        "pacman_version": "6.0.2",
+        "packages": packages.iter().map(|(name, version)| json!({
+            "name": name, "version": version, "repository": "core", "architecture": "x86_64", "reason": "explicit"
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A `pacsync-host` process.
+pub struct HostProcess {
+    /// `http://addr`.
+    pub base: String,
+    child: Child,
+}
+
+impl HostProcess {
+    /// Spawns the host binary with `args` after `serve`, and waits for its "listening on" line.
+    pub fn spawn(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .env("PACSYNC_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pacsync-host");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read host stdout");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("host did not start; first line: {line:?}"))
+            .to_owned();
+        Self { base, child }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        self.child.wait().expect("wait for host")
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -41,7 +41,10 @@ pub struct MoveRequest {
 /// Register a machine with an enrollment token (no other authentication).
 #[utoipa::path(post, path = "/api/endpoints/register", tag = "endpoints", request_body = RegisterRequest,
     responses((status = 201, body = Registration), (status = "4XX", body = Problem)))]
-pub async fn register(State(app): State<AppState>, Json(body): Json<RegisterRequest>) -> Result<impl IntoResponse> {
+pub async fn register(
+    State(app): State<AppState>,
+    Json(body): Json<RegisterRequest>,
+) -> Result<impl IntoResponse> {
     let registration = endpoints::register(&app, body).await?;
     Ok((StatusCode::CREATED, axum::Json(registration)))
 }
@@ -49,7 +52,11 @@ pub async fn register(State(app): State<AppState>, Json(body): Json<RegisterRequ
 /// List endpoints.
 #[utoipa::path(get, path = "/api/endpoints", tag = "endpoints", params(ListParams),
     responses((status = 200, body = Vec<Endpoint>), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>, who: Principal, Query(params): Query<ListParams>) -> Result<axum::Json<Vec<Endpoint>>> {
+pub async fn list(
+    State(app): State<AppState>,
+    who: Principal,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Vec<Endpoint>>> {
     who.require_admin()?;
     Ok(axum::Json(endpoints::list(&app, params.pool_id).await?))
 }
@@ -57,7 +64,11 @@ pub async fn list(State(app): State<AppState>, who: Principal, Query(params): Qu
 /// Get an endpoint (admin, or the endpoint itself).
 #[utoipa::path(get, path = "/api/endpoints/{endpoint_id}", tag = "endpoints", params(("endpoint_id" = Uuid, Path)),
     responses((status = 200, body = Endpoint), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, who: Principal, Path(endpoint_id): Path<Uuid>) -> Result<axum::Json<Endpoint>> {
+pub async fn get(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(endpoint_id): Path<Uuid>,
+) -> Result<axum::Json<Endpoint>> {
     who.require_admin_or_endpoint(endpoint_id)?;
     Ok(axum::Json(endpoints::get(&app, endpoint_id).await?))
 }
@@ -65,7 +76,11 @@ pub async fn get(State(app): State<AppState>, who: Principal, Path(endpoint_id):
 /// Delete an endpoint (admin, or the endpoint itself): revokes its tokens, keeps its history.
 #[utoipa::path(delete, path = "/api/endpoints/{endpoint_id}", tag = "endpoints", params(("endpoint_id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn delete(State(app): State<AppState>, who: Principal, Path(endpoint_id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn delete(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(endpoint_id): Path<Uuid>,
+) -> Result<StatusCode> {
     who.require_admin_or_endpoint(endpoint_id)?;
     endpoints::delete(&app, endpoint_id, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -82,7 +97,9 @@ pub async fn move_to_pool(
     Json(body): Json<MoveRequest>,
 ) -> Result<axum::Json<Endpoint>> {
     who.require_admin()?;
-    Ok(axum::Json(endpoints::move_to_pool(&app, endpoint_id, body.pool_id, &who.actor()).await?))
+    Ok(axum::Json(
+        endpoints::move_to_pool(&app, endpoint_id, body.pool_id, &who.actor()).await?,
+    ))
 }
 
 /// Report the machine's full package state (the endpoint itself).
@@ -96,7 +113,9 @@ pub async fn report_state(
     Json(body): Json<StateReport>,
 ) -> Result<axum::Json<StateRecorded>> {
     who.require_endpoint(endpoint_id)?;
-    Ok(axum::Json(endpoints::report_state(&app, endpoint_id, body).await?))
+    Ok(axum::Json(
+        endpoints::report_state(&app, endpoint_id, body).await?,
+    ))
 }
 
 /// The endpoint's state history, newest first.
@@ -112,7 +131,12 @@ pub async fn history(
     who.require_admin_or_endpoint(endpoint_id)?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Error::new(ErrorCode::InvalidQuery, "limit must be between 1 and 1000"));
+        return Err(Error::new(
+            ErrorCode::InvalidQuery,
+            "limit must be between 1 and 1000",
+        ));
     }
-    Ok(axum::Json(endpoints::history(&app, endpoint_id, limit).await?))
+    Ok(axum::Json(
+        endpoints::history(&app, endpoint_id, limit).await?,
+    ))
 }

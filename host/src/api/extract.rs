@@ -29,7 +29,9 @@ impl From<JsonRejection> for Error {
             JsonRejection::JsonSyntaxError(_) => ErrorCode::InvalidJson,
             JsonRejection::JsonDataError(_) => ErrorCode::ValidationFailed,
             JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
-            JsonRejection::BytesRejection(b) if b.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            JsonRejection::BytesRejection(b)
+                if b.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 ErrorCode::PayloadTooLarge
             }
             _ => ErrorCode::InvalidJson,
@@ -79,19 +81,29 @@ where
             return Ok(OptionalJson(T::default()));
         }
         if !json_type {
-            return Err(Error::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
+            return Err(Error::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as application/json",
+            ));
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         parse_json(&mut de).map(OptionalJson)
     }
 }
 
-fn parse_json<T: DeserializeOwned>(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>) -> Result<T, Error> {
+fn parse_json<T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
+) -> Result<T, Error> {
     let value = T::deserialize(&mut *de).map_err(|e| {
-        let code = if e.is_data() { ErrorCode::ValidationFailed } else { ErrorCode::InvalidJson };
+        let code = if e.is_data() {
+            ErrorCode::ValidationFailed
+        } else {
+            ErrorCode::InvalidJson
+        };
         Error::new(code, format!("invalid request body: {e}"))
     })?;
-    de.end().map_err(|e| Error::new(ErrorCode::InvalidJson, format!("invalid request body: {e}")))?;
+    de.end()
+        .map_err(|e| Error::new(ErrorCode::InvalidJson, format!("invalid request body: {e}")))?;
     Ok(value)
 }
 
@@ -102,7 +114,8 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .map(|mime| {
             let mime = mime.trim();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }

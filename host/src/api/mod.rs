@@ -43,18 +43,28 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
 
 /// The OpenAPI document as pretty JSON (also committed as `openapi.json`).
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
 }
 
 async fn openapi_route() -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_json())
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi_json(),
+    )
 }
 
 async fn not_found() -> Error {
@@ -62,7 +72,10 @@ async fn not_found() -> Error {
 }
 
 async fn method_not_allowed() -> Error {
-    Error::new(ErrorCode::MethodNotAllowed, "this route does not support the method")
+    Error::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not support the method",
+    )
 }
 
 /// Builds the router over `state`.
@@ -70,29 +83,77 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/openapi.json", get(openapi_route))
         .route("/api/pools", post(pools::create).get(pools::list))
-        .route("/api/pools/{pool_id}", get(pools::get).patch(pools::update).delete(pools::delete))
+        .route(
+            "/api/pools/{pool_id}",
+            get(pools::get).patch(pools::update).delete(pools::delete),
+        )
         .route("/api/pools/{pool_id}/status", get(pools::status))
         .route("/api/pools/{pool_id}/target", get(pools::target))
-        .route("/api/pools/{pool_id}/enrollment-tokens", post(pools::create_enrollment_token))
+        .route(
+            "/api/pools/{pool_id}/enrollment-tokens",
+            post(pools::create_enrollment_token),
+        )
         .route("/api/endpoints/register", post(endpoints::register))
         .route("/api/endpoints", get(endpoints::list))
-        .route("/api/endpoints/{endpoint_id}", get(endpoints::get).delete(endpoints::delete))
-        .route("/api/endpoints/{endpoint_id}/pool", put(endpoints::move_to_pool))
-        .route("/api/endpoints/{endpoint_id}/state", put(endpoints::report_state))
-        .route("/api/endpoints/{endpoint_id}/states", get(endpoints::history))
+        .route(
+            "/api/endpoints/{endpoint_id}",
+            get(endpoints::get).delete(endpoints::delete),
+        )
+        .route(
+            "/api/endpoints/{endpoint_id}/pool",
+            put(endpoints::move_to_pool),
+        )
+        .route(
+            "/api/endpoints/{endpoint_id}/state",
+            put(endpoints::report_state),
+        )
+        .route(
+            "/api/endpoints/{endpoint_id}/states",
+            get(endpoints::history),
+        )
         .route("/api/sync/health", get(sync::health))
-        .route("/api/sync/operations/{operation_id}", get(sync::get_operation))
-        .route("/api/sync/operations/{operation_id}/cancel", post(sync::cancel))
-        .route("/api/sync/operations/{operation_id}/start", post(sync::start))
-        .route("/api/sync/operations/{operation_id}/progress", post(sync::progress))
-        .route("/api/sync/operations/{operation_id}/complete", post(sync::complete))
+        .route(
+            "/api/sync/operations/{operation_id}",
+            get(sync::get_operation),
+        )
+        .route(
+            "/api/sync/operations/{operation_id}/cancel",
+            post(sync::cancel),
+        )
+        .route(
+            "/api/sync/operations/{operation_id}/start",
+            post(sync::start),
+        )
+        .route(
+            "/api/sync/operations/{operation_id}/progress",
+            post(sync::progress),
+        )
+        .route(
+            "/api/sync/operations/{operation_id}/complete",
+            post(sync::complete),
+        )
         .route("/api/sync/operations/{operation_id}/fail", post(sync::fail))
-        .route("/api/sync/operations/{operation_id}/cancel-ack", post(sync::cancel_ack))
-        .route("/api/sync/pools/{pool_id}/operations", get(sync::pool_operations))
-        .route("/api/sync/{endpoint_id}/sync-to-latest", post(sync::sync_to_latest))
-        .route("/api/sync/{endpoint_id}/set-as-latest", post(sync::set_as_latest))
+        .route(
+            "/api/sync/operations/{operation_id}/cancel-ack",
+            post(sync::cancel_ack),
+        )
+        .route(
+            "/api/sync/pools/{pool_id}/operations",
+            get(sync::pool_operations),
+        )
+        .route(
+            "/api/sync/{endpoint_id}/sync-to-latest",
+            post(sync::sync_to_latest),
+        )
+        .route(
+            "/api/sync/{endpoint_id}/set-as-latest",
+            post(sync::set_as_latest),
+        )
         .route("/api/sync/{endpoint_id}/revert", post(sync::revert))
-        .route("/api/sync/{endpoint_id}/operations", get(sync::endpoint_operations))
+        .route(
+            "/api/sync/{endpoint_id}/operations",
+            get(sync::endpoint_operations),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -9,13 +9,19 @@ use super::extract::{Json, OptionalJson, Path};
 use crate::auth::Principal;
 use crate::db::pools::Pool;
 use crate::error::{Problem, Result};
-use crate::pools::{self, CreateEnrollmentToken, CreatePool, EnrollmentToken, PoolStatus, PoolTarget, UpdatePool};
+use crate::pools::{
+    self, CreateEnrollmentToken, CreatePool, EnrollmentToken, PoolStatus, PoolTarget, UpdatePool,
+};
 use crate::server::AppState;
 
 /// Create a pool.
 #[utoipa::path(post, path = "/api/pools", tag = "pools", request_body = CreatePool,
     responses((status = 201, body = Pool), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn create(State(app): State<AppState>, who: Principal, Json(body): Json<CreatePool>) -> Result<impl IntoResponse> {
+pub async fn create(
+    State(app): State<AppState>,
+    who: Principal,
+    Json(body): Json<CreatePool>,
+) -> Result<impl IntoResponse> {
     who.require_admin()?;
     let pool = pools::create(&app, body, &who.actor()).await?;
     Ok((StatusCode::CREATED, axum::Json(pool)))
@@ -32,7 +38,11 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<axum::J
 /// Get a pool.
 #[utoipa::path(get, path = "/api/pools/{pool_id}", tag = "pools", params(("pool_id" = Uuid, Path)),
     responses((status = 200, body = Pool), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<axum::Json<Pool>> {
+pub async fn get(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+) -> Result<axum::Json<Pool>> {
     who.require_admin()?;
     Ok(axum::Json(pools::get(&app, pool_id).await?))
 }
@@ -48,13 +58,19 @@ pub async fn update(
     Json(body): Json<UpdatePool>,
 ) -> Result<axum::Json<Pool>> {
     who.require_admin()?;
-    Ok(axum::Json(pools::update(&app, pool_id, body, &who.actor()).await?))
+    Ok(axum::Json(
+        pools::update(&app, pool_id, body, &who.actor()).await?,
+    ))
 }
 
 /// Delete an empty pool.
 #[utoipa::path(delete, path = "/api/pools/{pool_id}", tag = "pools", params(("pool_id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn delete(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn delete(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+) -> Result<StatusCode> {
     who.require_admin()?;
     pools::delete(&app, pool_id, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -63,7 +79,11 @@ pub async fn delete(State(app): State<AppState>, who: Principal, Path(pool_id): 
 /// Endpoint counts per sync status.
 #[utoipa::path(get, path = "/api/pools/{pool_id}/status", tag = "pools", params(("pool_id" = Uuid, Path)),
     responses((status = 200, body = PoolStatus), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn status(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<axum::Json<PoolStatus>> {
+pub async fn status(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+) -> Result<axum::Json<PoolStatus>> {
     who.require_admin()?;
     Ok(axum::Json(pools::status(&app, pool_id).await?))
 }
@@ -71,7 +91,11 @@ pub async fn status(State(app): State<AppState>, who: Principal, Path(pool_id): 
 /// The target package list and generation.
 #[utoipa::path(get, path = "/api/pools/{pool_id}/target", tag = "pools", params(("pool_id" = Uuid, Path)),
     responses((status = 200, body = PoolTarget), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn target(State(app): State<AppState>, who: Principal, Path(pool_id): Path<Uuid>) -> Result<axum::Json<PoolTarget>> {
+pub async fn target(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+) -> Result<axum::Json<PoolTarget>> {
     who.require_admin()?;
     Ok(axum::Json(pools::target(&app, pool_id).await?))
 }

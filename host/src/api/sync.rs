@@ -11,8 +11,8 @@ use super::extract::{Json, OptionalJson, Path, Query};
 use crate::auth::Principal;
 use crate::error::{Error, ErrorCode, Problem, Result};
 use crate::operations::{
-    self, CancelAck, CompleteReport, Created, FailReport, Operation, OperationPage, ProgressReport, Request,
-    RevertRequest, Scope,
+    self, CancelAck, CompleteReport, Created, FailReport, Operation, OperationPage, ProgressReport,
+    Request, RevertRequest, Scope,
 };
 use crate::server::AppState;
 
@@ -23,8 +23,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>> {
     headers
         .get(IDEMPOTENCY_KEY)
         .map(|v| {
-            v.to_str()
-                .map_err(|_| Error::new(ErrorCode::InvalidIdempotencyKey, "Idempotency-Key must be visible ASCII"))
+            v.to_str().map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidIdempotencyKey,
+                    "Idempotency-Key must be visible ASCII",
+                )
+            })
         })
         .transpose()
 }
@@ -36,7 +40,9 @@ fn accepted(created: Created) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     if created.replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
 }
@@ -52,7 +58,11 @@ pub async fn sync_to_latest(
     Path(endpoint_id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let request = Request { principal: &who, endpoint_id, idempotency_key: idempotency_key(&headers)? };
+    let request = Request {
+        principal: &who,
+        endpoint_id,
+        idempotency_key: idempotency_key(&headers)?,
+    };
     Ok(accepted(operations::request_sync(&app, request).await?))
 }
 
@@ -67,8 +77,14 @@ pub async fn set_as_latest(
     Path(endpoint_id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let request = Request { principal: &who, endpoint_id, idempotency_key: idempotency_key(&headers)? };
-    Ok(accepted(operations::request_set_latest(&app, request).await?))
+    let request = Request {
+        principal: &who,
+        endpoint_id,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    Ok(accepted(
+        operations::request_set_latest(&app, request).await?,
+    ))
 }
 
 /// Return the endpoint to its previous state, or to `state_id` from its history.
@@ -84,28 +100,46 @@ pub async fn revert(
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<RevertRequest>,
 ) -> Result<Response> {
-    let request = Request { principal: &who, endpoint_id, idempotency_key: idempotency_key(&headers)? };
-    Ok(accepted(operations::request_revert(&app, request, body).await?))
+    let request = Request {
+        principal: &who,
+        endpoint_id,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    Ok(accepted(
+        operations::request_revert(&app, request, body).await?,
+    ))
 }
 
 /// Get an operation.
 #[utoipa::path(get, path = "/api/sync/operations/{operation_id}", tag = "sync", params(("operation_id" = Uuid, Path)),
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn get_operation(State(app): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> Result<axum::Json<Operation>> {
+pub async fn get_operation(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Operation>> {
     Ok(axum::Json(operations::get(&app, &who, id).await?))
 }
 
 /// Cancel: a pending operation ends at once; an in-progress one gets `cancel_requested`.
 #[utoipa::path(post, path = "/api/sync/operations/{operation_id}/cancel", tag = "sync", params(("operation_id" = Uuid, Path)),
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn cancel(State(app): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> Result<axum::Json<Operation>> {
+pub async fn cancel(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Operation>> {
     Ok(axum::Json(operations::cancel(&app, &who, id).await?))
 }
 
 /// Agent: claim a pending operation (takes a lease).
 #[utoipa::path(post, path = "/api/sync/operations/{operation_id}/start", tag = "agent", params(("operation_id" = Uuid, Path)),
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
-pub async fn start(State(app): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> Result<axum::Json<Operation>> {
+pub async fn start(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Operation>> {
     Ok(axum::Json(operations::start(&app, &who, id).await?))
 }
 
@@ -119,7 +153,9 @@ pub async fn progress(
     Path(id): Path<Uuid>,
     Json(body): Json<ProgressReport>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(operations::progress(&app, &who, id, body).await?))
+    Ok(axum::Json(
+        operations::progress(&app, &who, id, body).await?,
+    ))
 }
 
 /// Agent: the operation succeeded; here is the machine's state now.
@@ -132,7 +168,9 @@ pub async fn complete(
     Path(id): Path<Uuid>,
     Json(body): Json<CompleteReport>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(operations::complete(&app, &who, id, body).await?))
+    Ok(axum::Json(
+        operations::complete(&app, &who, id, body).await?,
+    ))
 }
 
 /// Agent: the operation failed.
@@ -158,7 +196,9 @@ pub async fn cancel_ack(
     Path(id): Path<Uuid>,
     OptionalJson(body): OptionalJson<CancelAck>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(operations::acknowledge_cancel(&app, &who, id, body).await?))
+    Ok(axum::Json(
+        operations::acknowledge_cancel(&app, &who, id, body).await?,
+    ))
 }
 
 /// Paging parameters for an endpoint's operations.
@@ -198,7 +238,9 @@ pub async fn endpoint_operations(
     Query(p): Query<PageParams>,
 ) -> Result<axum::Json<OperationPage>> {
     let query = operations::list_query(p.limit, p.cursor, None, None)?;
-    Ok(axum::Json(operations::list(&app, &who, Scope::Endpoint(endpoint_id), query).await?))
+    Ok(axum::Json(
+        operations::list(&app, &who, Scope::Endpoint(endpoint_id), query).await?,
+    ))
 }
 
 /// A pool's operations, newest first (admin).
@@ -212,7 +254,9 @@ pub async fn pool_operations(
     Query(p): Query<PoolPageParams>,
 ) -> Result<axum::Json<OperationPage>> {
     let query = operations::list_query(p.limit, p.cursor, p.status, p.operation_type)?;
-    Ok(axum::Json(operations::list(&app, &who, Scope::Pool(pool_id), query).await?))
+    Ok(axum::Json(
+        operations::list(&app, &who, Scope::Pool(pool_id), query).await?,
+    ))
 }
 
 /// `GET /api/sync/health` response.
@@ -236,6 +280,10 @@ pub async fn health(State(app): State<AppState>) -> (StatusCode, axum::Json<Heal
         database: if db_ok { "ok" } else { "unavailable" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(health))
 }

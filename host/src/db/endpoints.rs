@@ -64,7 +64,12 @@ pub struct HistoryEntry {
 }
 
 /// Registers an endpoint.
-pub async fn insert(tx: &mut PgConnection, pool_id: Uuid, name: &str, hostname: &str) -> Result<Endpoint> {
+pub async fn insert(
+    tx: &mut PgConnection,
+    pool_id: Uuid,
+    name: &str,
+    hostname: &str,
+) -> Result<Endpoint> {
     let endpoint: Endpoint = sqlx::query_as(&format!(
         "INSERT INTO endpoints (endpoint_id, name, hostname, pool_id) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     ))
@@ -85,10 +90,12 @@ pub async fn insert(tx: &mut PgConnection, pool_id: Uuid, name: &str, hostname: 
 
 /// One live endpoint.
 pub async fn get(db: impl PgExecutor<'_>, endpoint_id: Uuid) -> Result<Option<Endpoint>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM endpoints WHERE endpoint_id = $1 AND deleted_at IS NULL"))
-        .bind(endpoint_id)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM endpoints WHERE endpoint_id = $1 AND deleted_at IS NULL"
+    ))
+    .bind(endpoint_id)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Live endpoints, optionally of one pool, by name.
@@ -103,7 +110,10 @@ pub async fn list(db: impl PgExecutor<'_>, pool_id: Option<Uuid>) -> Result<Vec<
 
 /// Takes the endpoint's advisory lock for the rest of the transaction.
 pub async fn lock(db: impl PgExecutor<'_>, endpoint_id: Uuid) -> Result<()> {
-    sqlx::query("SELECT ps_lock_endpoint($1)").bind(endpoint_id).execute(db).await?;
+    sqlx::query("SELECT ps_lock_endpoint($1)")
+        .bind(endpoint_id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -115,17 +125,23 @@ pub async fn record_state(
     architecture: &str,
     pacman_version: &str,
 ) -> Result<Endpoint> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM ps_endpoint_record_state($1, $2, $3, $4)"))
-        .bind(endpoint_id)
-        .bind(state_id)
-        .bind(architecture)
-        .bind(pacman_version)
-        .fetch_one(db)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM ps_endpoint_record_state($1, $2, $3, $4)"
+    ))
+    .bind(endpoint_id)
+    .bind(state_id)
+    .bind(architecture)
+    .bind(pacman_version)
+    .fetch_one(db)
+    .await?)
 }
 
 /// Stores a classification computed by the policy.
-pub async fn set_sync_status(db: impl PgExecutor<'_>, endpoint_id: Uuid, status: &str) -> Result<()> {
+pub async fn set_sync_status(
+    db: impl PgExecutor<'_>,
+    endpoint_id: Uuid,
+    status: &str,
+) -> Result<()> {
     sqlx::query("SELECT ps_endpoint_set_sync_status($1, $2)")
         .bind(endpoint_id)
         .bind(status)
@@ -135,31 +151,48 @@ pub async fn set_sync_status(db: impl PgExecutor<'_>, endpoint_id: Uuid, status:
 }
 
 /// Moves an endpoint to another pool.
-pub async fn move_to_pool(db: impl PgExecutor<'_>, endpoint_id: Uuid, pool_id: Uuid, actor: &str) -> Result<Endpoint> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM ps_endpoint_move($1, $2, $3)"))
-        .bind(endpoint_id)
-        .bind(pool_id)
-        .bind(actor)
-        .fetch_one(db)
-        .await?)
+pub async fn move_to_pool(
+    db: impl PgExecutor<'_>,
+    endpoint_id: Uuid,
+    pool_id: Uuid,
+    actor: &str,
+) -> Result<Endpoint> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM ps_endpoint_move($1, $2, $3)"
+    ))
+    .bind(endpoint_id)
+    .bind(pool_id)
+    .bind(actor)
+    .fetch_one(db)
+    .await?)
 }
 
 /// Soft-deletes an endpoint, revoking its tokens and ending its active operation.
 pub async fn delete(db: impl PgExecutor<'_>, endpoint_id: Uuid, actor: &str) -> Result<()> {
-    sqlx::query("SELECT ps_endpoint_delete($1, $2)").bind(endpoint_id).bind(actor).execute(db).await?;
+    sqlx::query("SELECT ps_endpoint_delete($1, $2)")
+        .bind(endpoint_id)
+        .bind(actor)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
 /// The token generation of a live endpoint, for token revocation checks.
 pub async fn token_generation(db: impl PgExecutor<'_>, endpoint_id: Uuid) -> Result<Option<i32>> {
-    Ok(sqlx::query_scalar("SELECT token_generation FROM endpoints WHERE endpoint_id = $1 AND deleted_at IS NULL")
-        .bind(endpoint_id)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "SELECT token_generation FROM endpoints WHERE endpoint_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(endpoint_id)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// The endpoint's history, newest first.
-pub async fn history(db: impl PgExecutor<'_>, endpoint_id: Uuid, limit: i64) -> Result<Vec<HistoryEntry>> {
+pub async fn history(
+    db: impl PgExecutor<'_>,
+    endpoint_id: Uuid,
+    limit: i64,
+) -> Result<Vec<HistoryEntry>> {
     Ok(sqlx::query_as(
         "SELECT h.history_id, h.state_id, s.package_count, h.revert_to, h.architecture, h.pacman_version,
                 h.operation_id, h.recorded_at
@@ -173,11 +206,16 @@ pub async fn history(db: impl PgExecutor<'_>, endpoint_id: Uuid, limit: i64) -> 
 }
 
 /// A history row: `(history_id, state_id, revert_to)`.
-pub async fn history_entry(db: impl PgExecutor<'_>, history_id: i64) -> Result<Option<(i64, String, Option<i64>)>> {
-    Ok(sqlx::query_as("SELECT history_id, state_id, revert_to FROM endpoint_states WHERE history_id = $1")
-        .bind(history_id)
-        .fetch_optional(db)
-        .await?)
+pub async fn history_entry(
+    db: impl PgExecutor<'_>,
+    history_id: i64,
+) -> Result<Option<(i64, String, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT history_id, state_id, revert_to FROM endpoint_states WHERE history_id = $1",
+    )
+    .bind(history_id)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// The most recent history row of the endpoint holding `state_id`.
@@ -196,7 +234,10 @@ pub async fn latest_history_with_state(
 }
 
 /// `(endpoint_id, current_state_id)` of every live endpoint in a pool, for re-classification.
-pub async fn states_in_pool(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<(Uuid, Option<String>)>> {
+pub async fn states_in_pool(
+    db: impl PgExecutor<'_>,
+    pool_id: Uuid,
+) -> Result<Vec<(Uuid, Option<String>)>> {
     Ok(sqlx::query_as("SELECT endpoint_id, current_state_id FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL")
         .bind(pool_id)
         .fetch_all(db)

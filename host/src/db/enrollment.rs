@@ -40,7 +40,10 @@ pub async fn create(
 }
 
 /// Counts one use of the token and returns its pool, or why it cannot be used.
-pub async fn consume(tx: &mut sqlx::PgConnection, token_hash: &str) -> Result<Result<Uuid, Rejection>> {
+pub async fn consume(
+    tx: &mut sqlx::PgConnection,
+    token_hash: &str,
+) -> Result<Result<Uuid, Rejection>> {
     let pool: Option<Uuid> = sqlx::query_scalar(
         "UPDATE enrollment_tokens SET uses = uses + 1
          WHERE token_hash = $1 AND expires_at > now() AND (max_uses IS NULL OR uses < max_uses)
@@ -52,10 +55,12 @@ pub async fn consume(tx: &mut sqlx::PgConnection, token_hash: &str) -> Result<Re
     if let Some(pool) = pool {
         return Ok(Ok(pool));
     }
-    let expired: Option<bool> = sqlx::query_scalar("SELECT expires_at <= now() FROM enrollment_tokens WHERE token_hash = $1")
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let expired: Option<bool> = sqlx::query_scalar(
+        "SELECT expires_at <= now() FROM enrollment_tokens WHERE token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
     Ok(Err(match expired {
         None => Rejection::Unknown,
         Some(true) => Rejection::Expired,

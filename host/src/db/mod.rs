@@ -48,18 +48,21 @@ pub struct DatabaseTarget {
 impl DatabaseTarget {
     /// Parses an external PostgreSQL URL. The error never echoes the URL, which may hold a password.
     pub fn from_url(url: &str) -> Result<Self, DatabaseSetupError> {
-        let sqlx = url
-            .parse::<PgConnectOptions>()
-            .map_err(|_| DatabaseSetupError::InvalidUrl("not a postgres:// URL sqlx accepts".into()))?;
-        let migrations = url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|_| DatabaseSetupError::InvalidUrl("not a postgres:// URL tokio-postgres accepts".into()))?;
+        let sqlx = url.parse::<PgConnectOptions>().map_err(|_| {
+            DatabaseSetupError::InvalidUrl("not a postgres:// URL sqlx accepts".into())
+        })?;
+        let migrations = url.parse::<tokio_postgres::Config>().map_err(|_| {
+            DatabaseSetupError::InvalidUrl("not a postgres:// URL tokio-postgres accepts".into())
+        })?;
         Ok(Self { sqlx, migrations })
     }
 }
 
 /// Runs pending migrations from `sql/` and opens the connection pool.
-pub async fn connect_and_migrate(target: &DatabaseTarget, max_connections: u32) -> Result<PgPool, DatabaseSetupError> {
+pub async fn connect_and_migrate(
+    target: &DatabaseTarget,
+    max_connections: u32,
+) -> Result<PgPool, DatabaseSetupError> {
     let (mut client, connection) = target.migrations.connect(tokio_postgres::NoTls).await?;
     let driver = tokio::spawn(connection);
     client.execute(MIGRATION_LOCK, &[]).await?;

@@ -65,21 +65,23 @@ pub struct Replan {
 
 /// Creates an operation, or returns the earlier one for a replayed idempotency key.
 pub async fn create(db: impl PgExecutor<'_>, new: NewOperation<'_>) -> Result<OperationRow> {
-    Ok(sqlx::query_as("SELECT * FROM ps_op_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-        .bind(new.operation_id)
-        .bind(new.endpoint_id)
-        .bind(new.operation_type)
-        .bind(new.details)
-        .bind(new.target_state_id)
-        .bind(new.target_generation)
-        .bind(new.revert_history_id)
-        .bind(new.plan)
-        .bind(new.policy)
-        .bind(new.actor)
-        .bind(new.idempotency_key)
-        .bind(new.fingerprint)
-        .fetch_one(db)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT * FROM ps_op_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(new.operation_id)
+    .bind(new.endpoint_id)
+    .bind(new.operation_type)
+    .bind(new.details)
+    .bind(new.target_state_id)
+    .bind(new.target_generation)
+    .bind(new.revert_history_id)
+    .bind(new.plan)
+    .bind(new.policy)
+    .bind(new.actor)
+    .bind(new.idempotency_key)
+    .bind(new.fingerprint)
+    .fetch_one(db)
+    .await?)
 }
 
 /// pending → in_progress with a lease, optionally replacing the plan.
@@ -91,19 +93,26 @@ pub async fn start(
     replan: Option<Replan>,
 ) -> Result<OperationRow> {
     let (plan, state, generation, policy) = match replan {
-        Some(r) => (Some(r.plan), Some(r.target_state_id), Some(r.target_generation), Some(r.policy)),
+        Some(r) => (
+            Some(r.plan),
+            Some(r.target_state_id),
+            Some(r.target_generation),
+            Some(r.policy),
+        ),
         None => (None, None, None, None),
     };
-    Ok(sqlx::query_as("SELECT * FROM ps_op_start($1, $2, $3, $4, $5, $6, $7)")
-        .bind(operation_id)
-        .bind(lease_seconds)
-        .bind(actor)
-        .bind(plan)
-        .bind(state)
-        .bind(generation)
-        .bind(policy)
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM ps_op_start($1, $2, $3, $4, $5, $6, $7)")
+            .bind(operation_id)
+            .bind(lease_seconds)
+            .bind(actor)
+            .bind(plan)
+            .bind(state)
+            .bind(generation)
+            .bind(policy)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 /// Progress heartbeat; renews the lease.
@@ -115,14 +124,16 @@ pub async fn progress(
     current_action: Option<&str>,
     lease_seconds: i32,
 ) -> Result<OperationRow> {
-    Ok(sqlx::query_as("SELECT * FROM ps_op_progress($1, $2, $3, $4, $5)")
-        .bind(operation_id)
-        .bind(percentage)
-        .bind(stage)
-        .bind(current_action)
-        .bind(lease_seconds)
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM ps_op_progress($1, $2, $3, $4, $5)")
+            .bind(operation_id)
+            .bind(percentage)
+            .bind(stage)
+            .bind(current_action)
+            .bind(lease_seconds)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 /// in_progress → completed with the (already stored) resulting state.
@@ -134,18 +145,26 @@ pub async fn complete(
     pacman_version: Option<&str>,
     actor: &str,
 ) -> Result<OperationRow> {
-    Ok(sqlx::query_as("SELECT * FROM ps_op_complete($1, $2, $3, $4, $5)")
-        .bind(operation_id)
-        .bind(result_state_id)
-        .bind(architecture)
-        .bind(pacman_version)
-        .bind(actor)
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM ps_op_complete($1, $2, $3, $4, $5)")
+            .bind(operation_id)
+            .bind(result_state_id)
+            .bind(architecture)
+            .bind(pacman_version)
+            .bind(actor)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 /// pending | in_progress → failed.
-pub async fn fail(db: impl PgExecutor<'_>, operation_id: Uuid, code: &str, message: &str, actor: &str) -> Result<OperationRow> {
+pub async fn fail(
+    db: impl PgExecutor<'_>,
+    operation_id: Uuid,
+    code: &str,
+    message: &str,
+    actor: &str,
+) -> Result<OperationRow> {
     Ok(sqlx::query_as("SELECT * FROM ps_op_fail($1, $2, $3, $4)")
         .bind(operation_id)
         .bind(code)
@@ -156,7 +175,11 @@ pub async fn fail(db: impl PgExecutor<'_>, operation_id: Uuid, code: &str, messa
 }
 
 /// Cancels a pending operation or requests cancellation of an in-progress one.
-pub async fn cancel(db: impl PgExecutor<'_>, operation_id: Uuid, actor: &str) -> Result<OperationRow> {
+pub async fn cancel(
+    db: impl PgExecutor<'_>,
+    operation_id: Uuid,
+    actor: &str,
+) -> Result<OperationRow> {
     Ok(sqlx::query_as("SELECT * FROM ps_op_cancel($1, $2)")
         .bind(operation_id)
         .bind(actor)
@@ -173,40 +196,70 @@ pub async fn acknowledge_cancel(
     pacman_version: Option<&str>,
     actor: &str,
 ) -> Result<OperationRow> {
-    Ok(sqlx::query_as("SELECT * FROM ps_op_ack_cancel($1, $2, $3, $4, $5)")
-        .bind(operation_id)
-        .bind(result_state_id)
-        .bind(architecture)
-        .bind(pacman_version)
+    Ok(
+        sqlx::query_as("SELECT * FROM ps_op_ack_cancel($1, $2, $3, $4, $5)")
+            .bind(operation_id)
+            .bind(result_state_id)
+            .bind(architecture)
+            .bind(pacman_version)
+            .bind(actor)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Fails every operation whose lease has run out; returns how many.
+pub async fn expire_leases(db: impl PgExecutor<'_>, actor: &str) -> Result<i32> {
+    Ok(sqlx::query_scalar("SELECT ps_op_expire_leases($1)")
         .bind(actor)
         .fetch_one(db)
         .await?)
 }
 
-/// Fails every operation whose lease has run out; returns how many.
-pub async fn expire_leases(db: impl PgExecutor<'_>, actor: &str) -> Result<i32> {
-    Ok(sqlx::query_scalar("SELECT ps_op_expire_leases($1)").bind(actor).fetch_one(db).await?)
-}
-
 /// Locks the operation's endpoint and returns the operation.
 pub async fn lock(db: impl PgExecutor<'_>, operation_id: Uuid) -> Result<OperationRow> {
-    Ok(sqlx::query_as("SELECT * FROM ps_op_lock($1)").bind(operation_id).fetch_one(db).await?)
+    Ok(sqlx::query_as("SELECT * FROM ps_op_lock($1)")
+        .bind(operation_id)
+        .fetch_one(db)
+        .await?)
 }
 
 /// One operation.
 pub async fn get(db: impl PgExecutor<'_>, operation_id: Uuid) -> Result<Option<OperationRow>> {
-    Ok(sqlx::query_as("SELECT * FROM operations WHERE operation_id = $1")
-        .bind(operation_id)
-        .fetch_optional(db)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM operations WHERE operation_id = $1")
+            .bind(operation_id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// The operation an actor created with an idempotency key, if any.
+pub async fn find_by_idempotency_key(
+    db: impl PgExecutor<'_>,
+    actor: &str,
+    key: &str,
+) -> Result<Option<OperationRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM operations WHERE created_by = $1 AND idempotency_key = $2")
+            .bind(actor)
+            .bind(key)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 /// The endpoint's pending or in-progress operation, if any.
-pub async fn active_for_endpoint(db: impl PgExecutor<'_>, endpoint_id: Uuid) -> Result<Option<OperationRow>> {
-    Ok(sqlx::query_as("SELECT * FROM operations WHERE endpoint_id = $1 AND status IN ('pending', 'in_progress')")
-        .bind(endpoint_id)
-        .fetch_optional(db)
-        .await?)
+pub async fn active_for_endpoint(
+    db: impl PgExecutor<'_>,
+    endpoint_id: Uuid,
+) -> Result<Option<OperationRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM operations WHERE endpoint_id = $1 AND status IN ('pending', 'in_progress')",
+    )
+    .bind(endpoint_id)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Keyset position: operations strictly older than this, newest first.

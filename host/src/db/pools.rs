@@ -35,7 +35,12 @@ const COLUMNS: &str = "pool_id, name, description, target_state_id, target_gener
                        policy_config, created_at, updated_at";
 
 /// Inserts a pool and its audit record.
-pub async fn create(tx: &mut PgConnection, name: &str, description: &str, actor: &str) -> Result<Pool> {
+pub async fn create(
+    tx: &mut PgConnection,
+    name: &str,
+    description: &str,
+    actor: &str,
+) -> Result<Pool> {
     let pool: Pool = sqlx::query_as(&format!(
         "INSERT INTO pools (pool_id, name, description) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
     ))
@@ -44,23 +49,34 @@ pub async fn create(tx: &mut PgConnection, name: &str, description: &str, actor:
     .bind(description)
     .fetch_one(&mut *tx)
     .await?;
-    audit(tx, actor, "pool.create", pool.pool_id, serde_json::json!({ "name": name })).await?;
+    audit(
+        tx,
+        actor,
+        "pool.create",
+        pool.pool_id,
+        serde_json::json!({ "name": name }),
+    )
+    .await?;
     Ok(pool)
 }
 
 /// All live pools by name.
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Pool>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM pools WHERE deleted_at IS NULL ORDER BY name"))
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM pools WHERE deleted_at IS NULL ORDER BY name"
+    ))
+    .fetch_all(db)
+    .await?)
 }
 
 /// One live pool.
 pub async fn get(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Option<Pool>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM pools WHERE pool_id = $1 AND deleted_at IS NULL"))
-        .bind(pool_id)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM pools WHERE pool_id = $1 AND deleted_at IS NULL"
+    ))
+    .bind(pool_id)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Changes name and/or description.
@@ -89,7 +105,11 @@ pub async fn update(
 
 /// Soft-deletes an empty pool (refused with POOL_NOT_EMPTY otherwise).
 pub async fn delete(db: impl PgExecutor<'_>, pool_id: Uuid, actor: &str) -> Result<()> {
-    sqlx::query("SELECT ps_pool_delete($1, $2)").bind(pool_id).bind(actor).execute(db).await?;
+    sqlx::query("SELECT ps_pool_delete($1, $2)")
+        .bind(pool_id)
+        .bind(actor)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -112,26 +132,40 @@ pub async fn set_target(
     endpoint_id: Uuid,
     actor: &str,
 ) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT ps_pool_set_target($1, $2, $3, $4, $5)")
-        .bind(pool_id)
-        .bind(state_id)
-        .bind(operation_id)
-        .bind(endpoint_id)
-        .bind(actor)
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT ps_pool_set_target($1, $2, $3, $4, $5)")
+            .bind(pool_id)
+            .bind(state_id)
+            .bind(operation_id)
+            .bind(endpoint_id)
+            .bind(actor)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 /// When the current target was set.
-pub async fn target_set_at(db: impl PgExecutor<'_>, pool_id: Uuid, generation: i64) -> Result<Option<DateTime<Utc>>> {
-    Ok(sqlx::query_scalar("SELECT created_at FROM pool_targets WHERE pool_id = $1 AND generation = $2")
-        .bind(pool_id)
-        .bind(generation)
-        .fetch_optional(db)
-        .await?)
+pub async fn target_set_at(
+    db: impl PgExecutor<'_>,
+    pool_id: Uuid,
+    generation: i64,
+) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT created_at FROM pool_targets WHERE pool_id = $1 AND generation = $2",
+    )
+    .bind(pool_id)
+    .bind(generation)
+    .fetch_optional(db)
+    .await?)
 }
 
-async fn audit(db: impl PgExecutor<'_>, actor: &str, action: &str, pool_id: Uuid, details: serde_json::Value) -> Result<()> {
+async fn audit(
+    db: impl PgExecutor<'_>,
+    actor: &str,
+    action: &str,
+    pool_id: Uuid,
+    details: serde_json::Value,
+) -> Result<()> {
     sqlx::query("SELECT ps_audit($1, $2, 'pool', $3, $4)")
         .bind(actor)
         .bind(action)

@@ -20,11 +20,13 @@ struct PackageRow {
 
 impl PackageRow {
     fn into_package(self) -> Result<Option<Package>> {
-        let (Some(name), Some(version), Some(reason)) = (self.name, self.version, self.reason) else {
+        let (Some(name), Some(version), Some(reason)) = (self.name, self.version, self.reason)
+        else {
             return Ok(None);
         };
-        let reason = InstallReason::parse(&reason)
-            .ok_or_else(|| Error::internal(format!("unknown install reason {reason:?} in the database")))?;
+        let reason = InstallReason::parse(&reason).ok_or_else(|| {
+            Error::internal(format!("unknown install reason {reason:?} in the database"))
+        })?;
         Ok(Some(Package {
             name,
             version,
@@ -38,7 +40,8 @@ impl PackageRow {
 /// Stores a state once under its content address and returns that address.
 pub async fn store(db: impl PgExecutor<'_>, state: &PackageState) -> Result<String> {
     let state_id = state.state_id();
-    let packages = serde_json::to_value(state.iter().collect::<Vec<_>>()).map_err(Error::internal)?;
+    let packages =
+        serde_json::to_value(state.iter().collect::<Vec<_>>()).map_err(Error::internal)?;
     // Absent optional fields must arrive as JSON null, not be skipped, for jsonb_to_recordset.
     sqlx::query("SELECT ps_store_state($1, $2)")
         .bind(&state_id)
@@ -67,7 +70,10 @@ pub async fn load(db: impl PgExecutor<'_>, state_id: &str) -> Result<Option<Pack
 }
 
 /// Loads several states in one query.
-pub async fn load_many(db: impl PgExecutor<'_>, state_ids: &[String]) -> Result<HashMap<String, PackageState>> {
+pub async fn load_many(
+    db: impl PgExecutor<'_>,
+    state_ids: &[String],
+) -> Result<HashMap<String, PackageState>> {
     let rows: Vec<PackageRow> = sqlx::query_as(
         "SELECT s.state_id, p.name, p.version, p.repository, p.architecture, p.reason
          FROM package_states s LEFT JOIN state_packages p ON p.state_id = s.state_id
