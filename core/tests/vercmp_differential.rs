@@ -74,7 +74,7 @@ fn agrees_with_pacman_vercmp_on_generated_pairs() {
     let pairs = 3000;
     for _ in 0..pairs {
         let a = random_version(&mut rng);
-        let b = if rng.next() % 2 == 0 {
+        let b = if rng.next().is_multiple_of(2) {
             neighbour(&mut rng, &a)
         } else {
             random_version(&mut rng)

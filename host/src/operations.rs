@@ -523,7 +523,7 @@ pub async fn request_revert(
             let current = ctx
                 .endpoint
                 .current_history_id
-                .ok_or_else(|| no_previous_state())?;
+                .ok_or_else(no_previous_state)?;
             let (_, _, revert_to) = db::endpoints::history_entry(&mut *tx, current)
                 .await?
                 .ok_or_else(|| Error::internal("current history entry missing"))?;
