@@ -78,11 +78,20 @@ impl Diff {
 ///
 /// Versions that `vercmp` calls equal (e.g. `1.0` and `0:1.0`) are not a difference.
 pub fn diff(current: &PackageState, target: &PackageState) -> Diff {
+    diff_by(current, target, vercmp)
+}
+
+/// [`diff`] with a caller-supplied version order; plugins pass the host's `vercmp` import.
+pub fn diff_by(
+    current: &PackageState,
+    target: &PackageState,
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> Diff {
     let mut out = Diff::default();
     for want in target.iter() {
         match current.get(&want.name) {
             None => out.install.push(want.clone()),
-            Some(have) => match vercmp(&have.version, &want.version) {
+            Some(have) => match cmp(&have.version, &want.version) {
                 Ordering::Less => out.upgrade.push((have.clone(), want.clone())),
                 Ordering::Greater => out.downgrade.push((have.clone(), want.clone())),
                 Ordering::Equal => {}
@@ -100,7 +109,16 @@ pub fn diff(current: &PackageState, target: &PackageState) -> Diff {
 /// Classifies `current` against `target`: extra or newer packages make it ahead, missing or
 /// older ones behind, and both diverged.
 pub fn classify(current: &PackageState, target: &PackageState) -> SyncStatus {
-    let d = diff(current, target);
+    classify_by(current, target, vercmp)
+}
+
+/// [`classify`] with a caller-supplied version order.
+pub fn classify_by(
+    current: &PackageState,
+    target: &PackageState,
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> SyncStatus {
+    let d = diff_by(current, target, cmp);
     let ahead = !d.remove.is_empty() || !d.downgrade.is_empty();
     let behind = !d.install.is_empty() || !d.upgrade.is_empty();
     match (ahead, behind) {

@@ -8,7 +8,10 @@ pub mod package;
 pub mod plan;
 pub mod version;
 
-pub use diff::{Diff, SyncStatus, classify, diff};
+pub use diff::{Diff, SyncStatus, classify, classify_by, diff, diff_by};
 pub use package::{InstallReason, Package, PackageError, PackageState};
-pub use plan::{Action, ActionKind, Plan, Skipped, mirror_plan};
+pub use plan::{
+    Action, ActionKind, Available, Plan, Skipped, Source, mirror_plan, mirror_plan_by,
+    restrict_to_available,
+};
 pub use version::{VersionError, validate_version, vercmp};

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::diff;
+use std::cmp::Ordering;
+
+use crate::diff::diff_by;
 use crate::package::{InstallReason, PackageState};
 
 /// What an action does to one package.
@@ -96,9 +98,80 @@ impl Plan {
     }
 }
 
+/// Where an obtainable package version comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A configured sync repository offers it.
+    SyncRepository,
+    /// The endpoint's pacman cache holds it.
+    Cache,
+    /// The pool's archive holds it.
+    Archive,
+}
+
+/// A package version an endpoint can obtain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Available {
+    /// Package name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// Where it comes from.
+    pub source: Source,
+}
+
+/// Moves every install, upgrade or downgrade whose exact target version the endpoint cannot
+/// obtain from the plan to its skipped list, so nothing is planned blindly.
+///
+/// `available == None` means availability is unknown and the plan is kept as it is; an empty
+/// list means nothing is obtainable.
+pub fn restrict_to_available(
+    plan: Plan,
+    available: Option<&[Available]>,
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> Plan {
+    let Some(available) = available else {
+        return plan;
+    };
+    let mut actions = Vec::new();
+    let mut skipped = plan.skipped;
+    for action in plan.actions {
+        let obtainable = match (&action.kind, &action.to_version) {
+            (ActionKind::Remove, _) | (_, None) => true,
+            (_, Some(version)) => available
+                .iter()
+                .any(|a| a.name == action.name && cmp(&a.version, version) == Ordering::Equal),
+        };
+        if obtainable {
+            actions.push(action);
+        } else {
+            let version = action.to_version.as_deref().unwrap_or_default();
+            skipped.push(Skipped {
+                name: action.name,
+                reason: format!(
+                    "version {version} is not offered by the endpoint's sync repositories, cache or the pool archive"
+                ),
+            });
+        }
+    }
+    Plan::from_parts(actions, skipped)
+}
+
 /// The mirror policy: install, upgrade, downgrade and remove until `current` equals `target`.
 pub fn mirror_plan(current: &PackageState, target: &PackageState) -> Plan {
-    let d = diff(current, target);
+    mirror_plan_by(current, target, crate::version::vercmp)
+}
+
+/// [`mirror_plan`] with a caller-supplied version order.
+pub fn mirror_plan_by(
+    current: &PackageState,
+    target: &PackageState,
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> Plan {
+    let d = diff_by(current, target, cmp);
     let mut actions = Vec::new();
     for p in d.install {
         actions.push(Action {
@@ -180,6 +253,30 @@ mod tests {
             "1 to install, 1 to upgrade, 1 to downgrade, 1 to remove"
         );
         assert_eq!(plan.actions[0].reason, Some(InstallReason::Dependency));
+    }
+
+    #[test]
+    fn unobtainable_versions_are_skipped_not_planned() {
+        let plan = mirror_plan(
+            &state(&[("a", "1-1"), ("gone", "1-1")]),
+            &state(&[("a", "2-1"), ("b", "1-1")]),
+        );
+        let available = [Available {
+            name: "a".into(),
+            version: "2-1".into(),
+            source: Source::Archive,
+        }];
+        let restricted =
+            restrict_to_available(plan.clone(), Some(&available), crate::version::vercmp);
+        let planned: Vec<_> = restricted.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(planned, ["a", "gone"]);
+        assert_eq!(restricted.skipped.len(), 1);
+        assert_eq!(restricted.skipped[0].name, "b");
+        assert!(restricted.summary.contains("1 skipped"));
+        assert_eq!(
+            restrict_to_available(plan.clone(), None, crate::version::vercmp),
+            plan
+        );
     }
 
     #[test]

@@ -1,0 +1,102 @@
+//! `conservative`: install and upgrade towards the target, but never downgrade or remove.
+
+use pacsync_policy_sdk::pacsync_core::{
+    ActionKind, Plan, Skipped, mirror_plan_by, restrict_to_available,
+};
+use pacsync_policy_sdk::serde_json::{Value, json};
+use pacsync_policy_sdk::{PlanInput, PolicyError, PolicyLogic, VersionOrder, expect_no_config};
+
+/// The conservative policy.
+pub struct Conservative;
+
+impl PolicyLogic for Conservative {
+    const NAME: &'static str = "conservative";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SUMMARY: &'static str =
+        "Install and upgrade towards the target; never downgrade, never remove.";
+
+    fn config_schema() -> Value {
+        json!({ "type": "object", "additionalProperties": false, "properties": {} })
+    }
+
+    fn validate_config(config: &Value) -> Result<(), String> {
+        expect_no_config(Self::NAME, config)
+    }
+
+    fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
+        let mirror = mirror_plan_by(&input.current, &input.target, cmp);
+        let mut actions = Vec::new();
+        let mut skipped = mirror.skipped;
+        for action in mirror.actions {
+            let from = action.from_version.clone().unwrap_or_default();
+            match action.kind {
+                ActionKind::Downgrade => skipped.push(Skipped {
+                    name: action.name,
+                    reason: format!(
+                        "would downgrade from {from} to {}; the conservative policy never downgrades",
+                        action.to_version.unwrap_or_default()
+                    ),
+                }),
+                ActionKind::Remove => skipped.push(Skipped {
+                    name: action.name,
+                    reason: format!("would remove {from}; the conservative policy never removes"),
+                }),
+                ActionKind::Install | ActionKind::Upgrade => actions.push(action),
+            }
+        }
+        Ok(restrict_to_available(
+            Plan::from_parts(actions, skipped),
+            input.available.as_deref(),
+            cmp,
+        ))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pacsync_policy_sdk::policy_component!(Conservative);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacsync_policy_sdk::pacsync_core::{InstallReason, Package, PackageState, vercmp};
+
+    fn state(pkgs: &[(&str, &str)]) -> PackageState {
+        PackageState::new(
+            pkgs.iter()
+                .map(|(n, v)| Package {
+                    name: n.to_string(),
+                    version: v.to_string(),
+                    repository: None,
+                    architecture: None,
+                    reason: InstallReason::Explicit,
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn never_downgrades_or_removes() {
+        let input = PlanInput {
+            current: state(&[("up", "1-1"), ("down", "3-1"), ("extra", "1-1")]),
+            target: state(&[("up", "2-1"), ("down", "2-1"), ("new", "1-1")]),
+            config: json!({}),
+            available: None,
+        };
+        let plan = Conservative::plan(&input, &vercmp).unwrap();
+        let planned: Vec<_> = plan
+            .actions
+            .iter()
+            .map(|a| (a.kind, a.name.as_str()))
+            .collect();
+        assert_eq!(
+            planned,
+            [(ActionKind::Install, "new"), (ActionKind::Upgrade, "up")]
+        );
+        let skipped: Vec<_> = plan.skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(skipped, ["down", "extra"]);
+        assert!(plan.skipped[0].reason.contains("never downgrades"));
+        assert!(plan.skipped[1].reason.contains("never removes"));
+        assert_eq!(plan.summary, "1 to install, 1 to upgrade, 2 skipped");
+    }
+}

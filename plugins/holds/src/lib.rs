@@ -1,0 +1,247 @@
+//! `holds`: mirror, except for packages held by glob patterns (like pacman's `IgnorePkg`) and
+//! critical packages (kernel, init, libc, pacman) that change only when the config allows it.
+
+use pacsync_policy_sdk::pacsync_core::{
+    Package, PackageState, Plan, Skipped, SyncStatus, classify_by, mirror_plan_by,
+    restrict_to_available,
+};
+use pacsync_policy_sdk::serde_json::{Value, json};
+use pacsync_policy_sdk::{PlanInput, PolicyError, PolicyLogic, VersionOrder};
+
+/// Critical packages when the config does not name its own.
+pub const DEFAULT_CRITICAL: [&str; 4] = ["linux*", "systemd*", "glibc", "pacman"];
+
+/// The holds policy.
+pub struct Holds;
+
+/// Parsed configuration.
+#[derive(Debug)]
+pub struct HoldsConfig {
+    ignore: Vec<glob::Pattern>,
+    critical: Vec<glob::Pattern>,
+    allow_critical: bool,
+}
+
+fn patterns(config: &Value, key: &str, default: &[&str]) -> Result<Vec<glob::Pattern>, String> {
+    let raw: Vec<String> = match config.get(key) {
+        None => default.iter().map(|s| s.to_string()).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{key} must be a list of glob strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(format!("{key} must be a list of glob strings")),
+    };
+    raw.iter()
+        .map(|p| glob::Pattern::new(p).map_err(|e| format!("{key}: invalid glob {p:?}: {e}")))
+        .collect()
+}
+
+impl HoldsConfig {
+    /// Parses and checks a config.
+    pub fn parse(config: &Value) -> Result<Self, String> {
+        let map = config
+            .as_object()
+            .ok_or("holds configuration must be a JSON object")?;
+        if let Some(key) = map
+            .keys()
+            .find(|k| !["ignore", "critical", "allow_critical"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "unknown holds setting {key:?}; expected ignore, critical, allow_critical"
+            ));
+        }
+        let allow_critical = match map.get("allow_critical") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("allow_critical must be true or false".into()),
+        };
+        Ok(Self {
+            ignore: patterns(config, "ignore", &[])?,
+            critical: patterns(config, "critical", &DEFAULT_CRITICAL)?,
+            allow_critical,
+        })
+    }
+
+    /// Why the package must not be touched, if it must not.
+    fn hold(&self, name: &str) -> Option<String> {
+        if let Some(p) = self.ignore.iter().find(|p| p.matches(name)) {
+            return Some(format!("held by ignore pattern {:?}", p.as_str()));
+        }
+        if !self.allow_critical
+            && let Some(p) = self.critical.iter().find(|p| p.matches(name))
+        {
+            return Some(format!(
+                "critical package (matches {:?}); set allow_critical to change it",
+                p.as_str()
+            ));
+        }
+        None
+    }
+
+    fn without_ignored(&self, state: &PackageState) -> PackageState {
+        let kept: Vec<Package> = state
+            .iter()
+            .filter(|p| !self.ignore.iter().any(|g| g.matches(&p.name)))
+            .cloned()
+            .collect();
+        PackageState::new(kept).expect("a subset of a valid state is valid")
+    }
+}
+
+impl PolicyLogic for Holds {
+    const NAME: &'static str = "holds";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SUMMARY: &'static str =
+        "Mirror the target, except held packages (glob patterns) and critical ones unless allowed.";
+
+    fn config_schema() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "ignore": { "type": "array", "items": { "type": "string" }, "description": "globs never touched, like IgnorePkg" },
+                "critical": { "type": "array", "items": { "type": "string" }, "default": DEFAULT_CRITICAL },
+                "allow_critical": { "type": "boolean", "default": false }
+            }
+        })
+    }
+
+    fn validate_config(config: &Value) -> Result<(), String> {
+        HoldsConfig::parse(config).map(|_| ())
+    }
+
+    /// Ignored packages do not count: a machine differing only in them is in sync.
+    fn classify(
+        current: &PackageState,
+        target: &PackageState,
+        config: &Value,
+        cmp: VersionOrder<'_>,
+    ) -> SyncStatus {
+        match HoldsConfig::parse(config) {
+            Ok(c) => classify_by(&c.without_ignored(current), &c.without_ignored(target), cmp),
+            Err(_) => classify_by(current, target, cmp),
+        }
+    }
+
+    fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
+        let config = HoldsConfig::parse(&input.config).map_err(PolicyError::InvalidConfig)?;
+        let mirror = mirror_plan_by(&input.current, &input.target, cmp);
+        let mut actions = Vec::new();
+        let mut skipped = mirror.skipped;
+        for action in mirror.actions {
+            match config.hold(&action.name) {
+                Some(reason) => skipped.push(Skipped {
+                    name: action.name,
+                    reason,
+                }),
+                None => actions.push(action),
+            }
+        }
+        Ok(restrict_to_available(
+            Plan::from_parts(actions, skipped),
+            input.available.as_deref(),
+            cmp,
+        ))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pacsync_policy_sdk::policy_component!(Holds);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacsync_policy_sdk::pacsync_core::{InstallReason, vercmp};
+
+    fn state(pkgs: &[(&str, &str)]) -> PackageState {
+        PackageState::new(
+            pkgs.iter()
+                .map(|(n, v)| Package {
+                    name: n.to_string(),
+                    version: v.to_string(),
+                    repository: None,
+                    architecture: None,
+                    reason: InstallReason::Explicit,
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn input(config: Value) -> PlanInput {
+        PlanInput {
+            current: state(&[("linux", "6.0-1"), ("nvidia-dkms", "1-1"), ("vim", "9.0-1")]),
+            target: state(&[("linux", "6.1-1"), ("nvidia-dkms", "2-1"), ("vim", "9.1-1")]),
+            config,
+            available: None,
+        }
+    }
+
+    fn planned(plan: &Plan) -> Vec<&str> {
+        plan.actions.iter().map(|a| a.name.as_str()).collect()
+    }
+
+    #[test]
+    fn critical_packages_are_held_by_default() {
+        let plan = Holds::plan(&input(json!({})), &vercmp).unwrap();
+        assert_eq!(planned(&plan), ["nvidia-dkms", "vim"]);
+        assert!(plan.skipped[0].reason.contains("critical"));
+    }
+
+    #[test]
+    fn ignore_globs_and_allow_critical() {
+        let plan = Holds::plan(
+            &input(json!({"ignore": ["nvidia-*"], "allow_critical": true})),
+            &vercmp,
+        )
+        .unwrap();
+        assert_eq!(planned(&plan), ["linux", "vim"]);
+        assert!(plan.skipped[0].reason.contains("nvidia-*"));
+        let plan = Holds::plan(&input(json!({"critical": ["vim"]})), &vercmp).unwrap();
+        assert_eq!(planned(&plan), ["linux", "nvidia-dkms"]);
+    }
+
+    #[test]
+    fn ignored_packages_do_not_affect_classification() {
+        let current = state(&[("a", "1-1"), ("held", "1-1")]);
+        let target = state(&[("a", "1-1"), ("held", "2-1")]);
+        assert_eq!(
+            Holds::classify(&current, &target, &json!({"ignore": ["held"]}), &vercmp),
+            SyncStatus::InSync
+        );
+        assert_eq!(
+            Holds::classify(&current, &target, &json!({}), &vercmp),
+            SyncStatus::Behind
+        );
+    }
+
+    #[test]
+    fn rejects_bad_configs_with_reasons() {
+        assert!(
+            Holds::validate_config(&json!({"ignore": "linux"}))
+                .unwrap_err()
+                .contains("list")
+        );
+        assert!(
+            Holds::validate_config(&json!({"ignore": ["[z-a"]}))
+                .unwrap_err()
+                .contains("invalid glob")
+        );
+        assert!(
+            Holds::validate_config(&json!({"hold": []}))
+                .unwrap_err()
+                .contains("unknown")
+        );
+        assert!(Holds::validate_config(&json!({"allow_critical": "yes"})).is_err());
+        assert!(
+            Holds::validate_config(
+                &json!({"ignore": ["foo*"], "critical": [], "allow_critical": false})
+            )
+            .is_ok()
+        );
+    }
+}

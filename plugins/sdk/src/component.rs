@@ -1,0 +1,181 @@
+//! The component side: WIT bindings and conversions, used through [`crate::policy_component!`].
+
+use std::cmp::Ordering;
+
+use pacsync_core::{
+    Action, ActionKind, Available, InstallReason, Package, PackageState, Plan, Source, SyncStatus,
+};
+
+use crate::{PlanInput, PolicyError, PolicyLogic};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "policy",
+    pub_export_macro: true,
+    default_bindings_module: "pacsync_policy_sdk::component",
+});
+
+use pacsync::policy::host;
+use pacsync::policy::types as wit;
+
+/// pacman's version order, computed by the host.
+pub fn host_vercmp(a: &str, b: &str) -> Ordering {
+    host::vercmp(a, b).cmp(&0)
+}
+
+fn reason_from(r: wit::InstallReason) -> InstallReason {
+    match r {
+        wit::InstallReason::Explicit => InstallReason::Explicit,
+        wit::InstallReason::Dependency => InstallReason::Dependency,
+    }
+}
+
+fn reason_to(r: InstallReason) -> wit::InstallReason {
+    match r {
+        InstallReason::Explicit => wit::InstallReason::Explicit,
+        InstallReason::Dependency => wit::InstallReason::Dependency,
+    }
+}
+
+/// Converts a package list; the host validated it, so a failure here is a host bug and traps.
+fn state(packages: Vec<wit::Package>) -> PackageState {
+    PackageState::new(
+        packages
+            .into_iter()
+            .map(|p| Package {
+                name: p.name,
+                version: p.version,
+                repository: p.repository,
+                architecture: p.architecture,
+                reason: reason_from(p.reason),
+            })
+            .collect(),
+    )
+    .expect("the host sends valid package lists")
+}
+
+fn parse_config(config: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(config).map_err(|e| format!("config is not JSON: {e}"))
+}
+
+/// `describe` for `P`.
+pub fn describe<P: PolicyLogic>() -> wit::Description {
+    wit::Description {
+        name: P::NAME.into(),
+        version: P::VERSION.into(),
+        summary: P::SUMMARY.into(),
+        config_schema: P::config_schema().to_string(),
+    }
+}
+
+/// `validate-config` for `P`.
+pub fn validate_config<P: PolicyLogic>(config: String) -> Result<(), String> {
+    P::validate_config(&parse_config(&config)?)
+}
+
+/// `classify` for `P`.
+pub fn classify<P: PolicyLogic>(
+    current: Vec<wit::Package>,
+    target: Vec<wit::Package>,
+    config: String,
+) -> wit::SyncStatus {
+    let config = parse_config(&config).unwrap_or(serde_json::Value::Null);
+    match P::classify(&state(current), &state(target), &config, &host_vercmp) {
+        SyncStatus::InSync | SyncStatus::Unknown => wit::SyncStatus::InSync,
+        SyncStatus::Ahead => wit::SyncStatus::Ahead,
+        SyncStatus::Behind => wit::SyncStatus::Behind,
+        SyncStatus::Diverged => wit::SyncStatus::Diverged,
+    }
+}
+
+/// `plan` for `P`.
+pub fn plan<P: PolicyLogic>(request: wit::PlanRequest) -> Result<wit::Plan, wit::PolicyError> {
+    let config = parse_config(&request.config).map_err(wit::PolicyError::InvalidConfig)?;
+    let input = PlanInput {
+        current: state(request.current),
+        target: state(request.target),
+        config,
+        available: request.available.map(|list| {
+            list.into_iter()
+                .map(|a| Available {
+                    name: a.name,
+                    version: a.version,
+                    source: match a.source {
+                        wit::Source::SyncRepository => Source::SyncRepository,
+                        wit::Source::Cache => Source::Cache,
+                        wit::Source::Archive => Source::Archive,
+                    },
+                })
+                .collect()
+        }),
+    };
+    match P::plan(&input, &host_vercmp) {
+        Ok(plan) => Ok(plan_to(plan)),
+        Err(PolicyError::InvalidConfig(m)) => Err(wit::PolicyError::InvalidConfig(m)),
+        Err(PolicyError::Unsatisfiable(m)) => Err(wit::PolicyError::Unsatisfiable(m)),
+    }
+}
+
+fn plan_to(plan: Plan) -> wit::Plan {
+    wit::Plan {
+        actions: plan.actions.into_iter().map(action_to).collect(),
+        skipped: plan
+            .skipped
+            .into_iter()
+            .map(|s| wit::Skipped {
+                name: s.name,
+                reason: s.reason,
+            })
+            .collect(),
+        summary: plan.summary,
+    }
+}
+
+fn action_to(a: Action) -> wit::Action {
+    wit::Action {
+        kind: match a.kind {
+            ActionKind::Install => wit::ActionKind::Install,
+            ActionKind::Upgrade => wit::ActionKind::Upgrade,
+            ActionKind::Downgrade => wit::ActionKind::Downgrade,
+            ActionKind::Remove => wit::ActionKind::Remove,
+        },
+        name: a.name,
+        from_version: a.from_version,
+        to_version: a.to_version,
+        reason: a.reason.map(reason_to),
+    }
+}
+
+/// Exports a [`PolicyLogic`] type as the component's `policy` world.
+#[macro_export]
+macro_rules! policy_component {
+    ($logic:ty) => {
+        struct PolicyComponent;
+
+        impl $crate::component::Guest for PolicyComponent {
+            fn describe() -> $crate::component::pacsync::policy::types::Description {
+                $crate::component::describe::<$logic>()
+            }
+            fn validate_config(config: String) -> Result<(), String> {
+                $crate::component::validate_config::<$logic>(config)
+            }
+            fn classify(
+                current: Vec<$crate::component::pacsync::policy::types::Package>,
+                target: Vec<$crate::component::pacsync::policy::types::Package>,
+                config: String,
+            ) -> $crate::component::pacsync::policy::types::SyncStatus {
+                $crate::component::classify::<$logic>(current, target, config)
+            }
+            fn plan(
+                request: $crate::component::pacsync::policy::types::PlanRequest,
+            ) -> Result<
+                $crate::component::pacsync::policy::types::Plan,
+                $crate::component::pacsync::policy::types::PolicyError,
+            > {
+                $crate::component::plan::<$logic>(request)
+            }
+        }
+
+        $crate::component::export!(PolicyComponent);
+    };
+}
