@@ -37,6 +37,12 @@ pub struct Settings {
     /// Lifetime of endpoint tokens issued at registration, in days [default: 365].
     #[arg(long, env = "PACSYNC_ENDPOINT_TOKEN_DAYS")]
     pub endpoint_token_days: Option<u32>,
+    /// Wall-clock budget of one policy plugin call, in milliseconds [default: 1000].
+    #[arg(long, env = "PACSYNC_PLUGIN_DEADLINE_MS")]
+    pub plugin_deadline_ms: Option<u64>,
+    /// Memory cap of one policy plugin instance, in MiB [default: 64].
+    #[arg(long, env = "PACSYNC_PLUGIN_MEMORY_MIB")]
+    pub plugin_memory_mib: Option<usize>,
     /// Directory holding initdb/pg_ctl [default: PATH, then /usr/lib/postgresql/<newest>/bin].
     #[arg(long, env = "PACSYNC_POSTGRES_BIN_DIR")]
     pub postgres_bin_dir: Option<PathBuf>,
@@ -54,6 +60,8 @@ impl Settings {
             reaper_interval_ms: self.reaper_interval_ms.or(lower.reaper_interval_ms),
             endpoint_token_days: self.endpoint_token_days.or(lower.endpoint_token_days),
             postgres_bin_dir: self.postgres_bin_dir.or(lower.postgres_bin_dir),
+            plugin_deadline_ms: self.plugin_deadline_ms.or(lower.plugin_deadline_ms),
+            plugin_memory_mib: self.plugin_memory_mib.or(lower.plugin_memory_mib),
         }
     }
 }
@@ -106,6 +114,8 @@ pub struct Config {
     pub endpoint_token_ttl: Duration,
     /// Where the PostgreSQL server binaries are, if configured.
     pub postgres_bin_dir: Option<PathBuf>,
+    /// Per-call limits of policy plugins.
+    pub plugin_limits: crate::policy::wasm::Limits,
 }
 
 // Hand-written so that a password in the database URL never reaches a log line.
@@ -123,6 +133,7 @@ impl fmt::Debug for Config {
             .field("reaper_interval", &self.reaper_interval)
             .field("endpoint_token_ttl", &self.endpoint_token_ttl)
             .field("postgres_bin_dir", &self.postgres_bin_dir)
+            .field("plugin_limits", &self.plugin_limits)
             .finish()
     }
 }
@@ -166,7 +177,19 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
+        let plugin_deadline_ms = s.plugin_deadline_ms.unwrap_or(1000);
+        let plugin_memory_mib = s.plugin_memory_mib.unwrap_or(64);
+        if plugin_deadline_ms == 0 || plugin_memory_mib == 0 {
+            return Err(ConfigError::Invalid {
+                name: "plugin limits",
+                reason: "must be at least 1",
+            });
+        }
         Ok(Config {
+            plugin_limits: crate::policy::wasm::Limits {
+                deadline: Duration::from_millis(plugin_deadline_ms),
+                memory_bytes: plugin_memory_mib << 20,
+            },
             listen: s.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
             jwt_key_file: s
                 .jwt_key_file

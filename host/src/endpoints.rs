@@ -187,7 +187,7 @@ pub async fn classify_and_store(
                 None => load_state(&mut *tx, current_id).await?,
             };
             let target = load_state(&mut *tx, target_id).await?;
-            let (policy, _) = app.policies.for_pool(&pool)?;
+            let (policy, _) = app.policies.for_pool(&mut *tx, &pool).await?;
             policy.classify(&current, &target)?
         }
         _ => SyncStatus::Unknown,
@@ -215,7 +215,7 @@ pub async fn reclassify_pool(app: &AppState, tx: &mut PgConnection, pool_id: Uui
     let target = states
         .get(&target_id)
         .ok_or_else(|| Error::internal(format!("target state {target_id} is missing")))?;
-    let (policy, _) = app.policies.for_pool(&pool)?;
+    let (policy, _) = app.policies.for_pool(&mut *tx, &pool).await?;
     for (endpoint_id, state_id) in endpoints {
         let status = match state_id.and_then(|id| states.get(&id)) {
             Some(current) => policy.classify(current, target)?,

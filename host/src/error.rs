@@ -55,6 +55,8 @@ pub enum ErrorCode {
     OperationNotFound,
     /// No such state in the endpoint's history.
     StateNotFound,
+    /// No such policy plugin.
+    PluginNotFound,
     // 405 / 413 / 415
     /// The route exists but not for this method.
     MethodNotAllowed,
@@ -85,6 +87,8 @@ pub enum ErrorCode {
     EndpointNameTaken,
     /// The pool has no target state yet (run set-as-latest first).
     NoPoolTarget,
+    /// A pool still uses the plugin.
+    PluginInUse,
     /// The endpoint has not reported its packages yet.
     NoReportedState,
     /// The endpoint's history has nothing to revert to.
@@ -96,6 +100,10 @@ pub enum ErrorCode {
     InvalidPackageState,
     /// An `Idempotency-Key` was reused for a different request.
     IdempotencyKeyMismatch,
+    /// The upload is not a component implementing `pacsync:policy/policy`.
+    InvalidPlugin,
+    /// The plugin rejected the pool's config.
+    InvalidPolicyConfig,
     // 5xx
     /// The policy failed while classifying or planning.
     PolicyFault,
@@ -120,9 +128,8 @@ impl ErrorCode {
             | EnrollmentTokenExpired
             | EnrollmentTokenExhausted => StatusCode::UNAUTHORIZED,
             AdminRequired | NotYourEndpoint | EndpointRequired => StatusCode::FORBIDDEN,
-            RouteNotFound | PoolNotFound | EndpointNotFound | OperationNotFound | StateNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            RouteNotFound | PoolNotFound | EndpointNotFound | OperationNotFound | StateNotFound
+            | PluginNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -136,12 +143,15 @@ impl ErrorCode {
             | PoolNotEmpty
             | PoolNameTaken
             | EndpointNameTaken
+            | PluginInUse
             | NoPoolTarget
             | NoReportedState
             | NoPreviousState => StatusCode::CONFLICT,
-            ValidationFailed | InvalidPackageState | IdempotencyKeyMismatch => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ValidationFailed
+            | InvalidPackageState
+            | IdempotencyKeyMismatch
+            | InvalidPlugin
+            | InvalidPolicyConfig => StatusCode::UNPROCESSABLE_ENTITY,
             PolicyFault => StatusCode::BAD_GATEWAY,
             DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -171,6 +181,10 @@ impl ErrorCode {
             EndpointNotFound => "ENDPOINT_NOT_FOUND",
             OperationNotFound => "OPERATION_NOT_FOUND",
             StateNotFound => "STATE_NOT_FOUND",
+            PluginNotFound => "PLUGIN_NOT_FOUND",
+            PluginInUse => "PLUGIN_IN_USE",
+            InvalidPlugin => "INVALID_PLUGIN",
+            InvalidPolicyConfig => "INVALID_POLICY_CONFIG",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -253,6 +267,14 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(db) => {
                 if let Some(code) = db.code().as_deref().and_then(ErrorCode::from_sqlstate) {
                     return Error::new(code, db.message());
+                }
+                if db.is_foreign_key_violation()
+                    && db.constraint() == Some("pools_policy_plugin_id_fkey")
+                {
+                    return Error::new(
+                        ErrorCode::PluginInUse,
+                        "a pool still uses this plugin; change its policy first",
+                    );
                 }
                 if db.is_unique_violation() {
                     match db.constraint() {

@@ -16,6 +16,7 @@ pub mod embedded_postgres;
 pub mod endpoints;
 pub mod error;
 pub mod operations;
+pub mod plugins;
 pub mod policy;
 pub mod pools;
 pub mod reaper;

@@ -399,10 +399,10 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
             "the pool has no target yet; run set-as-latest on a reference endpoint first",
         )
     })?;
-    let (policy, record) = app.policies.for_pool(&ctx.pool)?;
+    let (policy, record) = app.policies.for_pool(&mut *tx, &ctx.pool).await?;
     let current = load_state(&mut tx, &ctx.current_state_id).await?;
     let target = load_state(&mut tx, &target_id).await?;
-    let plan = policy.plan(&current, &target)?;
+    let plan = policy.plan(&current, &target, None)?;
     let (mut row, replayed) = create_row(
         &mut tx,
         &request,
@@ -536,7 +536,7 @@ pub async fn request_revert(
     let (policy, record) = app.policies.exact();
     let current = load_state(&mut tx, &ctx.current_state_id).await?;
     let target = load_state(&mut tx, &target_id).await?;
-    let plan = policy.plan(&current, &target)?;
+    let plan = policy.plan(&current, &target, None)?;
     let (mut row, replayed) = create_row(
         &mut tx,
         &request,
@@ -633,11 +633,9 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
                         (Some(c), Some(t)) => (c, t),
                         _ => return Err(Error::internal("sync operation without states")),
                     };
-                let (policy, record) = app.policies.for_pool(&pool)?;
-                let plan = policy.plan(
-                    &load_state(&mut tx, &current_id).await?,
-                    &load_state(&mut tx, &target_id).await?,
-                )?;
+                let (policy, record) = app.policies.for_pool(&mut *tx, &pool).await?;
+                let current = load_state(&mut tx, &current_id).await?;
+                let plan = policy.plan(&current, &load_state(&mut tx, &target_id).await?, None)?;
                 if plan.is_empty() {
                     now_in_sync_at = Some(current_id);
                 }

@@ -96,11 +96,12 @@ impl Host {
             addr: config.listen,
             source,
         })?;
+        let policies = Policies::new(config.plugin_limits);
         let state = AppState {
             db: pool.clone(),
             config: Arc::new(config),
             keys: Arc::new(keys),
-            policies: Policies::default(),
+            policies,
         };
         let shutdown = CancellationToken::new();
         let reaper = tokio::spawn(crate::reaper::run(

@@ -4,6 +4,7 @@
 
 pub mod endpoints;
 pub mod extract;
+pub mod plugins;
 pub mod pools;
 pub mod sync;
 
@@ -31,6 +32,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
         sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
         sync::endpoint_operations, sync::pool_operations, sync::health,
         sync::start, sync::progress, sync::complete, sync::fail, sync::cancel_ack,
+        plugins::upload, plugins::list, plugins::get, plugins::delete, plugins::set_pool_policy,
     ),
     modifiers(&BearerAuth),
 )]
@@ -92,6 +94,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/pools/{pool_id}/enrollment-tokens",
             post(pools::create_enrollment_token),
+        )
+        .route("/api/pools/{pool_id}/policy", put(plugins::set_pool_policy))
+        .route("/api/plugins", post(plugins::upload).get(plugins::list))
+        .route(
+            "/api/plugins/{plugin_id}",
+            get(plugins::get).delete(plugins::delete),
         )
         .route("/api/endpoints/register", post(endpoints::register))
         .route("/api/endpoints", get(endpoints::list))

@@ -6,6 +6,7 @@
 pub mod endpoints;
 pub mod enrollment;
 pub mod operations;
+pub mod plugins;
 pub mod pools;
 pub mod states;
 

@@ -25,6 +25,8 @@ pub struct Pool {
     pub policy_plugin: String,
     /// The policy's configuration.
     pub policy_config: serde_json::Value,
+    /// The uploaded plugin, when the policy is not a built-in.
+    pub policy_plugin_id: Option<Uuid>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -32,7 +34,7 @@ pub struct Pool {
 }
 
 const COLUMNS: &str = "pool_id, name, description, target_state_id, target_generation, policy_plugin, \
-                       policy_config, created_at, updated_at";
+                       policy_config, policy_plugin_id, created_at, updated_at";
 
 /// Inserts a pool and its audit record.
 pub async fn create(
@@ -121,6 +123,15 @@ pub async fn status_counts(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec
     .bind(pool_id)
     .fetch_all(db)
     .await?)
+}
+
+/// Takes the pool's advisory lock exclusively for the rest of the transaction.
+pub async fn lock(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<()> {
+    sqlx::query("SELECT ps_lock_pool($1)")
+        .bind(pool_id)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Makes `state_id` the pool's target as a new generation; returns the generation.

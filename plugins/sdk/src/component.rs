@@ -8,15 +8,19 @@ use pacsync_core::{
 
 use crate::{PlanInput, PolicyError, PolicyLogic};
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "policy",
-    pub_export_macro: true,
-    default_bindings_module: "pacsync_policy_sdk::component",
-});
+/// Bindings generated from `wit/`; kept in their own module so their names do not collide with
+/// `pacsync_core`'s.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "policy",
+        pub_export_macro: true,
+        default_bindings_module: "pacsync_policy_sdk::component::bindings",
+    });
+}
 
-use pacsync::policy::host;
-use pacsync::policy::types as wit;
+use bindings::pacsync::policy::host;
+use bindings::pacsync::policy::types as wit;
 
 /// pacman's version order, computed by the host.
 pub fn host_vercmp(a: &str, b: &str) -> Ordering {
@@ -152,30 +156,30 @@ macro_rules! policy_component {
     ($logic:ty) => {
         struct PolicyComponent;
 
-        impl $crate::component::Guest for PolicyComponent {
-            fn describe() -> $crate::component::pacsync::policy::types::Description {
+        impl $crate::component::bindings::Guest for PolicyComponent {
+            fn describe() -> $crate::component::bindings::pacsync::policy::types::Description {
                 $crate::component::describe::<$logic>()
             }
             fn validate_config(config: String) -> Result<(), String> {
                 $crate::component::validate_config::<$logic>(config)
             }
             fn classify(
-                current: Vec<$crate::component::pacsync::policy::types::Package>,
-                target: Vec<$crate::component::pacsync::policy::types::Package>,
+                current: Vec<$crate::component::bindings::pacsync::policy::types::Package>,
+                target: Vec<$crate::component::bindings::pacsync::policy::types::Package>,
                 config: String,
-            ) -> $crate::component::pacsync::policy::types::SyncStatus {
+            ) -> $crate::component::bindings::pacsync::policy::types::SyncStatus {
                 $crate::component::classify::<$logic>(current, target, config)
             }
             fn plan(
-                request: $crate::component::pacsync::policy::types::PlanRequest,
+                request: $crate::component::bindings::pacsync::policy::types::PlanRequest,
             ) -> Result<
-                $crate::component::pacsync::policy::types::Plan,
-                $crate::component::pacsync::policy::types::PolicyError,
+                $crate::component::bindings::pacsync::policy::types::Plan,
+                $crate::component::bindings::pacsync::policy::types::PolicyError,
             > {
                 $crate::component::plan::<$logic>(request)
             }
         }
 
-        $crate::component::export!(PolicyComponent);
+        $crate::component::bindings::export!(PolicyComponent);
     };
 }

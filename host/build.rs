@@ -1,0 +1,15 @@
+//! Builds the built-in policy components so the host embeds them with no extra step.
+
+fn main() {
+    let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest.parent().expect("host/ is inside the workspace");
+    pacsync_wasm_build::rerun_if_policy_sources_change(workspace);
+    pacsync_wasm_build::build_components(
+        workspace,
+        &[
+            "pacsync-policy-mirror",
+            "pacsync-policy-conservative",
+            "pacsync-policy-holds",
+        ],
+    );
+}

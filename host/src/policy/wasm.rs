@@ -1,0 +1,418 @@
+//! The WebAssembly policy runtime: wasmtime components of the `pacsync:policy/policy` world.
+//!
+//! Components are compiled once per sha256 and kept as an `InstancePre`, so a call costs an
+//! instantiation (microseconds), not a compile. Every call gets a fresh `Store` with a memory
+//! cap (`StoreLimits`) and an epoch deadline, so a plugin that loops, allocates without bound,
+//! traps or returns nonsense fails only the request that used it, with `POLICY_FAULT`.
+//! Plugins get no WASI: the imports a `wasm32-wasip2` std guest carries are defined as traps.
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use pacsync_core::{
+    Action, ActionKind, Available, InstallReason, Package, PackageState, Plan, Skipped, Source,
+    SyncStatus, validate_version,
+};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+use crate::error::{Error, ErrorCode};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "policy",
+    });
+}
+
+use bindings::pacsync::policy::{host, types as wit};
+use bindings::{Policy as PolicyWorld, PolicyPre};
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall-clock budget per call (enforced with epoch interruption).
+    pub deadline: Duration,
+    /// Linear memory cap per instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(1000),
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// How often the engine's epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Store data of one call.
+struct CallState {
+    limits: StoreLimits,
+    plugin: String,
+}
+
+impl wit::Host for CallState {}
+
+impl host::Host for CallState {
+    fn vercmp(&mut self, a: String, b: String) -> i32 {
+        pacsync_core::vercmp(&a, &b) as i32
+    }
+
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        // Plugin text is untrusted: bound it so a plugin cannot flood the log.
+        let message: String = message.chars().take(2048).collect();
+        let plugin = &self.plugin;
+        match level {
+            wit::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            wit::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            wit::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            wit::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+/// Why a component was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not a component, or not one that implements the `policy` world.
+    #[error("not a pacsync:policy/policy component: {0}")]
+    NotAPolicy(String),
+    /// `describe` itself failed.
+    #[error("the component's describe() failed: {0}")]
+    Describe(String),
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Description {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// One line.
+    pub summary: String,
+    /// JSON Schema of its config.
+    pub config_schema: serde_json::Value,
+}
+
+/// A compiled, pre-linked plugin.
+pub struct LoadedPlugin {
+    pre: PolicyPre<CallState>,
+    /// Content hash of the component bytes.
+    pub sha256: String,
+    /// Its self-description.
+    pub description: Description,
+}
+
+/// The engine and the epoch ticker shared by every plugin.
+pub struct WasmRuntime {
+    engine: Engine,
+    limits: Limits,
+}
+
+/// sha256 hex of component bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl WasmRuntime {
+    /// Creates the engine and starts its epoch ticker.
+    pub fn new(limits: Limits) -> Self {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config).expect("a valid wasmtime configuration");
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("pacsync-wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawn epoch ticker");
+        Self { engine, limits }
+    }
+
+    /// Compiles and links a component, checks that it implements the world, and asks it to
+    /// describe itself. This is the only place a compile happens.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
+        // A wasm32-wasip2 std guest imports WASI interfaces it never needs: every import is
+        // first defined as a trap, then the world's real host functions replace theirs.
+        let mut linker = Linker::new(&self.engine);
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
+        linker.allow_shadowing(true);
+        host::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
+        let pre =
+            PolicyPre::new(instance_pre).map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
+        let mut plugin = LoadedPlugin {
+            pre,
+            sha256: sha256_hex(bytes),
+            description: Description {
+                name: String::new(),
+                version: String::new(),
+                summary: String::new(),
+                config_schema: serde_json::Value::Null,
+            },
+        };
+        let described = self
+            .call(&plugin, "describe", |world, store| {
+                world.call_describe(store)
+            })
+            .map_err(|e| LoadError::Describe(e.detail))?;
+        plugin.description = Description {
+            config_schema: serde_json::from_str(&described.config_schema)
+                .map_err(|e| LoadError::Describe(format!("config schema is not JSON: {e}")))?,
+            name: described.name,
+            version: described.version,
+            summary: described.summary,
+        };
+        if plugin.description.name.is_empty() || plugin.description.name.len() > 128 {
+            return Err(LoadError::Describe(
+                "name must be 1 to 128 characters".into(),
+            ));
+        }
+        Ok(plugin)
+    }
+
+    /// Runs one export in a fresh, limited instance.
+    fn call<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        what: &str,
+        f: impl FnOnce(&PolicyWorld, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let name = if plugin.description.name.is_empty() {
+            plugin.sha256[..12].to_owned()
+        } else {
+            plugin.description.name.clone()
+        };
+        let mut store = Store::new(
+            &self.engine,
+            CallState {
+                limits,
+                plugin: name.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        let started = std::time::Instant::now();
+        let result = plugin
+            .pre
+            .instantiate(&mut store)
+            .and_then(|world| f(&world, &mut store));
+        let elapsed = started.elapsed();
+        result.map_err(|e| {
+            let reason = match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => format!(
+                    "exceeded its {} ms deadline",
+                    self.limits.deadline.as_millis()
+                ),
+                Some(trap) => format!("trapped: {trap}"),
+                None => format!("{e:#}"),
+            };
+            tracing::warn!(plugin = %name, call = what, ?elapsed, %reason, "policy fault");
+            fault(format!("policy {name} failed in {what}: {reason}"))
+        })
+    }
+
+    /// `validate-config`.
+    pub fn validate_config(
+        &self,
+        plugin: &LoadedPlugin,
+        config: &serde_json::Value,
+    ) -> Result<Result<(), String>, Error> {
+        let text = config.to_string();
+        self.call(plugin, "validate-config", |w, s| {
+            w.call_validate_config(s, &text)
+        })
+    }
+
+    /// `classify`.
+    pub fn classify(
+        &self,
+        plugin: &LoadedPlugin,
+        current: &PackageState,
+        target: &PackageState,
+        config: &serde_json::Value,
+    ) -> Result<SyncStatus, Error> {
+        let (current, target, config) = (
+            packages_to(current),
+            packages_to(target),
+            config.to_string(),
+        );
+        let status = self.call(plugin, "classify", |w, s| {
+            w.call_classify(s, &current, &target, &config)
+        })?;
+        Ok(match status {
+            wit::SyncStatus::InSync => SyncStatus::InSync,
+            wit::SyncStatus::Ahead => SyncStatus::Ahead,
+            wit::SyncStatus::Behind => SyncStatus::Behind,
+            wit::SyncStatus::Diverged => SyncStatus::Diverged,
+        })
+    }
+
+    /// `plan`, with the result checked before anything trusts it.
+    pub fn plan(
+        &self,
+        plugin: &LoadedPlugin,
+        current: &PackageState,
+        target: &PackageState,
+        config: &serde_json::Value,
+        available: Option<&[Available]>,
+    ) -> Result<Plan, Error> {
+        let request = wit::PlanRequest {
+            current: packages_to(current),
+            target: packages_to(target),
+            config: config.to_string(),
+            available: available.map(|list| {
+                list.iter()
+                    .map(|a| wit::Available {
+                        name: a.name.clone(),
+                        version: a.version.clone(),
+                        source: match a.source {
+                            Source::SyncRepository => wit::Source::SyncRepository,
+                            Source::Cache => wit::Source::Cache,
+                            Source::Archive => wit::Source::Archive,
+                        },
+                    })
+                    .collect()
+            }),
+        };
+        let name = plugin.description.name.clone();
+        match self.call(plugin, "plan", |w, s| w.call_plan(s, &request))? {
+            Ok(plan) => check_plan(&name, plan, current, target),
+            Err(wit::PolicyError::InvalidConfig(m)) => {
+                Err(fault(format!("policy {name} rejected its config: {m}")))
+            }
+            Err(wit::PolicyError::Unsatisfiable(m)) => {
+                Err(fault(format!("policy {name} cannot reach the target: {m}")))
+            }
+        }
+    }
+}
+
+fn fault(detail: String) -> Error {
+    Error::new(ErrorCode::PolicyFault, detail)
+}
+
+fn packages_to(state: &PackageState) -> Vec<wit::Package> {
+    state
+        .iter()
+        .map(|p| wit::Package {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            repository: p.repository.clone(),
+            architecture: p.architecture.clone(),
+            reason: match p.reason {
+                InstallReason::Explicit => wit::InstallReason::Explicit,
+                InstallReason::Dependency => wit::InstallReason::Dependency,
+            },
+        })
+        .collect()
+}
+
+/// Converts a plugin's plan and rejects garbage: actions must be about packages of the current
+/// or target state, carry valid versions, and say what they do consistently.
+fn check_plan(
+    name: &str,
+    plan: wit::Plan,
+    current: &PackageState,
+    target: &PackageState,
+) -> Result<Plan, Error> {
+    let garbage = |why: String| fault(format!("policy {name} returned an invalid plan: {why}"));
+    let mut actions = Vec::with_capacity(plan.actions.len());
+    let mut seen = std::collections::HashSet::new();
+    for a in plan.actions {
+        if !seen.insert(a.name.clone()) {
+            return Err(garbage(format!(
+                "{} appears in more than one action",
+                a.name
+            )));
+        }
+        let kind = match a.kind {
+            wit::ActionKind::Install => ActionKind::Install,
+            wit::ActionKind::Upgrade => ActionKind::Upgrade,
+            wit::ActionKind::Downgrade => ActionKind::Downgrade,
+            wit::ActionKind::Remove => ActionKind::Remove,
+        };
+        let have: Option<&Package> = current.get(&a.name);
+        let want: Option<&Package> = target.get(&a.name);
+        let consistent = match kind {
+            ActionKind::Install => have.is_none() && a.to_version.is_some(),
+            ActionKind::Upgrade | ActionKind::Downgrade => {
+                let ordering = match (have, &a.to_version) {
+                    (Some(h), Some(to)) => Some(pacsync_core::vercmp(&h.version, to)),
+                    _ => None,
+                };
+                let expected = if kind == ActionKind::Upgrade {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                };
+                ordering == Some(expected)
+            }
+            ActionKind::Remove => have.is_some() && a.to_version.is_none(),
+        };
+        if !consistent {
+            return Err(garbage(format!(
+                "{kind:?} of {} does not fit the endpoint's state",
+                a.name
+            )));
+        }
+        if have.is_none() && want.is_none() {
+            return Err(garbage(format!(
+                "{} is in neither the current nor the target state",
+                a.name
+            )));
+        }
+        if let Some(v) = &a.to_version {
+            validate_version(v).map_err(|e| garbage(format!("{}: {e}", a.name)))?;
+        }
+        actions.push(Action {
+            kind,
+            name: a.name,
+            from_version: have.map(|p| p.version.clone()),
+            to_version: a.to_version,
+            reason: a.reason.map(|r| match r {
+                wit::InstallReason::Explicit => InstallReason::Explicit,
+                wit::InstallReason::Dependency => InstallReason::Dependency,
+            }),
+        });
+    }
+    let skipped = plan
+        .skipped
+        .into_iter()
+        .map(|s| Skipped {
+            name: s.name,
+            reason: s.reason,
+        })
+        .collect();
+    let mut checked = Plan::from_parts(actions, skipped);
+    if !plan.summary.is_empty() && plan.summary.len() <= 1024 {
+        checked.summary = plan.summary;
+    }
+    Ok(checked)
+}
