@@ -231,7 +231,17 @@ impl WasmRuntime {
                     self.limits.deadline.as_millis()
                 ),
                 Some(trap) => format!("trapped: {trap}"),
-                None => format!("{e:#}"),
+                None => {
+                    // Not a wasm trap code: a limiter refusal, a lifting error, a failed import.
+                    let root = e.root_cause().to_string();
+                    if root.contains("unknown import") {
+                        format!("called an import outside the policy world (plugins get no WASI; a panic does this): {root}")
+                    } else if root.contains("memory") {
+                        format!("trapped: exceeded its {} MiB memory limit", self.limits.memory_bytes >> 20)
+                    } else {
+                        format!("failed: {root}")
+                    }
+                }
             };
             tracing::warn!(plugin = %name, call = what, ?elapsed, %reason, "policy fault");
             fault(format!("policy {name} failed in {what}: {reason}"))

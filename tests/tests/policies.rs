@@ -1,0 +1,317 @@
+//! Policy plugins through the real host runtime: built-ins, run-time swaps, uploads and
+//! hostile components that must be contained.
+
+use pacsync_tests::{Api, TestHost};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pacsync_hostile_policy.wasm"));
+
+/// Pool with target {linux 6.1, vim 9.1, git 2.40}; `b` has older linux, newer vim, extra htop.
+async fn fleet(api: &Api, name: &str) -> (String, String, String) {
+    let pool = api.create_pool(name).await;
+    let (a, ta) = api.register(&pool, &format!("{name}-ref")).await;
+    let (b, tb) = api.register(&pool, &format!("{name}-b")).await;
+    api.report(
+        &a,
+        &ta,
+        &[("linux", "6.1-1"), ("vim", "9.1-1"), ("git", "2.40-1")],
+    )
+    .await
+    .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{a}/set-as-latest"),
+        Some(&ta),
+        None,
+    )
+    .await
+    .expect(202, None);
+    api.report(
+        &b,
+        &tb,
+        &[
+            ("linux", "6.0-1"),
+            ("vim", "9.2-1"),
+            ("git", "2.40-1"),
+            ("htop", "3-1"),
+        ],
+    )
+    .await
+    .expect(200, None);
+    (pool, b, tb)
+}
+
+async fn set_policy(api: &Api, pool: &str, plugin: &str, config: Value) -> pacsync_tests::Reply {
+    api.call(
+        Method::PUT,
+        &format!("/api/pools/{pool}/policy"),
+        Some(&api.admin),
+        Some(json!({"plugin": plugin, "config": config})),
+    )
+    .await
+}
+
+/// Requests a sync and cancels it again; returns the operation (or the error reply's body).
+async fn plan_of(api: &Api, endpoint: &str, token: &str) -> pacsync_tests::Reply {
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{endpoint}/sync-to-latest"),
+            Some(token),
+            None,
+        )
+        .await;
+    if reply.status.as_u16() == 202 {
+        let id = reply.body["operation_id"].as_str().unwrap();
+        api.call(
+            Method::POST,
+            &format!("/api/sync/operations/{id}/cancel"),
+            Some(token),
+            None,
+        )
+        .await
+        .expect(200, None);
+    }
+    reply
+}
+
+fn actions(op: &Value) -> Vec<(String, String)> {
+    op["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap().to_owned(),
+                a["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn built_in_policies_run_as_components_and_swap_at_run_time() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let plugins = api.get("/api/plugins").await;
+    let names: Vec<&str> = plugins
+        .expect(200, None)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plugin_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["conservative", "holds", "mirror"]);
+    assert_eq!(
+        api.get("/api/plugins/holds").await.expect(200, None)["builtin"],
+        true
+    );
+
+    let (pool, b, tb) = fleet(api, "p").await;
+    // Default: mirror, run through the wasm runtime.
+    let op = plan_of(api, &b, &tb).await;
+    let op = op.expect(202, None);
+    assert_eq!(
+        actions(op),
+        [
+            ("upgrade".into(), "linux".into()),
+            ("downgrade".into(), "vim".into()),
+            ("remove".into(), "htop".into())
+        ]
+    );
+    assert_eq!(op["policy"]["plugin"], "mirror");
+    assert_eq!(op["policy"]["hash"].as_str().unwrap().len(), 64);
+
+    // Swap to conservative: no restart, the next plan follows it.
+    let r = set_policy(api, &pool, "conservative", json!({})).await;
+    assert_eq!(r.expect(200, None)["policy_plugin"], "conservative");
+    let op = plan_of(api, &b, &tb).await;
+    let op = op.expect(202, None);
+    assert_eq!(actions(op), [("upgrade".into(), "linux".into())]);
+    let skipped: Vec<&str> = op["plan"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["vim", "htop"]);
+    assert_eq!(op["policy"]["plugin"], "conservative");
+
+    // holds: linux is critical by default; vim is ignored by config.
+    set_policy(api, &pool, "holds", json!({"ignore": ["vim"]}))
+        .await
+        .expect(200, None);
+    let op = plan_of(api, &b, &tb).await;
+    let op = op.expect(202, None);
+    assert_eq!(actions(op), [("remove".into(), "htop".into())]);
+    assert_eq!(op["policy"]["config"], json!({"ignore": ["vim"]}));
+
+    // The plugin validates its own config.
+    let r = set_policy(api, &pool, "holds", json!({"ignore": "vim"})).await;
+    assert!(
+        r.expect(422, Some("INVALID_POLICY_CONFIG"))["detail"]
+            .as_str()
+            .unwrap()
+            .contains("list of glob strings")
+    );
+    set_policy(api, &pool, "mirror", json!({"x": 1}))
+        .await
+        .expect(422, Some("INVALID_POLICY_CONFIG"));
+    set_policy(api, &pool, "mirror", json!([]))
+        .await
+        .expect(422, Some("VALIDATION_FAILED"));
+    set_policy(api, &pool, "no-such-policy", json!({}))
+        .await
+        .expect(404, Some("PLUGIN_NOT_FOUND"));
+    set_policy(api, &uuid::Uuid::new_v4().to_string(), "mirror", json!({}))
+        .await
+        .expect(404, Some("POOL_NOT_FOUND"));
+    api.get("/api/plugins/nope")
+        .await
+        .expect(404, Some("PLUGIN_NOT_FOUND"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_are_validated_stored_by_hash_and_protected_while_used() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let upload = |bytes: Vec<u8>| {
+        let api = api.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{}/api/plugins", api.base))
+                .bearer_auth(&api.admin)
+                .header("content-type", "application/wasm")
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    // Not a component: garbage, a bare core module, nothing.
+    for bytes in [b"garbage".to_vec(), b"\0asm\x01\0\0\0".to_vec(), Vec::new()] {
+        let (status, body) = upload(bytes).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("INVALID_PLUGIN")),
+            "{body}"
+        );
+    }
+    let (status, body) = upload(HOSTILE.to_vec()).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["plugin_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["name"], "hostile");
+    let (status, again) = upload(HOSTILE.to_vec()).await;
+    assert_eq!(
+        (status, again["plugin_id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+
+    let pool = api.create_pool("uses-it").await;
+    set_policy(api, &pool, &id, json!({"mode": "none"}))
+        .await
+        .expect(200, None);
+    api.call(
+        Method::DELETE,
+        &format!("/api/plugins/{id}"),
+        Some(&api.admin),
+        None,
+    )
+    .await
+    .expect(409, Some("PLUGIN_IN_USE"));
+    api.call(
+        Method::DELETE,
+        "/api/plugins/mirror",
+        Some(&api.admin),
+        None,
+    )
+    .await
+    .expect(422, Some("VALIDATION_FAILED"));
+    set_policy(api, &pool, "mirror", json!({}))
+        .await
+        .expect(200, None);
+    api.call(
+        Method::DELETE,
+        &format!("/api/plugins/{id}"),
+        Some(&api.admin),
+        None,
+    )
+    .await
+    .expect(204, None);
+    api.call(
+        Method::DELETE,
+        &format!("/api/plugins/{id}"),
+        Some(&api.admin),
+        None,
+    )
+    .await
+    .expect(404, Some("PLUGIN_NOT_FOUND"));
+    // Endpoints cannot touch the registry.
+    let (_, token) = api.register(&pool, "m").await;
+    api.call(Method::GET, "/api/plugins", Some(&token), None)
+        .await
+        .expect(403, Some("ADMIN_REQUIRED"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_components_fail_only_their_own_requests() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/plugins", api.base))
+        .bearer_auth(&api.admin)
+        .body(HOSTILE.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let id = response.json::<Value>().await.unwrap()["plugin_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (hostile_pool, b, tb) = fleet(api, "hostile").await;
+    let (_, healthy_b, healthy_tb) = fleet(api, "healthy").await;
+    for (mode, expected) in [
+        ("loop", "deadline"),
+        ("alloc", "trapped"),
+        ("trap", "outside the policy world"),
+        ("garbage", "invalid plan"),
+    ] {
+        set_policy(api, &hostile_pool, &id, json!({"mode": mode}))
+            .await
+            .expect(200, None);
+        let reply = plan_of(api, &b, &tb).await;
+        let detail = reply.expect(502, Some("POLICY_FAULT"))["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(detail.contains(expected), "{mode}: {detail}");
+        // Nothing was created for the failed request, and the rest of the host carries on.
+        let ops = api
+            .get(&format!(
+                "/api/sync/pools/{hostile_pool}/operations?type=sync"
+            ))
+            .await;
+        assert_eq!(ops.expect(200, None)["items"], json!([]), "{mode}");
+        let healthy = plan_of(api, &healthy_b, &healthy_tb).await;
+        assert_eq!(
+            healthy.expect(202, None)["policy"]["plugin"],
+            "mirror",
+            "{mode}"
+        );
+    }
+    // Back to a well-behaved mode: the same component plans normally again.
+    set_policy(api, &hostile_pool, &id, json!({"mode": "none"}))
+        .await
+        .expect(200, None);
+    plan_of(api, &b, &tb).await.expect(202, None);
+    t.stop().await;
+}
