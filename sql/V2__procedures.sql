@@ -5,7 +5,9 @@
 --   2. the pool:      shared while an endpoint's state or pool changes,
 --                     exclusive while the pool target changes: pg_advisory_xact_lock(2, hashtext(pool_id))
 -- so a pool target change sees a stable set of endpoint states and vice versa, and two host
--- replicas cannot interleave transitions of one endpoint.
+-- replicas cannot interleave transitions of one endpoint. Endpoint rows are locked FOR NO KEY
+-- UPDATE, which does not conflict with the FOR KEY SHARE locks that inserting an operation (a
+-- foreign key to endpoints) holds; FOR UPDATE would let set-as-latest deadlock with other work.
 --
 -- Illegal transitions raise their own SQLSTATE (class PS); the host maps each to an HTTP status
 -- and a stable problem `code`:
@@ -75,7 +77,7 @@ DECLARE
     e endpoints;
     v_id bigint;
 BEGIN
-    SELECT * INTO e FROM endpoints WHERE endpoint_id = p_endpoint FOR UPDATE;
+    SELECT * INTO e FROM endpoints WHERE endpoint_id = p_endpoint FOR NO KEY UPDATE;
     IF e.current_state_id IS NOT DISTINCT FROM p_state THEN
         RETURN e.current_history_id;
     END IF;
@@ -117,7 +119,7 @@ DECLARE
     e endpoints;
     v_previous text;
 BEGIN
-    SELECT sync_status INTO v_previous FROM endpoints WHERE endpoint_id = p_endpoint FOR UPDATE;
+    SELECT sync_status INTO v_previous FROM endpoints WHERE endpoint_id = p_endpoint FOR NO KEY UPDATE;
     IF v_previous IS NOT DISTINCT FROM p_status THEN
         RETURN;
     END IF;
@@ -435,7 +437,7 @@ DECLARE
     v_from uuid;
 BEGIN
     PERFORM ps_lock_endpoint(p_endpoint);
-    SELECT pool_id INTO v_from FROM endpoints WHERE endpoint_id = p_endpoint AND deleted_at IS NULL FOR UPDATE;
+    SELECT pool_id INTO v_from FROM endpoints WHERE endpoint_id = p_endpoint AND deleted_at IS NULL FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'endpoint % not found', p_endpoint USING ERRCODE = 'PS001';
     END IF;
@@ -459,7 +461,7 @@ DECLARE
     op operations;
 BEGIN
     PERFORM ps_lock_endpoint(p_endpoint);
-    PERFORM 1 FROM endpoints WHERE endpoint_id = p_endpoint AND deleted_at IS NULL FOR UPDATE;
+    PERFORM 1 FROM endpoints WHERE endpoint_id = p_endpoint AND deleted_at IS NULL FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'endpoint % not found', p_endpoint USING ERRCODE = 'PS001';
     END IF;

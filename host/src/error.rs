@@ -268,6 +268,23 @@ impl From<sqlx::Error> for Error {
                 if let Some(code) = db.code().as_deref().and_then(ErrorCode::from_sqlstate) {
                     return Error::new(code, db.message());
                 }
+                match db.code().as_deref() {
+                    // Deadlock or serialization failure: transient, safe to retry.
+                    Some("40P01" | "40001") => {
+                        return Error::new(
+                            ErrorCode::DatabaseUnavailable,
+                            "the request collided with a concurrent one; retry",
+                        );
+                    }
+                    // Data exceptions (e.g. a NUL character in text) are the client's input.
+                    Some(code) if code.starts_with("22") => {
+                        return Error::new(
+                            ErrorCode::ValidationFailed,
+                            format!("invalid value: {}", db.message()),
+                        );
+                    }
+                    _ => {}
+                }
                 if db.is_foreign_key_violation()
                     && db.constraint() == Some("pools_policy_plugin_id_fkey")
                 {

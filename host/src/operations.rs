@@ -625,9 +625,23 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
         let mut replan = None;
         let mut now_in_sync_at = None;
         if row.operation_type == OperationType::Sync.as_str() && row.status == "pending" {
-            let pool = crate::pools::get(app, row.pool_id).await?;
+            let pool = db::pools::get(&mut *tx, row.pool_id)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::PoolNotFound,
+                        "the operation's pool no longer exists",
+                    )
+                })?;
             if Some(pool.target_generation) != row.target_generation {
-                let endpoint = crate::endpoints::get(app, row.endpoint_id).await?;
+                let endpoint = db::endpoints::get(&mut *tx, row.endpoint_id)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorCode::EndpointNotFound,
+                            "the operation's endpoint no longer exists",
+                        )
+                    })?;
                 let (current_id, target_id) =
                     match (endpoint.current_state_id, pool.target_state_id.clone()) {
                         (Some(c), Some(t)) => (c, t),

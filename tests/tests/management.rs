@@ -30,6 +30,13 @@ async fn pools_crud_and_failures() {
     api.post("/api/pools", json!({"name": "x".repeat(129)}))
         .await
         .expect(422, Some("VALIDATION_FAILED"));
+    // PostgreSQL refuses NUL in text: still the client's mistake, never a 500.
+    api.post(
+        "/api/pools",
+        json!({"name": "nul", "description": "a\u{0}b"}),
+    )
+    .await
+    .expect(422, Some("VALIDATION_FAILED"));
     // Malformed JSON and the wrong media type.
     let raw = reqwest::Client::new()
         .post(format!("{}/api/pools", api.base))
