@@ -106,6 +106,8 @@ CREATE TABLE operations (
     target_state_id     text REFERENCES package_states,
     target_generation   bigint,
     revert_history_id   bigint REFERENCES endpoint_states,
+    -- The endpoint's history entry the plan was computed from, and the one it started from.
+    planned_history_id  bigint REFERENCES endpoint_states,
     start_history_id    bigint REFERENCES endpoint_states,
     result_state_id     text REFERENCES package_states,
     plan                jsonb,

@@ -204,10 +204,10 @@ BEGIN
     BEGIN
         INSERT INTO operations (operation_id, endpoint_id, pool_id, operation_type, details,
                                 target_state_id, target_generation, revert_history_id, plan, policy,
-                                created_by, idempotency_key, request_fingerprint)
+                                created_by, idempotency_key, request_fingerprint, planned_history_id)
         VALUES (p_operation, p_endpoint, e.pool_id, p_type, coalesce(p_details, '{}'::jsonb),
                 p_target_state, p_target_generation, p_revert_history, p_plan, p_policy,
-                p_actor, p_idempotency_key, p_fingerprint)
+                p_actor, p_idempotency_key, p_fingerprint, e.current_history_id)
         RETURNING * INTO op;
     EXCEPTION WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
@@ -253,6 +253,8 @@ BEGIN
         lease_expires_at = now() + make_interval(secs => p_lease_seconds),
         start_history_id = (SELECT current_history_id FROM endpoints WHERE endpoint_id = op.endpoint_id),
         plan = coalesce(p_plan, plan),
+        planned_history_id = CASE WHEN p_plan IS NULL THEN planned_history_id
+                                  ELSE (SELECT current_history_id FROM endpoints WHERE endpoint_id = op.endpoint_id) END,
         target_state_id = coalesce(p_target_state, target_state_id),
         target_generation = coalesce(p_target_generation, target_generation),
         policy = coalesce(p_policy, policy),
@@ -316,7 +318,10 @@ BEGIN
         result_state_id = p_result_state
     WHERE operation_id = p_op
     RETURNING * INTO op;
-    UPDATE endpoints SET last_seen = now() WHERE endpoint_id = op.endpoint_id;
+    UPDATE endpoints
+    SET last_seen = now(), architecture = coalesce(p_arch, architecture),
+        pacman_version = coalesce(p_pacman_version, pacman_version)
+    WHERE endpoint_id = op.endpoint_id;
     PERFORM ps_emit_op('operation_completed', op);
     PERFORM ps_audit(p_actor, 'operation.complete', 'operation', p_op::text,
         jsonb_build_object('result_state_id', p_result_state));
@@ -397,6 +402,10 @@ BEGIN
         result_state_id = p_result_state
     WHERE operation_id = p_op
     RETURNING * INTO op;
+    UPDATE endpoints
+    SET last_seen = now(), architecture = coalesce(p_arch, architecture),
+        pacman_version = coalesce(p_pacman_version, pacman_version)
+    WHERE endpoint_id = op.endpoint_id;
     PERFORM ps_emit_op('operation_cancelled', op);
     PERFORM ps_audit(p_actor, 'operation.cancelled', 'operation', p_op::text, '{}'::jsonb);
     RETURN op;

@@ -108,6 +108,14 @@ pub async fn register(app: &AppState, request: RegisterRequest) -> Result<Regist
                 ));
             }
         };
+    // A pool being deleted concurrently must not gain an endpoint: wait for it, then re-check.
+    db::pools::lock_shared(&mut *tx, pool_id).await?;
+    if db::pools::get(&mut *tx, pool_id).await?.is_none() {
+        return Err(Error::new(
+            ErrorCode::InvalidEnrollmentToken,
+            "the enrollment token's pool was deleted",
+        ));
+    }
     let endpoint =
         db::endpoints::insert(&mut tx, pool_id, &request.name, &request.hostname).await?;
     tx.commit().await?;

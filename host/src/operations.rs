@@ -614,8 +614,9 @@ pub async fn get(app: &AppState, principal: &Principal, operation_id: Uuid) -> R
         .into())
 }
 
-/// The agent claims a pending operation. A sync whose pool target moved since it was planned is
-/// re-planned against the new generation first; one that is now in sync completes at once.
+/// The agent claims a pending operation. A sync whose plan went stale while it waited (the pool
+/// target moved, the machine reported a new state, or the pool's policy changed) is re-planned
+/// first; one that is now in sync completes at once.
 pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) -> Result<Operation> {
     authorize(app, principal, operation_id, Access::Agent).await?;
     let actor = principal.actor();
@@ -633,21 +634,28 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
                         "the operation's pool no longer exists",
                     )
                 })?;
-            if Some(pool.target_generation) != row.target_generation {
-                let endpoint = db::endpoints::get(&mut *tx, row.endpoint_id)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorCode::EndpointNotFound,
-                            "the operation's endpoint no longer exists",
-                        )
-                    })?;
+            let endpoint = db::endpoints::get(&mut *tx, row.endpoint_id)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::EndpointNotFound,
+                        "the operation's endpoint no longer exists",
+                    )
+                })?;
+            let (policy, record) = app.policies.for_pool(&mut *tx, &pool).await?;
+            let record = serde_json::to_value(&record).map_err(Error::internal)?;
+            // The plan is stale if the target moved, the machine changed, or the pool's policy
+            // (plugin or config) was swapped since it was made.
+            let stale = Some(pool.target_generation) != row.target_generation
+                || endpoint.current_history_id != row.planned_history_id
+                || row.policy.as_ref().map(|p| (&p["hash"], &p["config"]))
+                    != Some((&record["hash"], &record["config"]));
+            if stale {
                 let (current_id, target_id) =
                     match (endpoint.current_state_id, pool.target_state_id.clone()) {
                         (Some(c), Some(t)) => (c, t),
                         _ => return Err(Error::internal("sync operation without states")),
                     };
-                let (policy, record) = app.policies.for_pool(&mut *tx, &pool).await?;
                 let current = load_state(&mut tx, &current_id).await?;
                 let plan = policy.plan(&current, &load_state(&mut tx, &target_id).await?, None)?;
                 if plan.is_empty() {
@@ -657,7 +665,7 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
                     plan: plan_json(&plan)?,
                     target_state_id: target_id,
                     target_generation: pool.target_generation,
-                    policy: serde_json::to_value(&record).map_err(Error::internal)?,
+                    policy: record,
                 });
             }
         }

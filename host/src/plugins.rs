@@ -76,9 +76,9 @@ pub async fn upload(app: &AppState, bytes: &[u8], actor: &str) -> Result<(Plugin
         .load(bytes)
         .map_err(|e| Error::new(ErrorCode::InvalidPlugin, e.to_string()))?;
     let d = &plugin.description;
-    let mut conn = app.db.acquire().await?;
+    let mut tx = app.db.begin().await?;
     let (stored, created) = db::plugins::insert(
-        &mut conn,
+        &mut tx,
         NewPlugin {
             sha256: &plugin.sha256,
             name: &d.name,
@@ -90,6 +90,7 @@ pub async fn upload(app: &AppState, bytes: &[u8], actor: &str) -> Result<(Plugin
         },
     )
     .await?;
+    tx.commit().await?;
     Ok((stored.into(), created))
 }
 
@@ -147,12 +148,12 @@ pub async fn delete(app: &AppState, plugin_id: &str, actor: &str) -> Result<()> 
         ));
     }
     let id: Uuid = plugin_id.parse().map_err(|_| not_found())?;
-    let mut conn = app.db.acquire().await?;
-    if db::plugins::delete(&mut conn, id, actor).await? {
-        Ok(())
-    } else {
-        Err(not_found())
+    let mut tx = app.db.begin().await?;
+    if !db::plugins::delete(&mut tx, id, actor).await? {
+        return Err(not_found());
     }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Switches a pool's policy after the plugin accepted the config, and re-classifies the pool's

@@ -315,3 +315,78 @@ async fn hostile_components_fail_only_their_own_requests() {
     plan_of(api, &b, &tb).await.expect(202, None);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_pending_plan_follows_a_policy_swap_and_a_new_machine_state() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (pool, b, tb) = fleet(api, "stale").await;
+    let agent = |id: String, action: &'static str, body: Option<Value>| {
+        let (api, tb) = (api.clone(), tb.clone());
+        async move {
+            api.call(
+                Method::POST,
+                &format!("/api/sync/operations/{id}/{action}"),
+                Some(&tb),
+                body,
+            )
+            .await
+        }
+    };
+    // Planned under mirror; the pool switches to conservative before the agent starts it.
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{b}/sync-to-latest"),
+            Some(&tb),
+            None,
+        )
+        .await;
+    let id = op.expect(202, None)["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(actions(&op.body).len(), 3);
+    set_policy(api, &pool, "conservative", json!({}))
+        .await
+        .expect(200, None);
+    let started = agent(id.clone(), "start", None).await;
+    let started = started.expect(200, None);
+    assert_eq!(actions(started), [("upgrade".into(), "linux".into())]);
+    assert_eq!(started["policy"]["plugin"], "conservative");
+    agent(id, "fail", Some(json!({"code": "TEST", "message": "stop"})))
+        .await
+        .expect(200, None);
+
+    // Planned while linux was old; the machine upgrades it by hand before the agent starts:
+    // under conservative nothing is left to do, so the operation completes at once.
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{b}/sync-to-latest"),
+            Some(&tb),
+            None,
+        )
+        .await;
+    let id = op.expect(202, None)["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.report(
+        &b,
+        &tb,
+        &[
+            ("linux", "6.1-1"),
+            ("vim", "9.2-1"),
+            ("git", "2.40-1"),
+            ("htop", "3-1"),
+        ],
+    )
+    .await
+    .expect(200, None);
+    let started = agent(id, "start", None).await;
+    let started = started.expect(200, None);
+    assert_eq!(started["status"], "completed");
+    assert_eq!(started["plan"]["actions"], json!([]));
+    t.stop().await;
+}

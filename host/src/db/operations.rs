@@ -19,6 +19,7 @@ pub struct OperationRow {
     pub target_state_id: Option<String>,
     pub target_generation: Option<i64>,
     pub revert_history_id: Option<i64>,
+    pub planned_history_id: Option<i64>,
     pub start_history_id: Option<i64>,
     pub result_state_id: Option<String>,
     pub plan: Option<serde_json::Value>,

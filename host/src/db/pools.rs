@@ -134,6 +134,15 @@ pub async fn lock(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Takes the pool's advisory lock shared (as endpoint changes do) for the rest of the transaction.
+pub async fn lock_shared(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<()> {
+    sqlx::query("SELECT ps_lock_pool_shared($1)")
+        .bind(pool_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Makes `state_id` the pool's target as a new generation; returns the generation.
 pub async fn set_target(
     db: impl PgExecutor<'_>,
