@@ -43,6 +43,9 @@ pub struct Settings {
     /// Memory cap of one policy plugin instance, in MiB [default: 64].
     #[arg(long, env = "PACSYNC_PLUGIN_MEMORY_MIB")]
     pub plugin_memory_mib: Option<usize>,
+    /// Where compiled policy components are kept across restarts [default: <data-dir>/plugin-cache].
+    #[arg(long, env = "PACSYNC_PLUGIN_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
     /// Directory holding initdb/pg_ctl [default: PATH, then /usr/lib/postgresql/<newest>/bin].
     #[arg(long, env = "PACSYNC_POSTGRES_BIN_DIR")]
     pub postgres_bin_dir: Option<PathBuf>,
@@ -62,6 +65,7 @@ impl Settings {
             postgres_bin_dir: self.postgres_bin_dir.or(lower.postgres_bin_dir),
             plugin_deadline_ms: self.plugin_deadline_ms.or(lower.plugin_deadline_ms),
             plugin_memory_mib: self.plugin_memory_mib.or(lower.plugin_memory_mib),
+            plugin_cache_dir: self.plugin_cache_dir.or(lower.plugin_cache_dir),
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct Config {
     pub postgres_bin_dir: Option<PathBuf>,
     /// Per-call limits of policy plugins.
     pub plugin_limits: crate::policy::wasm::Limits,
+    /// Compiled-component cache directory.
+    pub plugin_cache_dir: PathBuf,
 }
 
 // Hand-written so that a password in the database URL never reaches a log line.
@@ -134,6 +140,7 @@ impl fmt::Debug for Config {
             .field("endpoint_token_ttl", &self.endpoint_token_ttl)
             .field("postgres_bin_dir", &self.postgres_bin_dir)
             .field("plugin_limits", &self.plugin_limits)
+            .field("plugin_cache_dir", &self.plugin_cache_dir)
             .finish()
     }
 }
@@ -194,6 +201,9 @@ impl Config {
             jwt_key_file: s
                 .jwt_key_file
                 .unwrap_or_else(|| data_dir.join("jwt-secret")),
+            plugin_cache_dir: s
+                .plugin_cache_dir
+                .unwrap_or_else(|| data_dir.join("plugin-cache")),
             data_dir,
             database_url: s.database_url.filter(|url| !url.is_empty()),
             lease: Duration::from_secs(lease_seconds.into()),

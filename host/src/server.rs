@@ -96,7 +96,7 @@ impl Host {
             addr: config.listen,
             source,
         })?;
-        let policies = Policies::new(config.plugin_limits);
+        let policies = Policies::new(config.plugin_limits, Some(config.plugin_cache_dir.clone()));
         let state = AppState {
             db: pool.clone(),
             config: Arc::new(config),

@@ -132,6 +132,8 @@ pub fn test_settings(database_url: String, data_dir: &Path) -> Settings {
         database_url: Some(database_url),
         lease_seconds: Some(2),
         reaper_interval_ms: Some(200),
+        // Compiled components are shared by every test host, so each compiles at most once.
+        plugin_cache_dir: Some(std::env::temp_dir().join("pacsync-test-plugin-cache")),
         ..Settings::default()
     }
 }

@@ -146,6 +146,12 @@ async fn embedded_database_starts_stops_cleanly_and_keeps_data() {
     let conf = std::fs::read_to_string(cluster_dir.join("postmaster.opts")).unwrap();
     assert!(conf.contains("listen_addresses="), "{conf}");
 
+    // The built-in policies were compiled once and kept for the next start.
+    let compiled = std::fs::read_dir(data_dir.join("plugin-cache"))
+        .unwrap()
+        .count();
+    assert_eq!(compiled, 3, "one compiled artifact per built-in policy");
+
     assert!(host.terminate().success(), "clean exit on SIGTERM");
     assert!(
         !cluster_dir.join("postmaster.pid").exists(),

@@ -111,6 +111,14 @@ const BUILTINS: [(&str, &[u8]); 3] = [
     ),
 ];
 
+/// The embedded component of a built-in policy, by name.
+pub fn builtin_component(name: &str) -> Option<&'static [u8]> {
+    BUILTINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+}
+
 /// Finds and caches the policy a pool uses.
 #[derive(Clone)]
 pub struct Policies {
@@ -121,9 +129,9 @@ pub struct Policies {
 }
 
 impl Policies {
-    /// Compiles the built-ins once.
-    pub fn new(limits: wasm::Limits) -> Self {
-        let runtime = Arc::new(WasmRuntime::new(limits));
+    /// Compiles the built-ins (or loads them from `cache_dir`).
+    pub fn new(limits: wasm::Limits, cache_dir: Option<std::path::PathBuf>) -> Self {
+        let runtime = Arc::new(WasmRuntime::new(limits, cache_dir));
         let builtins = BUILTINS
             .iter()
             .map(|(name, bytes)| {

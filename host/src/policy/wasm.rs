@@ -7,6 +7,8 @@
 //! Plugins get no WASI: the imports a `wasm32-wasip2` std guest carries are defined as traps.
 
 use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pacsync_core::{
@@ -113,6 +115,8 @@ pub struct LoadedPlugin {
 pub struct WasmRuntime {
     engine: Engine,
     limits: Limits,
+    /// Where compiled artifacts are kept across restarts, if anywhere.
+    cache_dir: Option<PathBuf>,
 }
 
 /// sha256 hex of component bytes.
@@ -125,7 +129,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl WasmRuntime {
     /// Creates the engine and starts its epoch ticker.
-    pub fn new(limits: Limits) -> Self {
+    /// Compiled components are kept in `cache_dir` (keyed by component sha256 and the engine's
+    /// compatibility hash), so a restart deserializes instead of compiling.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Self {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config).expect("a valid wasmtime configuration");
@@ -140,13 +146,18 @@ impl WasmRuntime {
                 }
             })
             .expect("spawn epoch ticker");
-        Self { engine, limits }
+        Self {
+            engine,
+            limits,
+            cache_dir,
+        }
     }
 
     /// Compiles and links a component, checks that it implements the world, and asks it to
     /// describe itself. This is the only place a compile happens.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        let component = Component::new(&self.engine, bytes)
+        let component = self
+            .compile(bytes)
             .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
         // A wasm32-wasip2 std guest imports WASI interfaces it never needs: every import is
         // first defined as a trap, then the world's real host functions replace theirs.
@@ -192,6 +203,47 @@ impl WasmRuntime {
         Ok(plugin)
     }
 
+    /// Compiles a component, or loads its compiled artifact from the cache directory.
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
+        let path = dir.join(format!(
+            "{}-{:016x}.cwasm",
+            sha256_hex(bytes),
+            engine_hash.finish()
+        ));
+        if path.exists() {
+            // SAFETY: the file was written by `precompile_component` of an engine with the same
+            // compatibility hash (it is in the name), into the host's private data directory.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled plugin")
+                }
+            }
+        }
+        let compiled = self.engine.precompile_component(bytes)?;
+        if std::fs::create_dir_all(dir).is_ok() {
+            // Write then rename, so a concurrent reader never sees half a file.
+            let partial = path.with_extension(format!("partial-{}", std::process::id()));
+            if std::fs::write(&partial, &compiled).is_ok() {
+                let _ = std::fs::rename(&partial, &path);
+            }
+        }
+        // SAFETY: `compiled` was just produced by this engine's `precompile_component`.
+        unsafe { Component::deserialize(&self.engine, &compiled) }
+    }
+
+    /// Instantiates the plugin and drops the instance: the fixed cost of every call.
+    pub fn instantiate(&self, plugin: &LoadedPlugin) -> Result<(), Error> {
+        self.call(plugin, "instantiate", |_, _| Ok(()))
+    }
+
     /// Runs one export in a fresh, limited instance.
     fn call<R>(
         &self,
@@ -219,10 +271,12 @@ impl WasmRuntime {
         let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         let started = std::time::Instant::now();
-        let result = plugin
-            .pre
-            .instantiate(&mut store)
-            .and_then(|world| f(&world, &mut store));
+        let result = run_blocking(|| {
+            plugin
+                .pre
+                .instantiate(&mut store)
+                .and_then(|world| f(&world, &mut store))
+        });
         let elapsed = started.elapsed();
         result.map_err(|e| {
             let reason = match e.downcast_ref::<Trap>() {
@@ -321,6 +375,17 @@ impl WasmRuntime {
                 Err(fault(format!("policy {name} cannot reach the target: {m}")))
             }
         }
+    }
+}
+
+/// Runs CPU-bound plugin code without stalling the async worker's other tasks when the host
+/// runs on a multi-threaded runtime (tests on a current-thread runtime run it in place).
+fn run_blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
