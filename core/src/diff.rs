@@ -87,22 +87,41 @@ pub fn diff_by(
     target: &PackageState,
     cmp: impl Fn(&str, &str) -> Ordering,
 ) -> Diff {
+    // Both states iterate in name order: one merge pass, no per-package lookups.
     let mut out = Diff::default();
-    for want in target.iter() {
-        match current.get(&want.name) {
-            None => out.install.push(want.clone()),
-            Some(have) => match cmp(&have.version, &want.version) {
-                Ordering::Less => out.upgrade.push((have.clone(), want.clone())),
-                Ordering::Greater => out.downgrade.push((have.clone(), want.clone())),
-                Ordering::Equal => {}
+    let (mut haves, mut wants) = (current.iter().peekable(), target.iter().peekable());
+    loop {
+        match (haves.peek(), wants.peek()) {
+            (None, None) => break,
+            (Some(have), None) => {
+                out.remove.push((*have).clone());
+                haves.next();
+            }
+            (None, Some(want)) => {
+                out.install.push((*want).clone());
+                wants.next();
+            }
+            (Some(have), Some(want)) => match have.name.cmp(&want.name) {
+                Ordering::Less => {
+                    out.remove.push((*have).clone());
+                    haves.next();
+                }
+                Ordering::Greater => {
+                    out.install.push((*want).clone());
+                    wants.next();
+                }
+                Ordering::Equal => {
+                    match cmp(&have.version, &want.version) {
+                        Ordering::Less => out.upgrade.push(((*have).clone(), (*want).clone())),
+                        Ordering::Greater => out.downgrade.push(((*have).clone(), (*want).clone())),
+                        Ordering::Equal => {}
+                    }
+                    haves.next();
+                    wants.next();
+                }
             },
         }
     }
-    out.remove = current
-        .iter()
-        .filter(|have| target.get(&have.name).is_none())
-        .cloned()
-        .collect();
     out
 }
 

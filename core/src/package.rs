@@ -119,9 +119,14 @@ pub struct PackageState {
 
 impl PackageState {
     /// Builds a state from a reported package list, rejecting anything pacman would not produce.
-    pub fn new(packages: Vec<Package>) -> Result<Self, PackageError> {
-        let mut map = BTreeMap::new();
-        for package in packages {
+    pub fn new(mut packages: Vec<Package>) -> Result<Self, PackageError> {
+        // Reports usually arrive sorted: a stable sort then costs one comparison per package,
+        // duplicates become neighbours, and the map is bulk-built instead of searched per insert.
+        packages.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(pair) = packages.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(PackageError::Duplicate(pair[0].name.clone()));
+        }
+        for package in &packages {
             validate_name(&package.name)?;
             validate_version(&package.version).map_err(|source| PackageError::InvalidVersion {
                 name: package.name.clone(),
@@ -133,12 +138,13 @@ impl PackageState {
                 "architecture",
                 package.architecture.as_deref(),
             )?;
-            if map.contains_key(&package.name) {
-                return Err(PackageError::Duplicate(package.name));
-            }
-            map.insert(package.name.clone(), package);
         }
-        Ok(Self { packages: map })
+        Ok(Self {
+            packages: packages
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect::<BTreeMap<_, _>>(),
+        })
     }
 
     /// The content address: sha256 over the canonical, name-sorted package list.

@@ -22,9 +22,19 @@ pub mod bindings {
 use bindings::pacsync::policy::host;
 use bindings::pacsync::policy::types as wit;
 
-/// pacman's version order, computed by the host.
+/// pacman's version order, computed by the host through the `vercmp` import.
+///
+/// Rust policies compare with `pacsync_core::vercmp` instead ([`version_order`]): it is the very
+/// code the host runs, and calling it in-guest avoids one boundary crossing (two string copies)
+/// per comparison, which dominated plan time on 2,000-package states (see BENCHMARKS.md). The
+/// import is for plugins written in other languages.
 pub fn host_vercmp(a: &str, b: &str) -> Ordering {
     host::vercmp(a, b).cmp(&0)
+}
+
+/// The version order Rust policies use in the component: the host's own implementation.
+pub fn version_order(a: &str, b: &str) -> Ordering {
+    pacsync_core::vercmp(a, b)
 }
 
 fn reason_from(r: wit::InstallReason) -> InstallReason {
@@ -84,7 +94,7 @@ pub fn classify<P: PolicyLogic>(
     config: String,
 ) -> wit::SyncStatus {
     let config = parse_config(&config).unwrap_or(serde_json::Value::Null);
-    match P::classify(&state(current), &state(target), &config, &host_vercmp) {
+    match P::classify(&state(current), &state(target), &config, &version_order) {
         SyncStatus::InSync | SyncStatus::Unknown => wit::SyncStatus::InSync,
         SyncStatus::Ahead => wit::SyncStatus::Ahead,
         SyncStatus::Behind => wit::SyncStatus::Behind,
@@ -113,7 +123,7 @@ pub fn plan<P: PolicyLogic>(request: wit::PlanRequest) -> Result<wit::Plan, wit:
                 .collect()
         }),
     };
-    match P::plan(&input, &host_vercmp) {
+    match P::plan(&input, &version_order) {
         Ok(plan) => Ok(plan_to(plan)),
         Err(PolicyError::InvalidConfig(m)) => Err(wit::PolicyError::InvalidConfig(m)),
         Err(PolicyError::Unsatisfiable(m)) => Err(wit::PolicyError::Unsatisfiable(m)),
