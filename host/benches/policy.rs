@@ -16,9 +16,9 @@ fn package(i: usize, version: String) -> Package {
     Package {
         name: format!("pkg-{i:04}"),
         version,
-        repository: Some(if i % 3 == 0 { "core" } else { "extra" }.into()),
+        repository: Some(if i.is_multiple_of(3) { "core" } else { "extra" }.into()),
         architecture: Some("x86_64".into()),
-        reason: if i % 4 == 0 {
+        reason: if i.is_multiple_of(4) {
             InstallReason::Explicit
         } else {
             InstallReason::Dependency
@@ -36,7 +36,7 @@ fn states() -> (PackageState, PackageState) {
     let mut target = Vec::new();
     for i in 0..2000 {
         let slot = i / 20;
-        match (i % 20 == 0, slot % 5) {
+        match (i.is_multiple_of(20), slot % 5) {
             (true, 0 | 1) => target.push(package(i, version(i, 10 + i % 7))),
             (true, 2) => target.push(package(i, version(i, 0))),
             (true, 3) => {}
