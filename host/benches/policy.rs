@@ -34,7 +34,7 @@ fn states() -> (PackageState, PackageState) {
         .map(|i| package(i, version(i, 1 + i % 7)))
         .collect();
     let mut target = Vec::new();
-    for i in 0..2000 {
+    for i in 0..2000usize {
         let slot = i / 20;
         match (i.is_multiple_of(20), slot % 5) {
             (true, 0 | 1) => target.push(package(i, version(i, 10 + i % 7))),
