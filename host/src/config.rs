@@ -43,6 +43,18 @@ pub struct Settings {
     /// Memory cap of one policy plugin instance, in MiB [default: 64].
     #[arg(long, env = "PACSYNC_PLUGIN_MEMORY_MIB")]
     pub plugin_memory_mib: Option<usize>,
+    /// How often the host pings WebSocket subscribers, in milliseconds [default: 20000].
+    #[arg(long, env = "PACSYNC_WS_PING_MS")]
+    pub ws_ping_ms: Option<u64>,
+    /// Silence after which a WebSocket subscriber is dropped, in milliseconds [default: 60000].
+    #[arg(long, env = "PACSYNC_WS_TIMEOUT_MS")]
+    pub ws_timeout_ms: Option<u64>,
+    /// Kernel send buffer per connection, in bytes [default: the kernel's autotuning].
+    #[arg(long, env = "PACSYNC_SOCKET_SEND_BUFFER")]
+    pub socket_send_buffer: Option<usize>,
+    /// Events a subscriber may fall behind before it is told to resync [default: 1024].
+    #[arg(long, env = "PACSYNC_EVENT_BUFFER")]
+    pub event_buffer: Option<usize>,
     /// Where compiled policy components are kept across restarts [default: <data-dir>/plugin-cache].
     #[arg(long, env = "PACSYNC_PLUGIN_CACHE_DIR")]
     pub plugin_cache_dir: Option<PathBuf>,
@@ -66,6 +78,10 @@ impl Settings {
             plugin_deadline_ms: self.plugin_deadline_ms.or(lower.plugin_deadline_ms),
             plugin_memory_mib: self.plugin_memory_mib.or(lower.plugin_memory_mib),
             plugin_cache_dir: self.plugin_cache_dir.or(lower.plugin_cache_dir),
+            ws_ping_ms: self.ws_ping_ms.or(lower.ws_ping_ms),
+            ws_timeout_ms: self.ws_timeout_ms.or(lower.ws_timeout_ms),
+            event_buffer: self.event_buffer.or(lower.event_buffer),
+            socket_send_buffer: self.socket_send_buffer.or(lower.socket_send_buffer),
         }
     }
 }
@@ -122,6 +138,12 @@ pub struct Config {
     pub plugin_limits: crate::policy::wasm::Limits,
     /// Compiled-component cache directory.
     pub plugin_cache_dir: PathBuf,
+    /// WebSocket keepalive.
+    pub keepalive: crate::events::Keepalive,
+    /// Per-subscriber event buffer.
+    pub event_buffer: usize,
+    /// Kernel send buffer per connection, if bounded.
+    pub socket_send_buffer: Option<usize>,
 }
 
 // Hand-written so that a password in the database URL never reaches a log line.
@@ -141,6 +163,9 @@ impl fmt::Debug for Config {
             .field("postgres_bin_dir", &self.postgres_bin_dir)
             .field("plugin_limits", &self.plugin_limits)
             .field("plugin_cache_dir", &self.plugin_cache_dir)
+            .field("keepalive", &self.keepalive)
+            .field("event_buffer", &self.event_buffer)
+            .field("socket_send_buffer", &self.socket_send_buffer)
             .finish()
     }
 }
@@ -192,7 +217,15 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
+        let ping = s.ws_ping_ms.unwrap_or(20_000).max(10);
+        let keepalive = crate::events::Keepalive {
+            ping_every: Duration::from_millis(ping),
+            timeout: Duration::from_millis(s.ws_timeout_ms.unwrap_or(60_000).max(ping)),
+        };
         Ok(Config {
+            keepalive,
+            event_buffer: s.event_buffer.unwrap_or(1024).max(1),
+            socket_send_buffer: s.socket_send_buffer,
             plugin_limits: crate::policy::wasm::Limits {
                 deadline: Duration::from_millis(plugin_deadline_ms),
                 memory_bytes: plugin_memory_mib << 20,

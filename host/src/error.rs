@@ -64,6 +64,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The body is not `application/json`.
     UnsupportedMediaType,
+    /// A WebSocket route was called without a WebSocket upgrade.
+    WebSocketRequired,
     // 409
     /// The endpoint already has a pending or in-progress operation.
     OperationConflict,
@@ -133,6 +135,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            WebSocketRequired => StatusCode::UPGRADE_REQUIRED,
             OperationConflict
             | OperationNotPending
             | OperationNotInProgress
@@ -188,6 +191,7 @@ impl ErrorCode {
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            WebSocketRequired => "WEBSOCKET_REQUIRED",
             OperationConflict => "OPERATION_CONFLICT",
             OperationNotPending => "OPERATION_NOT_PENDING",
             OperationNotInProgress => "OPERATION_NOT_IN_PROGRESS",

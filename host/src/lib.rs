@@ -15,6 +15,7 @@ pub mod db;
 pub mod embedded_postgres;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod operations;
 pub mod plugins;
 pub mod policy;

@@ -24,6 +24,10 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Policy lookup.
     pub policies: Policies,
+    /// Live event fan-out.
+    pub events: crate::events::EventHub,
+    /// Cancelled when the host shuts down (closes WebSocket sessions with "going away").
+    pub shutdown: CancellationToken,
 }
 
 /// Why the host could not start.
@@ -57,6 +61,7 @@ pub struct Host {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     reaper: JoinHandle<()>,
+    hub: JoinHandle<()>,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -97,19 +102,33 @@ impl Host {
             source,
         })?;
         let policies = Policies::new(config.plugin_limits, Some(config.plugin_cache_dir.clone()));
+        let shutdown = CancellationToken::new();
+        let events = crate::events::EventHub::new(config.event_buffer);
         let state = AppState {
             db: pool.clone(),
             config: Arc::new(config),
             keys: Arc::new(keys),
             policies,
+            events: events.clone(),
+            shutdown: shutdown.clone(),
         };
-        let shutdown = CancellationToken::new();
+        let hub = tokio::spawn(events.run(pool.clone(), shutdown.clone()));
         let reaper = tokio::spawn(crate::reaper::run(
             pool,
             state.config.reaper_interval,
             shutdown.clone(),
         ));
         let app = crate::api::router(state.clone());
+        // Bounding each connection's kernel send buffer bounds what a subscriber that stops
+        // reading can pin in memory, and makes it visibly slow instead (it then lags the hub).
+        let send_buffer = state.config.socket_send_buffer;
+        let listener =
+            axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+                if let Some(bytes) = send_buffer {
+                    let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes);
+                }
+            });
         let server = tokio::spawn(
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -122,6 +141,7 @@ impl Host {
             shutdown,
             server,
             reaper,
+            hub,
             embedded,
         })
     }
@@ -144,6 +164,7 @@ impl Host {
             tracing::warn!(error = %e, "HTTP server ended with an error");
         }
         let _ = self.reaper.await;
+        let _ = self.hub.await;
         self.state.db.close().await;
         if let Some(cluster) = &self.embedded {
             cluster.stop().await?;

@@ -152,10 +152,16 @@ pub struct TestHost {
 impl TestHost {
     /// Starts a cluster and a host on it.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestHost::start`], with settings adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         let cluster = PrivateCluster::start().await;
         let data = shared_tempdir();
-        let config =
-            Config::resolve(test_settings(cluster.url(), data.path()), None).expect("config");
+        let mut settings = test_settings(cluster.url(), data.path());
+        adjust(&mut settings);
+        let config = Config::resolve(settings, None).expect("config");
         let host = Host::start(config).await.expect("host starts");
         let admin = host.state.keys.issue(
             "test-admin",
@@ -416,5 +422,97 @@ impl Drop for HostProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket client for the event streams.
+pub struct Stream {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// Why a stream could not be opened: the HTTP status the host answered with.
+pub type StreamRefused = u16;
+
+impl Stream {
+    /// Opens `path` on `base` (http://...) with a bearer token header.
+    pub async fn open(base: &str, path: &str, token: Option<&str>) -> Result<Self, StreamRefused> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}{}", base.replacen("http://", "ws://", 1), path);
+        let mut request = url.into_client_request().unwrap();
+        if let Some(token) = token {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(Self { socket }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("WebSocket connect failed: {e}"),
+        }
+    }
+
+    /// The next JSON message, or `None` when the stream closed or `timeout` passed.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??
+                .ok()?;
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).ok(),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message of one of `types`, skipping others; panics after `timeout`.
+    pub async fn next_of(&mut self, types: &[&str], timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = self
+                .next(left)
+                .await
+                .unwrap_or_else(|| panic!("no {types:?} message within {timeout:?}"));
+            if types.contains(&message["type"].as_str().unwrap_or("")) {
+                return message;
+            }
+        }
+    }
+
+    /// Sends a JSON message.
+    pub async fn send(&mut self, value: Value) {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                value.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// The close code the server ended the stream with, if it did within `timeout`.
+    pub async fn close_code(&mut self, timeout: Duration) -> Option<u16> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??
+            {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
     }
 }

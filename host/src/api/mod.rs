@@ -6,6 +6,7 @@ pub mod endpoints;
 pub mod extract;
 pub mod plugins;
 pub mod pools;
+pub mod stream;
 pub mod sync;
 
 use axum::Router;
@@ -31,6 +32,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
         endpoints::report_state, endpoints::history,
         sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
         sync::endpoint_operations, sync::pool_operations, sync::health,
+        stream::endpoint_status, stream::pool_events,
         sync::start, sync::progress, sync::complete, sync::fail, sync::cancel_ack,
         plugins::upload, plugins::list, plugins::get, plugins::delete, plugins::set_pool_policy,
     ),
@@ -148,6 +150,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/sync/pools/{pool_id}/operations",
             get(sync::pool_operations),
+        )
+        .route("/api/sync/pools/{pool_id}/events", get(stream::pool_events))
+        .route(
+            "/api/sync/{endpoint_id}/status",
+            get(stream::endpoint_status),
         )
         .route(
             "/api/sync/{endpoint_id}/sync-to-latest",

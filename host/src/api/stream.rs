@@ -1,0 +1,101 @@
+//! WebSocket streams: one endpoint's events (the original path) and a whole pool's (dashboards).
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::extract::{Path, Query};
+use crate::auth::{self, Principal};
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::{self, Scope};
+use crate::server::AppState;
+
+/// Stream parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// Bearer token, for clients (browsers) that cannot set headers.
+    pub access_token: Option<String>,
+    /// Resume: first replay every event after this `event_id`, then continue live.
+    pub after: Option<i64>,
+}
+
+/// The caller, from `Authorization: Bearer` or the `access_token` query parameter.
+async fn caller(app: &AppState, headers: &HeaderMap, params: &StreamParams) -> Result<Principal> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token = bearer.or(params.access_token.as_deref()).ok_or_else(|| {
+        Error::new(
+            ErrorCode::MissingToken,
+            "send `Authorization: Bearer <token>` or ?access_token=",
+        )
+    })?;
+    auth::authenticate(app, token).await
+}
+
+fn upgrade(
+    ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade> {
+    ws.map_err(|e| {
+        Error::new(
+            ErrorCode::WebSocketRequired,
+            format!("this route is a WebSocket: {}", e.body_text()),
+        )
+    })
+}
+
+/// Live events of one endpoint (its token or an admin's).
+#[utoipa::path(get, path = "/api/sync/{endpoint_id}/status", tag = "stream",
+    params(("endpoint_id" = Uuid, Path), StreamParams),
+    responses((status = 101, description = "WebSocket of operation, sync-status and target events")))]
+pub async fn endpoint_status(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(endpoint_id): Path<Uuid>,
+    Query(params): Query<StreamParams>,
+    ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let who = caller(&app, &headers, &params).await?;
+    who.require_admin_or_endpoint(endpoint_id)?;
+    let ws = upgrade(ws)?;
+    let endpoint = crate::endpoints::get(&app, endpoint_id).await?;
+    let scope = Scope::Endpoint {
+        endpoint_id,
+        pool_id: endpoint.pool_id,
+    };
+    let shutdown = app.shutdown.clone();
+    Ok(
+        ws.on_upgrade(move |socket| {
+            events::run_session(app, socket, scope, params.after, shutdown)
+        }),
+    )
+}
+
+/// Live events of every endpoint of a pool (admin).
+#[utoipa::path(get, path = "/api/sync/pools/{pool_id}/events", tag = "stream",
+    params(("pool_id" = Uuid, Path), StreamParams),
+    responses((status = 101, description = "WebSocket of the pool's events")))]
+pub async fn pool_events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(pool_id): Path<Uuid>,
+    Query(params): Query<StreamParams>,
+    ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let who = caller(&app, &headers, &params).await?;
+    who.require_admin()?;
+    let ws = upgrade(ws)?;
+    crate::pools::get(&app, pool_id).await?;
+    let shutdown = app.shutdown.clone();
+    Ok(ws.on_upgrade(move |socket| {
+        events::run_session(app, socket, Scope::Pool { pool_id }, params.after, shutdown)
+    }))
+}

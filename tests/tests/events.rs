@@ -1,0 +1,445 @@
+//! Live event streams over WebSocket: protocol, resume, fan-out across replicas, database
+//! restarts and slow consumers. Every wait is bounded.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pacsync_tests::{Api, HostProcess, PrivateCluster, Stream, TestHost, shared_tempdir, state};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A pool with a target and an endpoint `b` that is behind: `(pool, b, b_token)`.
+async fn fleet(api: &Api, name: &str) -> (String, String, String) {
+    let pool = api.create_pool(name).await;
+    let (a, ta) = api.register(&pool, &format!("{name}-ref")).await;
+    let (b, tb) = api.register(&pool, &format!("{name}-b")).await;
+    api.report(&a, &ta, &[("linux", "6.1-1")])
+        .await
+        .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{a}/set-as-latest"),
+        Some(&ta),
+        None,
+    )
+    .await
+    .expect(202, None);
+    api.report(&b, &tb, &[("linux", "6.0-1")])
+        .await
+        .expect(200, None);
+    (pool, b, tb)
+}
+
+/// Runs one whole sync on `b`: create, start, progress, complete. Returns the operation id.
+async fn drive(api: &Api, b: &str, tb: &str) -> String {
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{b}/sync-to-latest"),
+            Some(tb),
+            None,
+        )
+        .await;
+    let id = op.expect(202, None)["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = |action: &str| format!("/api/sync/operations/{id}/{action}");
+    api.call(Method::POST, &path("start"), Some(tb), None)
+        .await
+        .expect(200, None);
+    api.call(
+        Method::POST,
+        &path("progress"),
+        Some(tb),
+        Some(json!({"percentage": 50, "stage": "installing"})),
+    )
+    .await
+    .expect(200, None);
+    api.call(
+        Method::POST,
+        &path("complete"),
+        Some(tb),
+        Some(json!({"state": state(&[("linux", "6.1-1")])})),
+    )
+    .await
+    .expect(200, None);
+    id
+}
+
+/// Creates and cancels an operation (two events). Returns its id.
+async fn blip(api: &Api, b: &str, tb: &str) -> String {
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{b}/revert"),
+            Some(tb),
+            None,
+        )
+        .await;
+    let id = op.expect(202, None)["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.call(
+        Method::POST,
+        &format!("/api/sync/operations/{id}/cancel"),
+        Some(tb),
+        None,
+    )
+    .await
+    .expect(200, None);
+    id
+}
+
+const LIFECYCLE: [&str; 4] = [
+    "operation_created",
+    "operation_started",
+    "operation_progress",
+    "operation_completed",
+];
+
+/// Reads until the operation completes; returns its event types and checks ids only grow.
+async fn lifecycle_of(stream: &mut Stream, id: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut last_event = 0;
+    while !seen.iter().any(|t| t == "operation_completed") {
+        let msg = stream
+            .next(WAIT)
+            .await
+            .expect("stream delivers the lifecycle");
+        let Some(op) = msg.get("operation") else {
+            continue;
+        };
+        if op["operation_id"] != id {
+            continue;
+        }
+        let event_id = msg["event_id"].as_i64().unwrap();
+        assert!(event_id > last_event, "event ids increase: {msg}");
+        last_event = event_id;
+        seen.push(msg["type"].as_str().unwrap().to_owned());
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_stream_speaks_the_original_protocol() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (pool, b, tb) = fleet(api, "p").await;
+    let path = format!("/api/sync/{b}/status");
+
+    // Who may listen.
+    assert_eq!(Stream::open(&api.base, &path, None).await.err(), Some(401));
+    assert_eq!(
+        Stream::open(&api.base, &path, Some("garbage")).await.err(),
+        Some(401)
+    );
+    let (_, other) = api.register(&pool, "other").await;
+    assert_eq!(
+        Stream::open(&api.base, &path, Some(&other)).await.err(),
+        Some(403)
+    );
+    assert_eq!(
+        Stream::open(
+            &api.base,
+            &format!("/api/sync/pools/{pool}/events"),
+            Some(&tb)
+        )
+        .await
+        .err(),
+        Some(403)
+    );
+    let plain = api.call(Method::GET, &path, Some(&tb), None).await;
+    plain.expect(426, Some("WEBSOCKET_REQUIRED"));
+    // Browsers pass the token as a query parameter.
+    let mut by_query = Stream::open(&api.base, &format!("{path}?access_token={tb}"), None)
+        .await
+        .unwrap();
+    assert_eq!(by_query.next(WAIT).await.unwrap()["type"], "connected");
+
+    let mut stream = Stream::open(&api.base, &path, Some(&tb)).await.unwrap();
+    let hello = stream.next(WAIT).await.unwrap();
+    assert_eq!(
+        (hello["type"].as_str(), hello["endpoint_id"].as_str()),
+        (Some("connected"), Some(b.as_str()))
+    );
+    stream.send(json!({"type": "ping"})).await;
+    assert_eq!(stream.next_of(&["pong"], WAIT).await["type"], "pong");
+
+    let id = drive(api, &b, &tb).await;
+    assert_eq!(lifecycle_of(&mut stream, &id).await, LIFECYCLE);
+    let changed = stream.next_of(&["sync_status_changed"], WAIT).await;
+    assert_eq!(
+        (
+            changed["sync_status"].as_str(),
+            changed["previous_sync_status"].as_str()
+        ),
+        (Some("in_sync"), Some("behind"))
+    );
+    stream.send(json!({"type": "get_status"})).await;
+    let status = stream.next_of(&["status"], WAIT).await;
+    assert_eq!(status["sync_status"], "in_sync");
+    assert_eq!(status["active_operation"], Value::Null);
+
+    // The pool target moves: the endpoint hears target_changed with its new status.
+    let (a, ta) = api.register(&pool, "mover").await;
+    api.report(&a, &ta, &[("linux", "6.2-1")])
+        .await
+        .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{a}/set-as-latest"),
+        Some(&ta),
+        None,
+    )
+    .await
+    .expect(202, None);
+    let target = stream.next_of(&["target_changed"], WAIT).await;
+    assert_eq!(target["generation"], 2);
+    assert_eq!(target["sync_status"], "behind");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_replays_exactly_the_missed_events_then_goes_live() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (pool, b, tb) = fleet(api, "p").await;
+    api.report(&b, &tb, &[("linux", "6.1-1")])
+        .await
+        .expect(200, None); // gives b a revert point
+    let path = format!("/api/sync/pools/{pool}/events");
+    let mut stream = Stream::open(&api.base, &path, Some(&api.admin))
+        .await
+        .unwrap();
+    stream.next_of(&["connected"], WAIT).await;
+    let first = blip(api, &b, &tb).await;
+    let cancelled = stream.next_of(&["operation_cancelled"], WAIT).await;
+    assert_eq!(cancelled["operation"]["operation_id"], first.as_str());
+    let last_seen = cancelled["event_id"].as_i64().unwrap();
+    drop(stream);
+
+    // Missed while disconnected.
+    let second = blip(api, &b, &tb).await;
+    let third = blip(api, &b, &tb).await;
+    let db = t.cluster.pool().await;
+    let missed: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM operation_events WHERE pool_id = $1::uuid AND position > $2 ORDER BY position",
+    )
+    .bind(&pool)
+    .bind(last_seen)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(missed.len(), 4, "two operations, created + cancelled each");
+
+    let mut stream = Stream::open(
+        &api.base,
+        &format!("{path}?after={last_seen}"),
+        Some(&api.admin),
+    )
+    .await
+    .unwrap();
+    stream.next_of(&["connected"], WAIT).await;
+    let mut replayed = Vec::new();
+    for _ in 0..missed.len() {
+        let msg = stream.next(WAIT).await.expect("replayed event");
+        replayed.push((
+            msg["event_id"].as_i64().unwrap(),
+            msg["operation"]["operation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+    }
+    assert_eq!(
+        replayed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        missed
+    );
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|(_, op)| op.as_str())
+            .collect::<Vec<_>>(),
+        [
+            second.as_str(),
+            second.as_str(),
+            third.as_str(),
+            third.as_str()
+        ]
+    );
+    // Then live, with nothing repeated.
+    let fourth = blip(api, &b, &tb).await;
+    let live = stream.next(WAIT).await.unwrap();
+    assert!(live["event_id"].as_i64().unwrap() > *missed.last().unwrap());
+    assert_eq!(live["operation"]["operation_id"], fourth.as_str());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_survives_a_database_restart() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (pool, b, tb) = fleet(api, "p").await;
+    let mut stream = Stream::open(
+        &api.base,
+        &format!("/api/sync/pools/{pool}/events"),
+        Some(&api.admin),
+    )
+    .await
+    .unwrap();
+    stream.next_of(&["connected"], WAIT).await;
+    t.cluster.stop().await;
+    t.cluster.restart().await;
+    // The first requests after the restart may meet dead pooled connections; retry a few times.
+    let mut id = None;
+    for _ in 0..20 {
+        let reply = api
+            .call(
+                Method::POST,
+                &format!("/api/sync/{b}/sync-to-latest"),
+                Some(&tb),
+                None,
+            )
+            .await;
+        if reply.status.as_u16() == 202 {
+            id = reply.body["operation_id"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let id = id.expect("the host recovers from the database restart");
+    let created = stream.next_of(&["operation_created"], WAIT).await;
+    assert_eq!(created["operation"]["operation_id"], id.as_str());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
+    let t = TestHost::start_with(|s| {
+        s.event_buffer = Some(4);
+        s.socket_send_buffer = Some(8192);
+    })
+    .await;
+    let api = &t.api;
+    let (pool, b, tb) = fleet(api, "p").await;
+    api.report(&b, &tb, &[("linux", "6.1-1")])
+        .await
+        .expect(200, None);
+    let path = format!("/api/sync/pools/{pool}/events");
+
+    // The slow client: a tiny receive buffer, and it does not read while events flow.
+    let addr: std::net::SocketAddr = api.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", api.admin).parse().unwrap(),
+    );
+    let (mut slow, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+
+    let mut healthy = Stream::open(&api.base, &path, Some(&api.admin))
+        .await
+        .unwrap();
+    healthy.next_of(&["connected"], WAIT).await;
+    let rounds = 60;
+    // The healthy subscriber reads as events come.
+    let reader = tokio::spawn(async move {
+        let mut received = 0;
+        while received < rounds * 2 {
+            let msg = healthy
+                .next(WAIT)
+                .await
+                .expect("the healthy subscriber keeps receiving");
+            if msg["type"] == "operation_created" || msg["type"] == "operation_cancelled" {
+                received += 1;
+            }
+        }
+        received
+    });
+    for _ in 0..rounds {
+        blip(api, &b, &tb).await;
+    }
+    assert_eq!(reader.await.unwrap(), rounds * 2);
+
+    // The slow one, when it finally reads, finds its stream ended with resync_required.
+    use futures_util::StreamExt;
+    let mut last_text = Value::Null;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, slow.next()).await {
+        match message {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                last_text = serde_json::from_str(&text).unwrap()
+            }
+            tokio_tungstenite::tungstenite::Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        last_text["type"], "resync_required",
+        "last message: {last_text}"
+    );
+    t.stop().await;
+}
+
+const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_subscribers_of_another_replica_and_shutdown_says_going_away() {
+    let cluster = PrivateCluster::start().await;
+    let shared = shared_tempdir();
+    let key = shared.path().join("jwt-secret");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-secret").unwrap();
+    let (dir_a, dir_b) = (shared_tempdir(), shared_tempdir());
+    let url = cluster.url();
+    let spawn = |dir: &Path| {
+        HostProcess::spawn(
+            Path::new(HOST),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--jwt-key-file",
+                key.to_str().unwrap(),
+            ],
+            &[("PACSYNC_DATABASE_URL", url.as_str())],
+        )
+    };
+    let (host_a, host_b) = (spawn(dir_a.path()), spawn(dir_b.path()));
+    let out = std::process::Command::new(HOST)
+        .args(["token", "issue", "--role", "admin", "--jwt-key-file"])
+        .arg(&key)
+        .arg("--data-dir")
+        .arg(dir_a.path())
+        .output()
+        .unwrap();
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let a = Api::new(host_a.base.clone(), admin.clone());
+    let (pool, b, tb) = fleet(&a, "replicated").await;
+
+    let mut on_b = Stream::open(
+        &host_b.base,
+        &format!("/api/sync/pools/{pool}/events"),
+        Some(&admin),
+    )
+    .await
+    .unwrap();
+    on_b.next_of(&["connected"], WAIT).await;
+    let id = drive(&a, &b, &tb).await;
+    assert_eq!(lifecycle_of(&mut on_b, &id).await, LIFECYCLE);
+
+    assert!(host_b.terminate().success());
+    assert_eq!(
+        on_b.close_code(WAIT).await,
+        Some(1001),
+        "going away on shutdown"
+    );
+    assert!(host_a.terminate().success());
+}
