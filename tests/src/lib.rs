@@ -410,6 +410,12 @@ impl HostProcess {
         Self { base, child }
     }
 
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -484,6 +490,21 @@ impl Stream {
                 .unwrap_or_else(|| panic!("no {types:?} message within {timeout:?}"));
             if types.contains(&message["type"].as_str().unwrap_or("")) {
                 return message;
+            }
+        }
+    }
+
+    /// Whether the server ended the stream (close, EOF or reset) within `timeout`, reading and
+    /// discarding (and so answering pings for) whatever arrives meanwhile.
+    pub async fn ended_within(&mut self, timeout: Duration) -> bool {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
             }
         }
     }
