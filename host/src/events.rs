@@ -256,6 +256,8 @@ pub async fn run_session(
     after: Option<i64>,
     shutdown: CancellationToken,
 ) {
+    crate::metrics::websocket_connections(1.0);
+    let _gone = ConnectionGauge;
     let (mut sink, mut stream) = socket.split();
     let (mut live, subscribed_at) = app.events.subscribe();
     let keepalive = app.config.keepalive;
@@ -327,6 +329,7 @@ pub async fn run_session(
                     if sink.send(send(message_for(&app, scope, &event).await)).await.is_err() {
                         return;
                     }
+                    crate::metrics::event_fanned_out();
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::info!(missed, "WebSocket subscriber too slow; asking it to resync");
@@ -352,6 +355,15 @@ pub async fn run_session(
                 }
             }
         }
+    }
+}
+
+/// Decrements the connection gauge however a session ends.
+struct ConnectionGauge;
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        crate::metrics::websocket_connections(-1.0);
     }
 }
 

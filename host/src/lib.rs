@@ -16,6 +16,7 @@ pub mod embedded_postgres;
 pub mod endpoints;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod operations;
 pub mod plugins;
 pub mod policy;

@@ -97,6 +97,14 @@ pub struct Operation {
     pub result_state_id: Option<String>,
 }
 
+/// Converts a row returned by a transition, recording the operation's duration if it ended.
+fn transitioned(row: OperationRow) -> Operation {
+    if row.completed_at.is_some() {
+        crate::metrics::operation_ended(&row);
+    }
+    row.into()
+}
+
 impl From<OperationRow> for Operation {
     fn from(row: OperationRow) -> Self {
         Operation {
@@ -422,7 +430,7 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
     }
     tx.commit().await?;
     Ok(Created {
-        operation: row.into(),
+        operation: transitioned(row),
         replayed,
     })
 }
@@ -485,7 +493,7 @@ pub async fn request_set_latest(app: &AppState, request: Request<'_>) -> Result<
     .await?;
     tx.commit().await?;
     Ok(Created {
-        operation: row.into(),
+        operation: transitioned(row),
         replayed,
     })
 }
@@ -556,7 +564,7 @@ pub async fn request_revert(
     }
     tx.commit().await?;
     Ok(Created {
-        operation: row.into(),
+        operation: transitioned(row),
         replayed,
     })
 }
@@ -768,7 +776,7 @@ pub async fn complete(
     .await?;
     reclassify_endpoint(app, &mut tx, row.endpoint_id, &state).await?;
     tx.commit().await?;
-    Ok(row.into())
+    Ok(transitioned(row))
 }
 
 async fn reclassify_endpoint(
@@ -810,15 +818,15 @@ pub async fn fail(
         ));
     }
     authorize(app, principal, operation_id, Access::Agent).await?;
-    Ok(db::operations::fail(
+    let row = db::operations::fail(
         &app.db,
         operation_id,
         &report.code,
         &report.message,
         &principal.actor(),
     )
-    .await?
-    .into())
+    .await?;
+    Ok(transitioned(row))
 }
 
 /// Cancels a pending operation, or asks the agent to stop an in-progress one.
@@ -828,11 +836,9 @@ pub async fn cancel(
     operation_id: Uuid,
 ) -> Result<Operation> {
     authorize(app, principal, operation_id, Access::Owner).await?;
-    Ok(
-        db::operations::cancel(&app.db, operation_id, &principal.actor())
-            .await?
-            .into(),
-    )
+    Ok(transitioned(
+        db::operations::cancel(&app.db, operation_id, &principal.actor()).await?,
+    ))
 }
 
 /// The agent stopped at a safe point after a cancel request.
@@ -864,7 +870,7 @@ pub async fn acknowledge_cancel(
         reclassify_endpoint(app, &mut tx, row.endpoint_id, state).await?;
     }
     tx.commit().await?;
-    Ok(row.into())
+    Ok(transitioned(row))
 }
 
 fn encode_cursor(row: &OperationRow) -> String {

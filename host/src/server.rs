@@ -102,6 +102,7 @@ impl Host {
             source,
         })?;
         let policies = Policies::new(config.plugin_limits, Some(config.plugin_cache_dir.clone()));
+        crate::metrics::install();
         let shutdown = CancellationToken::new();
         let events = crate::events::EventHub::new(config.event_buffer);
         let state = AppState {

@@ -443,3 +443,48 @@ async fn events_reach_subscribers_of_another_replica_and_shutdown_says_going_awa
     );
     assert!(host_a.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_exported_for_admins() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (pool, b, tb) = fleet(api, "m").await;
+    let mut stream = Stream::open(
+        &api.base,
+        &format!("/api/sync/pools/{pool}/events"),
+        Some(&api.admin),
+    )
+    .await
+    .unwrap();
+    stream.next_of(&["connected"], WAIT).await;
+    let id = drive(api, &b, &tb).await;
+    lifecycle_of(&mut stream, &id).await;
+
+    api.call(Method::GET, "/metrics", None, None)
+        .await
+        .expect(401, Some("MISSING_TOKEN"));
+    api.call(Method::GET, "/metrics", Some(&tb), None)
+        .await
+        .expect(403, Some("ADMIN_REQUIRED"));
+    let response = reqwest::Client::new()
+        .get(format!("{}/metrics", api.base))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.unwrap();
+    for needle in [
+        "pacsync_http_requests_total{route=\"/api/sync/{endpoint_id}/sync-to-latest\",method=\"POST\",status=\"202\"}",
+        "pacsync_http_request_duration_seconds_bucket",
+        "pacsync_operations{type=\"sync\",status=\"completed\"} 1",
+        "pacsync_operation_duration_seconds_bucket",
+        "pacsync_websocket_connections",
+        "pacsync_events_fanned_out_total",
+        "pacsync_policy_call_duration_seconds_bucket{plugin=\"mirror\",call=\"plan\"",
+        "pacsync_db_pool_connections",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    t.stop().await;
+}

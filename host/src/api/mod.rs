@@ -32,7 +32,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
         endpoints::report_state, endpoints::history,
         sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
         sync::endpoint_operations, sync::pool_operations, sync::health,
-        stream::endpoint_status, stream::pool_events,
+        stream::endpoint_status, stream::pool_events, crate::metrics::render,
         sync::start, sync::progress, sync::complete, sync::fail, sync::cancel_ack,
         plugins::upload, plugins::list, plugins::get, plugins::delete, plugins::set_pool_policy,
     ),
@@ -169,8 +169,10 @@ pub fn router(state: AppState) -> Router {
             "/api/sync/{endpoint_id}/operations",
             get(sync::endpoint_operations),
         )
+        .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

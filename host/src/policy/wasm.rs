@@ -278,6 +278,7 @@ impl WasmRuntime {
                 .and_then(|world| f(&world, &mut store))
         });
         let elapsed = started.elapsed();
+        crate::metrics::policy_call(&name, what, elapsed.as_secs_f64(), result.is_err());
         result.map_err(|e| {
             let reason = match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => format!(
