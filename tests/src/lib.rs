@@ -410,6 +410,11 @@ impl HostProcess {
         Self { base, child }
     }
 
+    /// The process id (e.g. to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL, as a crash would.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");

@@ -41,15 +41,22 @@ async fn caller(app: &AppState, headers: &HeaderMap, params: &StreamParams) -> R
     auth::authenticate(app, token).await
 }
 
+/// Subscribers only send small requests; small buffers keep thousands of idle connections cheap
+/// (tungstenite's defaults are 128 KiB each way per connection).
 fn upgrade(
     ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<WebSocketUpgrade> {
-    ws.map_err(|e| {
+    let ws = ws.map_err(|e| {
         Error::new(
             ErrorCode::WebSocketRequired,
             format!("this route is a WebSocket: {}", e.body_text()),
         )
-    })
+    })?;
+    Ok(ws
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024))
 }
 
 /// Live events of one endpoint (its token or an admin's).
