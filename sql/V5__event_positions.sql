@@ -11,10 +11,12 @@ ALTER TABLE operation_events ADD COLUMN position bigint UNIQUE;
 -- The log stays append-only; the only update allowed is assigning a missing position once.
 CREATE OR REPLACE FUNCTION ps_refuse_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'operation_events' AND OLD.position IS NULL
-       AND NEW.position IS NOT NULL
-       AND (to_jsonb(NEW) - 'position') = (to_jsonb(OLD) - 'position') THEN
-        RETURN NEW;
+    -- Nested IFs: PL/pgSQL does not short-circuit, and audit_log rows have no position.
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'operation_events' THEN
+        IF (to_jsonb(OLD) ->> 'position') IS NULL AND (to_jsonb(NEW) ->> 'position') IS NOT NULL
+           AND (to_jsonb(NEW) - 'position') = (to_jsonb(OLD) - 'position') THEN
+            RETURN NEW;
+        END IF;
     END IF;
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'PS090';
 END $$;

@@ -619,6 +619,11 @@ async fn state_reports_history_classification_and_moves() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
+    let err = sqlx::query("UPDATE operation_events SET payload = '{}'")
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
     api.call(
         Method::DELETE,
         &format!("/api/endpoints/{b}"),
