@@ -241,6 +241,74 @@ pub async fn load_state(tx: &mut PgConnection, state_id: &str) -> Result<Package
         .ok_or_else(|| Error::internal(format!("state {state_id} is referenced but not stored")))
 }
 
+/// `GET /api/endpoints/{id}/diff` response: what a sync would change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetDiff {
+    /// The endpoint.
+    pub endpoint_id: Uuid,
+    /// Its pool.
+    pub pool_id: Uuid,
+    /// The pool's name.
+    pub pool_name: String,
+    /// Classification by the pool's policy.
+    pub sync_status: String,
+    /// Target generation compared against (0: no target).
+    pub target_generation: i64,
+    /// `name version` of packages to install.
+    pub install: Vec<String>,
+    /// `name from -> to` of packages to upgrade.
+    pub upgrade: Vec<String>,
+    /// `name from -> to` of packages to downgrade.
+    pub downgrade: Vec<String>,
+    /// `name version` of packages to remove.
+    pub remove: Vec<String>,
+}
+
+/// The endpoint's difference from its pool's target (exact, whatever the policy would skip).
+pub async fn diff(app: &AppState, endpoint_id: Uuid) -> Result<TargetDiff> {
+    let endpoint = get(app, endpoint_id).await?;
+    let pool = crate::pools::get(app, endpoint.pool_id).await?;
+    let mut out = TargetDiff {
+        endpoint_id,
+        pool_id: pool.pool_id,
+        pool_name: pool.name.clone(),
+        sync_status: endpoint.sync_status.clone(),
+        target_generation: pool.target_generation,
+        install: Vec::new(),
+        upgrade: Vec::new(),
+        downgrade: Vec::new(),
+        remove: Vec::new(),
+    };
+    if let (Some(current), Some(target)) = (&endpoint.current_state_id, &pool.target_state_id) {
+        let mut conn = app.db.acquire().await?;
+        let d = pacsync_core::diff(
+            &load_state(&mut conn, current).await?,
+            &load_state(&mut conn, target).await?,
+        );
+        out.install = d
+            .install
+            .iter()
+            .map(|p| format!("{} {}", p.name, p.version))
+            .collect();
+        out.upgrade = d
+            .upgrade
+            .iter()
+            .map(|(h, w)| format!("{} {} -> {}", h.name, h.version, w.version))
+            .collect();
+        out.downgrade = d
+            .downgrade
+            .iter()
+            .map(|(h, w)| format!("{} {} -> {}", h.name, h.version, w.version))
+            .collect();
+        out.remove = d
+            .remove
+            .iter()
+            .map(|p| format!("{} {}", p.name, p.version))
+            .collect();
+    }
+    Ok(out)
+}
+
 /// One live endpoint.
 pub async fn get(app: &AppState, endpoint_id: Uuid) -> Result<Endpoint> {
     db::endpoints::get(&app.db, endpoint_id)

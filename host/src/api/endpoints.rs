@@ -118,6 +118,18 @@ pub async fn report_state(
     ))
 }
 
+/// The sync status and the difference from the pool target (admin, or the endpoint itself).
+#[utoipa::path(get, path = "/api/endpoints/{endpoint_id}/diff", tag = "endpoints", params(("endpoint_id" = Uuid, Path)),
+    responses((status = 200, body = crate::endpoints::TargetDiff), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn diff(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(endpoint_id): Path<Uuid>,
+) -> Result<axum::Json<crate::endpoints::TargetDiff>> {
+    who.require_admin_or_endpoint(endpoint_id)?;
+    Ok(axum::Json(endpoints::diff(&app, endpoint_id).await?))
+}
+
 /// The endpoint's state history, newest first.
 #[utoipa::path(get, path = "/api/endpoints/{endpoint_id}/states", tag = "endpoints",
     params(("endpoint_id" = Uuid, Path), HistoryParams),

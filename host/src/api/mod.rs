@@ -29,7 +29,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
         pools::create, pools::list, pools::get, pools::update, pools::delete, pools::status, pools::target,
         pools::create_enrollment_token,
         endpoints::register, endpoints::list, endpoints::get, endpoints::delete, endpoints::move_to_pool,
-        endpoints::report_state, endpoints::history,
+        endpoints::report_state, endpoints::history, endpoints::diff,
         sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
         sync::endpoint_operations, sync::pool_operations, sync::health,
         stream::endpoint_status, stream::pool_events, crate::metrics::render,
@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
             "/api/endpoints/{endpoint_id}/state",
             put(endpoints::report_state),
         )
+        .route("/api/endpoints/{endpoint_id}/diff", get(endpoints::diff))
         .route(
             "/api/endpoints/{endpoint_id}/states",
             get(endpoints::history),

@@ -1,0 +1,407 @@
+//! The `pacsync` command line.
+//!
+//! Exit codes: 0 success, 1 operation failed (or refused), 2 usage/config error, 3 auth error,
+//! 4 server unreachable, 5 timed out, 130 interrupted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::agent::{Agent, AgentError};
+use crate::api::{Api, ApiError};
+use crate::config::{AgentConfig, DEFAULT_PATH, PacmanConfig};
+
+/// pacsync endpoint agent and CLI.
+#[derive(Debug, Parser)]
+#[command(name = "pacsync", version, about)]
+struct Cli {
+    /// Agent config file.
+    #[arg(long, global = true, env = "PACSYNC_AGENT_CONFIG", default_value = DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register this machine with an enrollment token and store its credentials.
+    Register {
+        /// Host URL, e.g. http://pacsync.lan:8080.
+        #[arg(long)]
+        server: String,
+        /// Enrollment token from the pool's admin.
+        #[arg(long)]
+        enrollment_token: String,
+        /// Endpoint name [default: the hostname].
+        #[arg(long)]
+        name: Option<String>,
+        /// Extra pacman argument (repeatable), e.g. --pacman-arg=--root=/mnt.
+        #[arg(long = "pacman-arg", allow_hyphen_values = true)]
+        pacman_args: Vec<String>,
+        /// Package cache directory searched for exact versions (repeatable).
+        #[arg(long = "cache-dir")]
+        cache_dirs: Vec<PathBuf>,
+        /// Archive URL template ({name}, {version}, {arch}, {first}).
+        #[arg(long)]
+        archive_url: Option<String>,
+    },
+    /// Send this machine's packages to the host.
+    Report,
+    /// Show the sync status and the difference from the pool target.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make this machine match the pool target.
+    Sync(Follow),
+    /// Make this machine's packages the pool target.
+    SetLatest(Follow),
+    /// Go back to the previous state (or --to STATE_ID).
+    Revert {
+        /// A state id from this machine's history.
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        follow: Follow,
+    },
+    /// List recent operations.
+    Ops {
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the agent: carry out this machine's operations.
+    Agent {
+        /// Handle what is pending now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Poll interval in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        poll_ms: u64,
+    },
+    /// Print waybar custom-module JSON.
+    Waybar,
+}
+
+#[derive(Debug, clap::Args)]
+struct Follow {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        tokio::select! {
+            code = run(cli) => code,
+            _ = tokio::signal::ctrl_c() => ExitCode::from(130),
+        }
+    })
+}
+
+fn api_exit(e: &ApiError) -> ExitCode {
+    eprintln!("pacsync: {e}");
+    ExitCode::from(match e {
+        ApiError::Unreachable(_) => 4,
+        ApiError::Auth { .. } => 3,
+        ApiError::Problem { .. } => 1,
+    })
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if let Command::Register {
+        server,
+        enrollment_token,
+        name,
+        pacman_args,
+        cache_dirs,
+        archive_url,
+    } = &cli.command
+    {
+        let hostname = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        let name = name.clone().unwrap_or_else(|| hostname.clone());
+        let api = Api::new(server, None);
+        return match api.register(&name, &hostname, enrollment_token).await {
+            Ok((endpoint_id, token)) => {
+                let mut pacman = PacmanConfig {
+                    args: pacman_args.clone(),
+                    ..PacmanConfig::default()
+                };
+                if !cache_dirs.is_empty() {
+                    pacman.cache_dirs = cache_dirs.clone();
+                }
+                if let Some(url) = archive_url {
+                    pacman.archive_url = url.clone();
+                }
+                let config = AgentConfig {
+                    server: server.clone(),
+                    endpoint_id,
+                    token,
+                    pacman,
+                };
+                match config.save(&cli.config) {
+                    Ok(()) => {
+                        println!(
+                            "registered as {name} ({endpoint_id}); credentials in {}",
+                            cli.config.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("pacsync: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
+            Err(e) => api_exit(&e),
+        };
+    }
+    let config = match AgentConfig::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pacsync: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let api = Api::new(&config.server, Some(config.token.clone()));
+    let endpoint = config.endpoint_id;
+    match cli.command {
+        Command::Register { .. } => unreachable!("handled above"),
+        Command::Report => match Agent::new(&config).report().await {
+            Ok(reply) => {
+                println!(
+                    "reported state {} ({})",
+                    reply["state_id"].as_str().unwrap_or("?"),
+                    reply["sync_status"].as_str().unwrap_or("?")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => agent_exit(&e),
+        },
+        Command::Status { json } => match api.diff(endpoint).await {
+            Ok(diff) => {
+                if json {
+                    println!("{diff}");
+                } else {
+                    print_diff(&diff);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => api_exit(&e),
+        },
+        Command::Sync(follow) => request(&api, endpoint, "sync-to-latest", None, follow).await,
+        Command::SetLatest(follow) => request(&api, endpoint, "set-as-latest", None, follow).await,
+        Command::Revert { to, follow } => {
+            let body = to.map(|state_id| json!({ "state_id": state_id }));
+            request(&api, endpoint, "revert", body, follow).await
+        }
+        Command::Ops { limit, json } => match api.operations(endpoint, limit.clamp(1, 200)).await {
+            Ok(ops) => {
+                for op in ops {
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"operation_id": op.operation_id, "type": op.operation_type, "status": op.status, "created_at": op.created_at})
+                        );
+                    } else {
+                        println!(
+                            "{}  {:<10} {:<11} {}",
+                            op.created_at, op.operation_type, op.status, op.operation_id
+                        );
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => api_exit(&e),
+        },
+        Command::Agent { once, poll_ms } => match Agent::new(&config)
+            .run(once, Duration::from_millis(poll_ms))
+            .await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => agent_exit(&e),
+        },
+        Command::Waybar => {
+            println!("{}", waybar(&api, endpoint).await);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn agent_exit(e: &AgentError) -> ExitCode {
+    match e {
+        AgentError::Api(api) => api_exit(api),
+        AgentError::Pacman(p) => {
+            eprintln!("pacsync: {p}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_diff(diff: &Value) {
+    println!(
+        "sync status: {}",
+        diff["sync_status"].as_str().unwrap_or("unknown")
+    );
+    for (key, label) in [
+        ("install", "to install"),
+        ("upgrade", "to upgrade"),
+        ("downgrade", "to downgrade"),
+        ("remove", "to remove"),
+    ] {
+        let items = diff[key].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            continue;
+        }
+        println!("{label} ({}):", items.len());
+        for item in items {
+            println!("  {}", item.as_str().unwrap_or_default());
+        }
+    }
+}
+
+/// Creates an operation and follows it to its end with a progress bar.
+async fn request(
+    api: &Api,
+    endpoint: uuid::Uuid,
+    verb: &str,
+    body: Option<Value>,
+    follow: Follow,
+) -> ExitCode {
+    let op = match api.request(endpoint, verb, body).await {
+        Ok(op) => op,
+        Err(e) => return api_exit(&e),
+    };
+    let bar = if follow.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(100);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos:>3}% {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        bar
+    };
+    let started = Instant::now();
+    let mut current = op;
+    loop {
+        let pct = current.progress["percentage"].as_u64().unwrap_or(0);
+        bar.set_position(pct);
+        let stage = current.progress["stage"]
+            .as_str()
+            .unwrap_or(&current.status)
+            .to_owned();
+        let action = current.progress["current_action"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        bar.set_message(format!("{stage} {action}"));
+        if matches!(
+            current.status.as_str(),
+            "completed" | "failed" | "cancelled"
+        ) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(follow.timeout) {
+            bar.abandon_with_message("timed out waiting for the operation");
+            return ExitCode::from(5);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        current = match api.get(current.operation_id).await {
+            Ok(op) => op,
+            Err(e) => return api_exit(&e),
+        };
+    }
+    bar.finish_and_clear();
+    if follow.json {
+        println!(
+            "{}",
+            json!({"operation_id": current.operation_id, "status": current.status, "error_code": current.error_code, "error_message": current.error_message})
+        );
+    } else {
+        let summary = current
+            .plan
+            .as_ref()
+            .map(|p| p.summary.clone())
+            .unwrap_or_default();
+        println!(
+            "{} {}: {} {}",
+            current.operation_type, current.operation_id, current.status, summary
+        );
+        if let Some(message) = &current.error_message {
+            println!("{message}");
+        }
+    }
+    if current.status == "completed" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// waybar's custom-module JSON; never blocks the bar: 2 s, then the last known status, stale.
+async fn waybar(api: &Api, endpoint: uuid::Uuid) -> Value {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pacsync")
+        .join("waybar.json");
+    match tokio::time::timeout(Duration::from_secs(2), api.diff(endpoint)).await {
+        Ok(Ok(diff)) => {
+            let status = diff["sync_status"].as_str().unwrap_or("unknown").to_owned();
+            let count = |k: &str| diff[k].as_array().map_or(0, Vec::len);
+            let pending =
+                count("install") + count("upgrade") + count("downgrade") + count("remove");
+            let out = json!({
+                "text": if pending == 0 { status.clone() } else { format!("{status} ({pending})") },
+                "alt": status,
+                "class": status,
+                "tooltip": format!(
+                    "pool {}: {} to install, {} to upgrade, {} to downgrade, {} to remove",
+                    diff["pool_name"].as_str().unwrap_or("?"), count("install"), count("upgrade"), count("downgrade"), count("remove")
+                ),
+            });
+            if let Some(dir) = cache.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(&cache, out.to_string());
+            out
+        }
+        _ => match std::fs::read_to_string(&cache)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            Some(mut last) => {
+                last["class"] = json!("stale");
+                last["tooltip"] = json!(format!(
+                    "{} (stale: host unreachable)",
+                    last["tooltip"].as_str().unwrap_or("")
+                ));
+                last
+            }
+            None => {
+                json!({"text": "?", "alt": "unknown", "class": "stale", "tooltip": "pacsync host unreachable"})
+            }
+        },
+    }
+}

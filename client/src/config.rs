@@ -1,0 +1,137 @@
+//! The agent's configuration file (`/etc/pacsync/agent.toml` by default, mode 0600: it holds the
+//! endpoint's token).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Default location of the config file.
+pub const DEFAULT_PATH: &str = "/etc/pacsync/agent.toml";
+
+/// Where packages at an exact version are fetched when no sync repository or cache has them:
+/// the Arch Linux Archive layout. `{name}`, `{version}`, `{arch}` and `{first}` (the name's
+/// first character) are substituted. A `file://` template points at a local directory.
+pub const DEFAULT_ARCHIVE: &str =
+    "https://archive.archlinux.org/packages/{first}/{name}/{name}-{version}-{arch}.pkg.tar.zst";
+
+/// How pacman is run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PacmanConfig {
+    /// The pacman program.
+    #[serde(default = "default_command")]
+    pub command: String,
+    /// Extra arguments for every call, e.g. `--root`, `--dbpath`, `--cachedir`, `--config`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The package cache directories searched for exact versions.
+    #[serde(default = "default_cache")]
+    pub cache_dirs: Vec<PathBuf>,
+    /// Archive URL template (see [`DEFAULT_ARCHIVE`]).
+    #[serde(default = "default_archive")]
+    pub archive_url: String,
+}
+
+fn default_command() -> String {
+    "pacman".into()
+}
+fn default_cache() -> Vec<PathBuf> {
+    vec![PathBuf::from("/var/cache/pacman/pkg")]
+}
+fn default_archive() -> String {
+    DEFAULT_ARCHIVE.into()
+}
+
+impl Default for PacmanConfig {
+    fn default() -> Self {
+        Self {
+            command: default_command(),
+            args: Vec::new(),
+            cache_dirs: default_cache(),
+            archive_url: default_archive(),
+        }
+    }
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Host base URL, e.g. `http://pacsync.lan:8080`.
+    pub server: String,
+    /// This machine's endpoint id.
+    pub endpoint_id: Uuid,
+    /// This machine's bearer token.
+    pub token: String,
+    /// pacman settings.
+    #[serde(default)]
+    pub pacman: PacmanConfig,
+}
+
+/// Why the config could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Missing or unreadable file.
+    #[error("cannot read {path}: {source} (run `pacsync register` first)")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for the config.
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: toml::de::Error,
+    },
+    /// Cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl AgentConfig {
+    /// Reads the config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Writes the config file with mode 0600 (it holds a secret), replacing it atomically.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let err = |source| ConfigError::Write {
+            path: path.into(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let text = toml::to_string_pretty(self).expect("config serializes");
+        let partial = path.with_extension("toml.partial");
+        let _ = std::fs::remove_file(&partial);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(err)?;
+        file.write_all(text.as_bytes()).map_err(err)?;
+        std::fs::rename(&partial, path).map_err(err)
+    }
+}

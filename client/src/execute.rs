@@ -1,0 +1,206 @@
+//! Carrying out a plan with pacman.
+//!
+//! Every install, upgrade or downgrade is resolved to a package file at the exact version first
+//! (sync repository, then cache, then archive); if any has no source, nothing is touched. Then
+//! one `pacman -U` transaction installs them all so dependencies resolve together, install
+//! reasons are set with `pacman -D`, and removals run last. Cancels are honoured between steps.
+
+use pacsync_core::{ActionKind, InstallReason, Plan};
+
+use crate::pacman::{Pacman, PacmanError};
+
+/// Receives progress and answers whether a cancel was requested.
+pub trait Reporter {
+    /// Progress at `percentage` in `stage`, doing `action`; returns true to stop at the next
+    /// safe point.
+    fn progress(
+        &mut self,
+        percentage: u8,
+        stage: &str,
+        action: Option<&str>,
+    ) -> impl Future<Output = bool>;
+}
+
+/// Why a plan was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// Some package versions have no source; nothing was changed.
+    #[error("no sync repository, cache or archive has {}", .0.join(", "))]
+    Unavailable(Vec<String>),
+    /// pacman failed; its message.
+    #[error("{0}")]
+    Pacman(#[from] PacmanError),
+    /// A cancel was requested and honoured at a safe point.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl ExecuteError {
+    /// The failure code reported to the host.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExecuteError::Unavailable(_) => "PACKAGE_UNAVAILABLE",
+            ExecuteError::Pacman(_) => "PACMAN_FAILED",
+            ExecuteError::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// Runs `plan` on this machine.
+pub async fn execute(
+    pacman: &Pacman,
+    plan: &Plan,
+    reporter: &mut impl Reporter,
+) -> Result<(), ExecuteError> {
+    let changes: Vec<_> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind != ActionKind::Remove)
+        .collect();
+    let removals: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Remove)
+        .map(|a| a.name.as_str())
+        .collect();
+    let total = plan.actions.len().max(1);
+
+    if reporter.progress(1, "resolving", None).await {
+        return Err(ExecuteError::Cancelled);
+    }
+    let mut sources = Vec::new();
+    let mut missing = Vec::new();
+    for action in &changes {
+        let version = action.to_version.as_deref().unwrap_or_default();
+        let source = match pacman.sync_source(&action.name, version).await {
+            Some(url) => Some(url),
+            None => pacman
+                .cached(&action.name, version)
+                .map(|p| p.display().to_string())
+                .or_else(|| {
+                    ["any", std::env::consts::ARCH]
+                        .iter()
+                        .find_map(|arch| pacman.archived(&action.name, version, arch))
+                }),
+        };
+        match source {
+            Some(source) => sources.push(source),
+            None => missing.push(format!("{} {version}", action.name)),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ExecuteError::Unavailable(missing));
+    }
+
+    let mut done = 0usize;
+    if !changes.is_empty() {
+        if reporter.progress(5, "installing", None).await {
+            return Err(ExecuteError::Cancelled);
+        }
+        let mut args = vec!["-U".to_owned(), "--noconfirm".to_owned()];
+        args.extend(sources);
+        // pacman's own step lines ("(3/12) upgrading foo") become progress heartbeats while the
+        // transaction runs; a cancel seen meanwhile is honoured after it, at the next safe point.
+        let (steps, mut step_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let transaction = async {
+            let result = pacman
+                .run_streaming(&args, |line| {
+                    if let Some(step) = transaction_step(line) {
+                        let _ = steps.send(step.to_owned());
+                    }
+                })
+                .await;
+            drop(steps);
+            result
+        };
+        let heartbeats = async {
+            let mut cancel = false;
+            let mut seen = 0usize;
+            while let Some(step) = step_rx.recv().await {
+                seen += 1;
+                let pct = (5 + 85 * seen.min(changes.len()) / total) as u8;
+                cancel |= reporter.progress(pct, "installing", Some(&step)).await;
+            }
+            cancel
+        };
+        let (result, cancel) = tokio::join!(transaction, heartbeats);
+        result?;
+        done += changes.len();
+        set_reasons(pacman, plan).await?;
+        if cancel {
+            return Err(ExecuteError::Cancelled);
+        }
+    }
+    if !removals.is_empty() {
+        if reporter
+            .progress((5 + 85 * done / total) as u8, "removing", None)
+            .await
+        {
+            return Err(ExecuteError::Cancelled);
+        }
+        let mut args = vec!["-R".to_owned(), "--noconfirm".to_owned()];
+        args.extend(removals.iter().map(|s| s.to_string()));
+        pacman.run_streaming(&args, |_| {}).await?;
+    }
+    reporter.progress(100, "completed", None).await;
+    Ok(())
+}
+
+/// `installing foo...` / `upgrading foo...` / `(3/12) upgrading foo` → the step.
+pub fn transaction_step(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let line = match line.strip_prefix('(') {
+        Some(rest) => rest.split_once(')').map(|(_, r)| r.trim())?,
+        None => line,
+    };
+    [
+        "installing ",
+        "upgrading ",
+        "downgrading ",
+        "reinstalling ",
+        "removing ",
+    ]
+    .iter()
+    .any(|verb| line.starts_with(verb))
+    .then(|| line.trim_end_matches('.'))
+}
+
+/// Records the plan's install reasons (one `pacman -D` per reason).
+async fn set_reasons(pacman: &Pacman, plan: &Plan) -> Result<(), PacmanError> {
+    for (reason, flag) in [
+        (InstallReason::Explicit, "--asexplicit"),
+        (InstallReason::Dependency, "--asdeps"),
+    ] {
+        let names: Vec<&str> = plan
+            .actions
+            .iter()
+            .filter(|a| a.kind != ActionKind::Remove && a.reason == Some(reason))
+            .map(|a| a.name.as_str())
+            .collect();
+        if !names.is_empty() {
+            let mut args = vec!["-D", flag];
+            args.extend(names);
+            pacman.run(&args).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_pacman_steps() {
+        assert_eq!(
+            transaction_step("(3/12) upgrading linux"),
+            Some("upgrading linux")
+        );
+        assert_eq!(
+            transaction_step("installing bar..."),
+            Some("installing bar")
+        );
+        assert_eq!(transaction_step(":: Processing package changes..."), None);
+        assert_eq!(transaction_step("checking for file conflicts..."), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! The pacsync endpoint agent and CLI.
+//!
+//! - [`config`]: the agent's config file (server, endpoint id, token, pacman settings);
+//! - [`api`]: the host's HTTP API, with errors typed by exit code;
+//! - [`pacman`]: reading the local package database and running real pacman;
+//! - [`execute`]: turning a plan into pacman transactions, with progress;
+//! - [`agent`]: the daemon loop that claims and carries out operations;
+//! - [`cli`]: the commands.
+
+pub mod agent;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod execute;
+pub mod pacman;

@@ -1,0 +1,5 @@
+//! `pacsync`: see `pacsync_client::cli`.
+
+fn main() -> std::process::ExitCode {
+    pacsync_client::cli::main()
+}

@@ -1,0 +1,402 @@
+//! End to end with real pacman: real packages (built with bsdtar, indexed with repo-add), a
+//! local file:// repository and archive, two throw-away pacman roots, the real `pacsync` CLI and
+//! agent, the real host and PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use pacsync_tests::{Api, TestHost, shared_tempdir};
+use reqwest::Method;
+
+const PACSYNC: &str = env!("CARGO_BIN_EXE_pacsync-under-test");
+
+/// Builds real `.pkg.tar.zst` packages the way makepkg lays them out (`.PKGINFO` + files).
+struct Forge {
+    dir: PathBuf,
+}
+
+impl Forge {
+    fn build(&self, out: &Path, name: &str, version: &str) -> PathBuf {
+        let staging = self.dir.join(format!("{name}-{version}"));
+        std::fs::create_dir_all(staging.join("usr/share").join(name)).unwrap();
+        std::fs::write(
+            staging.join("usr/share").join(name).join("version"),
+            version,
+        )
+        .unwrap();
+        std::fs::write(
+            staging.join(".PKGINFO"),
+            format!(
+                "pkgname = {name}\npkgbase = {name}\npkgver = {version}\npkgdesc = pacsync test package\n\
+                 url = https://example.invalid\nbuilddate = 1700000000\npackager = pacsync tests\nsize = 16\n\
+                 arch = any\nlicense = MIT\n"
+            ),
+        )
+        .unwrap();
+        let file = out.join(format!("{name}-{version}-any.pkg.tar.zst"));
+        run(Command::new("bsdtar")
+            .arg("--zstd")
+            .arg("-cf")
+            .arg(&file)
+            .arg("-C")
+            .arg(&staging)
+            .args([".PKGINFO", "usr"]));
+        file
+    }
+}
+
+#[track_caller]
+fn run(command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A throw-away pacman root with its own database, cache and config.
+struct Machine {
+    root: PathBuf,
+    config_file: PathBuf,
+}
+
+impl Machine {
+    fn new(base: &Path, name: &str, repo: &Path) -> Self {
+        let root = base.join(name);
+        for dir in ["var/lib/pacman", "cache", "hooks"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(
+            root.join("pacman.conf"),
+            format!(
+                "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\nHookDir = {}\n\n[test]\nServer = file://{}\n",
+                root.join("hooks").display(),
+                repo.display()
+            ),
+        )
+        .unwrap();
+        let machine = Self {
+            config_file: root.join("agent.toml"),
+            root,
+        };
+        machine.pacman(&["-Sy"]);
+        machine
+    }
+
+    fn pacman_args(&self) -> Vec<String> {
+        vec![
+            format!("--root={}", self.root.display()),
+            format!("--dbpath={}", self.root.join("var/lib/pacman").display()),
+            format!("--cachedir={}", self.root.join("cache").display()),
+            format!("--config={}", self.root.join("pacman.conf").display()),
+        ]
+    }
+
+    fn pacman(&self, args: &[&str]) -> Output {
+        run(Command::new("pacman")
+            .args(self.pacman_args())
+            .arg("--noconfirm")
+            .args(args))
+    }
+
+    /// `(name, version, explicit)` of every installed package.
+    fn installed(&self) -> Vec<(String, String, bool)> {
+        let all = String::from_utf8(self.pacman(&["-Q"]).stdout).unwrap();
+        let explicit = Command::new("pacman")
+            .args(self.pacman_args())
+            .arg("-Qqe")
+            .output()
+            .unwrap()
+            .stdout;
+        let explicit = String::from_utf8(explicit).unwrap();
+        all.lines()
+            .map(|l| {
+                let (n, v) = l.split_once(' ').unwrap();
+                (n.to_owned(), v.to_owned(), explicit.lines().any(|e| e == n))
+            })
+            .collect()
+    }
+
+    fn pacsync(&self, args: &[&str]) -> Output {
+        Command::new(PACSYNC)
+            .arg("--config")
+            .arg(&self.config_file)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn register(&self, api: &Api, enrollment: &str, name: &str, archive: &Path) -> String {
+        let mut args = vec![
+            "register".to_owned(),
+            "--server".to_owned(),
+            api.base.clone(),
+            "--enrollment-token".to_owned(),
+            enrollment.to_owned(),
+            "--name".to_owned(),
+            name.to_owned(),
+            format!("--cache-dir={}", self.root.join("cache").display()),
+            format!(
+                "--archive-url=file://{}/{{name}}-{{version}}-{{arch}}.pkg.tar.zst",
+                archive.display()
+            ),
+        ];
+        args.extend(
+            self.pacman_args()
+                .into_iter()
+                .map(|a| format!("--pacman-arg={a}")),
+        );
+        let out = Command::new(PACSYNC)
+            .arg("--config")
+            .arg(&self.config_file)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "register: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = std::fs::read_to_string(&self.config_file).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&self.config_file)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix("endpoint_id = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    }
+
+    /// Runs `pacsync <verb>` while this machine's agent carries the operation out.
+    async fn operate(
+        &self,
+        api: &Api,
+        endpoint: &str,
+        verb: &[&str],
+    ) -> (Output, serde_json::Value) {
+        let follower = std::process::Command::new(PACSYNC)
+            .arg("--config")
+            .arg(&self.config_file)
+            .args(verb)
+            .args(["--json", "--timeout", "60"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait (bounded) for the operation to exist, then let the agent handle it.
+        for _ in 0..100 {
+            let ops = api
+                .get(&format!("/api/sync/{endpoint}/operations?limit=1"))
+                .await;
+            if ops.body["items"][0]["status"] == "pending" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let agent = self.pacsync(&["agent", "--once"]);
+        assert!(
+            agent.status.success(),
+            "agent: {}",
+            String::from_utf8_lossy(&agent.stderr)
+        );
+        let out = tokio::task::spawn_blocking(move || follower.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out, json)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_latest_sync_and_revert_with_real_pacman() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let base = shared_tempdir();
+    let (repo, archive, loose) = (
+        base.path().join("repo"),
+        base.path().join("archive"),
+        base.path().join("loose"),
+    );
+    for d in [&repo, &archive, &loose] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let forge = Forge {
+        dir: base.path().join("build"),
+    };
+    // The archive has every version; the repository only the newest; `qux` is nowhere.
+    let mut newest = Vec::new();
+    for (name, version, latest) in [
+        ("foo", "1.0-1", false),
+        ("foo", "2.0-1", true),
+        ("bar", "1.0-1", true),
+        ("baz", "1.0-1", true),
+    ] {
+        let file = forge.build(&archive, name, version);
+        if latest {
+            let copy = repo.join(file.file_name().unwrap());
+            std::fs::copy(&file, &copy).unwrap();
+            newest.push(copy);
+        }
+    }
+    run(Command::new("repo-add")
+        .arg("-q")
+        .arg(repo.join("test.db.tar.gz"))
+        .args(&newest));
+    let qux = forge.build(&loose, "qux", "1.0-1");
+
+    let a = Machine::new(base.path(), "a", &repo);
+    let b = Machine::new(base.path(), "b", &repo);
+    for m in [&a, &b] {
+        m.pacman(&[
+            "-U",
+            archive.join("foo-1.0-1-any.pkg.tar.zst").to_str().unwrap(),
+        ]);
+        m.pacman(&[
+            "-U",
+            "--asdeps",
+            archive.join("bar-1.0-1-any.pkg.tar.zst").to_str().unwrap(),
+        ]);
+    }
+    let before = b.installed();
+
+    let pool = api.create_pool("desktops").await;
+    let ea = a.register(api, &api.enrollment_token(&pool).await, "a", &archive);
+    let eb = b.register(api, &api.enrollment_token(&pool).await, "b", &archive);
+    assert!(a.pacsync(&["report"]).status.success());
+    assert!(b.pacsync(&["report"]).status.success());
+
+    // A moves ahead by hand: newer foo, a new explicit package; it becomes the target.
+    a.pacman(&["-S", "foo"]);
+    a.pacman(&["-S", "baz"]);
+    assert!(a.pacsync(&["report"]).status.success());
+    let (out, json) = a.operate(api, &ea, &["set-latest"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json["status"], "completed");
+
+    // B syncs: afterwards it equals the target, install reasons included.
+    let status = b.pacsync(&["status", "--json"]);
+    let diff: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(diff["upgrade"], serde_json::json!(["foo 1.0-1 -> 2.0-1"]));
+    assert_eq!(diff["install"], serde_json::json!(["baz 1.0-1"]));
+    let (out, json) = b.operate(api, &eb, &["sync"]).await;
+    assert!(
+        out.status.success(),
+        "sync: {json} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.installed(), a.installed());
+    let endpoint = api.get(&format!("/api/endpoints/{eb}")).await;
+    assert_eq!(endpoint.body["sync_status"], "in_sync");
+
+    // B reverts: back to where it was, which needs foo 1.0-1 from the archive.
+    let (out, json) = b.operate(api, &eb, &["revert"]).await;
+    assert!(
+        out.status.success(),
+        "revert: {json} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.installed(), before);
+
+    // A version no source has fails before anything changes, naming the package.
+    a.pacman(&["-U", qux.to_str().unwrap()]);
+    assert!(a.pacsync(&["report"]).status.success());
+    a.operate(api, &ea, &["set-latest"]).await;
+    let (out, json) = b.operate(api, &eb, &["sync"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json["error_code"], "PACKAGE_UNAVAILABLE");
+    assert!(
+        json["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("qux 1.0-1"),
+        "{json}"
+    );
+    assert_eq!(b.installed(), before, "nothing changed");
+
+    // A held pacman database lock fails with pacman's own message, and nothing is recorded.
+    a.pacman(&["-R", "qux"]);
+    assert!(a.pacsync(&["report"]).status.success());
+    a.operate(api, &ea, &["set-latest"]).await;
+    let lock = b.root.join("var/lib/pacman/db.lck");
+    std::fs::write(&lock, "").unwrap();
+    let (out, json) = b.operate(api, &eb, &["sync"]).await;
+    std::fs::remove_file(&lock).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json["error_code"], "PACMAN_FAILED");
+    assert!(
+        json["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("unable to lock database"),
+        "{json}"
+    );
+    assert_eq!(b.installed(), before);
+    let ops = api
+        .call(
+            Method::GET,
+            &format!("/api/sync/{eb}/operations?limit=1"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(ops.body["items"][0]["status"], "failed");
+    t.stop().await;
+}
+
+#[test]
+fn cli_exit_codes_for_usage_and_unreachable_hosts() {
+    let dir = shared_tempdir();
+    let missing = dir.path().join("nope.toml");
+    let out = Command::new(PACSYNC)
+        .arg("--config")
+        .arg(&missing)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing config is a usage/config error"
+    );
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "server = \"http://127.0.0.1:9\"\nendpoint_id = \"00000000-0000-0000-0000-000000000000\"\ntoken = \"x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(PACSYNC)
+        .arg("--config")
+        .arg(&config)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "unreachable host");
+    // waybar never blocks and never fails: it says the host is unreachable.
+    let out = Command::new(PACSYNC)
+        .arg("--config")
+        .arg(&config)
+        .env("XDG_CACHE_HOME", dir.path())
+        .arg("waybar")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["class"], "stale");
+}
