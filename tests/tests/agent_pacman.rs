@@ -221,23 +221,30 @@ impl Machine {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_latest_sync_and_revert_with_real_pacman() {
+/// Host, packages, repository, archive and two machines A and B with foo 1.0 (explicit) and
+/// bar 1.0 (dependency), both registered and reported.
+struct World {
+    t: TestHost,
+    base: tempfile::TempDir,
+    archive: PathBuf,
+    a: Machine,
+    b: Machine,
+    ea: String,
+    eb: String,
+}
+
+async fn world(pacman_wrapper: bool) -> World {
     let t = TestHost::start().await;
     let api = &t.api;
     let base = shared_tempdir();
-    let (repo, archive, loose) = (
-        base.path().join("repo"),
-        base.path().join("archive"),
-        base.path().join("loose"),
-    );
-    for d in [&repo, &archive, &loose] {
+    let (repo, archive) = (base.path().join("repo"), base.path().join("archive"));
+    for d in [&repo, &archive] {
         std::fs::create_dir_all(d).unwrap();
     }
     let forge = Forge {
         dir: base.path().join("build"),
     };
-    // The archive has every version; the repository only the newest; `qux` is nowhere.
+    // The archive has every version; the repository only the newest.
     let mut newest = Vec::new();
     for (name, version, latest) in [
         ("foo", "1.0-1", false),
@@ -256,8 +263,6 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
         .arg("-q")
         .arg(repo.join("test.db.tar.gz"))
         .args(&newest));
-    let qux = forge.build(&loose, "qux", "1.0-1");
-
     let a = Machine::new(base.path(), "a", &repo);
     let b = Machine::new(base.path(), "b", &repo);
     for m in [&a, &b] {
@@ -271,13 +276,58 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
             archive.join("bar-1.0-1-any.pkg.tar.zst").to_str().unwrap(),
         ]);
     }
-    let before = b.installed();
-
     let pool = api.create_pool("desktops").await;
     let ea = a.register(api, &api.enrollment_token(&pool).await, "a", &archive);
     let eb = b.register(api, &api.enrollment_token(&pool).await, "b", &archive);
+    if pacman_wrapper {
+        // A pacman whose transactions take 2 s: long enough to cancel or kill in the middle.
+        let wrapper = base.path().join("slow-pacman");
+        std::fs::write(
+            &wrapper,
+            "#!/bin/sh\ncase \" $* \" in *\" -U \"*) sleep 2;; esac\nexec pacman \"$@\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = std::fs::read_to_string(&b.config_file).unwrap();
+        let config = config.replace(
+            "command = \"pacman\"",
+            &format!("command = \"{}\"", wrapper.display()),
+        );
+        std::fs::write(&b.config_file, config).unwrap();
+    }
     assert!(a.pacsync(&["report"]).status.success());
     assert!(b.pacsync(&["report"]).status.success());
+    World {
+        t,
+        base,
+        archive,
+        a,
+        b,
+        ea,
+        eb,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_latest_sync_and_revert_with_real_pacman() {
+    let World {
+        t,
+        base,
+        archive: _,
+        a,
+        b,
+        ea,
+        eb,
+    } = world(false).await;
+    let api = &t.api;
+    let loose = base.path().join("loose");
+    std::fs::create_dir_all(&loose).unwrap();
+    let qux = Forge {
+        dir: base.path().join("build-loose"),
+    }
+    .build(&loose, "qux", "1.0-1"); // in no source
+    let before = b.installed();
 
     // A moves ahead by hand: newer foo, a new explicit package; it becomes the target.
     a.pacman(&["-S", "foo"]);
@@ -399,4 +449,153 @@ fn cli_exit_codes_for_usage_and_unreachable_hosts() {
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["class"], "stale");
+}
+
+/// Polls (bounded) until the operation reaches `status`.
+async fn wait_for(api: &Api, op: &str, status: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        last = api.get(&format!("/api/sync/operations/{op}")).await.body;
+        if last["status"] == status {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("operation never became {status}: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
+    // `_base` keeps the temporary directory (roots, repository, archive) alive.
+    let World {
+        t,
+        base: _base,
+        archive,
+        a,
+        b,
+        ea,
+        eb,
+    } = world(true).await;
+    let api = &t.api;
+    // Target: foo 2.0 and baz added, bar removed: B's plan has a transaction, then a removal.
+    a.pacman(&["-S", "foo", "baz"]);
+    a.pacman(&["-R", "bar"]);
+    assert!(a.pacsync(&["report"]).status.success());
+    a.operate(api, &ea, &["set-latest"]).await;
+
+    // Cancel while B's (slow) transaction runs: the agent finishes it, skips the removal,
+    // acknowledges, and the state it reports is the machine's real one.
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{eb}/sync-to-latest"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    let op = op.expect(202, None)["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agent = Command::new(PACSYNC)
+        .arg("--config")
+        .arg(&b.config_file)
+        .args(["agent", "--once"])
+        .spawn()
+        .unwrap();
+    wait_for(api, &op, "in_progress").await;
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/operations/{op}/cancel"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.expect(200, None)["cancel_requested"], true);
+    let agent = tokio::task::spawn_blocking(move || agent.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(agent.status.success());
+    let cancelled = wait_for(api, &op, "cancelled").await;
+    assert!(cancelled["result_state_id"].is_string());
+    let installed: Vec<String> = b
+        .installed()
+        .into_iter()
+        .map(|(n, v, _)| format!("{n} {v}"))
+        .collect();
+    assert_eq!(
+        installed,
+        ["bar 1.0-1", "baz 1.0-1", "foo 2.0-1"],
+        "transaction done, removal skipped"
+    );
+    let diff = api.get(&format!("/api/endpoints/{eb}/diff")).await;
+    assert_eq!(
+        diff.body["remove"],
+        serde_json::json!(["bar 1.0-1"]),
+        "the host knows the real state"
+    );
+    assert_eq!(diff.body["upgrade"], serde_json::json!([]));
+
+    // Kill the agent in the middle of a transaction: the lease expires, and the agent's next
+    // start reports what pacman really did.
+    b.pacman(&[
+        "-U",
+        archive.join("foo-1.0-1-any.pkg.tar.zst").to_str().unwrap(),
+    ]);
+    assert!(b.pacsync(&["report"]).status.success());
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{eb}/sync-to-latest"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    let op = op.expect(202, None)["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut agent = Command::new(PACSYNC)
+        .arg("--config")
+        .arg(&b.config_file)
+        .args(["agent", "--once"])
+        .spawn()
+        .unwrap();
+    wait_for(api, &op, "in_progress").await;
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let failed = wait_for(api, &op, "failed").await;
+    assert_eq!(failed["error_code"], "LEASE_EXPIRED");
+    // The orphaned pacman may still finish its transaction; wait for its lock to go.
+    for _ in 0..100 {
+        if !b.root.join("var/lib/pacman/db.lck").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restart = b.pacsync(&["agent", "--once"]);
+    assert!(
+        restart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    let real: Vec<String> = b
+        .installed()
+        .into_iter()
+        .map(|(n, v, _)| format!("{n} {v}"))
+        .collect();
+    let diff = api.get(&format!("/api/endpoints/{eb}/diff")).await;
+    let foo = real.iter().find(|p| p.starts_with("foo ")).unwrap().clone();
+    let expected_upgrade = if foo == "foo 1.0-1" {
+        serde_json::json!(["foo 1.0-1 -> 2.0-1"])
+    } else {
+        serde_json::json!([])
+    };
+    assert_eq!(
+        diff.body["upgrade"], expected_upgrade,
+        "host view matches the machine ({real:?})"
+    );
+    t.stop().await;
 }
