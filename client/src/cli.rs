@@ -305,7 +305,6 @@ async fn request(
     let mut current = op;
     loop {
         let pct = current.progress["percentage"].as_u64().unwrap_or(0);
-        bar.set_position(pct);
         let stage = current.progress["stage"]
             .as_str()
             .unwrap_or(&current.status)
@@ -315,6 +314,8 @@ async fn request(
             .unwrap_or("")
             .to_owned();
         bar.set_message(format!("{stage} {action}"));
+        // After the message, so the bar never shows a new percentage with an old stage.
+        bar.set_position(pct);
         if matches!(
             current.status.as_str(),
             "completed" | "failed" | "cancelled"
