@@ -47,7 +47,13 @@ impl Reporter for Heartbeat<'_> {
             .await
         {
             Ok(op) => op.cancel_requested,
-            // A heartbeat that fails (e.g. the host restarting) must not abort a transaction.
+            // The host ended the operation (lease expired, endpoint deleted): stop at the next
+            // safe point rather than keep changing the machine.
+            Err(ApiError::Problem {
+                status: 404 | 409, ..
+            })
+            | Err(ApiError::Auth { .. }) => true,
+            // A heartbeat lost to a restarting host must not abort a transaction.
             Err(_) => false,
         }
     }
@@ -81,7 +87,19 @@ impl Agent {
     /// Reports, then carries out pending operations; with `once`, returns when none are left.
     pub async fn run(&self, once: bool, poll: Duration) -> Result<(), AgentError> {
         // After a crash or restart the host must learn the machine's real state first.
-        self.report().await?;
+        loop {
+            match self.report().await {
+                Ok(_) => break,
+                Err(AgentError::Api(ApiError::Auth { code, detail })) => {
+                    return Err(ApiError::Auth { code, detail }.into());
+                }
+                Err(e) if once => return Err(e),
+                Err(e) => {
+                    eprintln!("pacsync agent: {e}; retrying");
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
         loop {
             match self.api.operations(self.endpoint, 50).await {
                 Ok(ops) => {
@@ -89,7 +107,17 @@ impl Agent {
                         ops.into_iter().filter(|o| o.status == "pending").collect();
                     pending.sort_by(|a, b| a.created_at.cmp(&b.created_at));
                     for op in pending {
-                        self.carry_out(op.operation_id).await?;
+                        match self.carry_out(op.operation_id).await {
+                            Ok(()) => {}
+                            Err(AgentError::Api(ApiError::Auth { code, detail })) => {
+                                return Err(ApiError::Auth { code, detail }.into());
+                            }
+                            Err(e) if once => return Err(e),
+                            // The daemon outlives a host outage; its next start reports the truth.
+                            Err(e) => {
+                                eprintln!("pacsync agent: operation {}: {e}", op.operation_id)
+                            }
+                        }
                     }
                 }
                 Err(ApiError::Auth { code, detail }) => {
@@ -122,35 +150,67 @@ impl Agent {
             operation,
         };
         let outcome = execute(&self.pacman, &plan, &mut heartbeat).await;
-        let state = self.state().await?;
+        let state = match self.state().await {
+            Ok(state) => state,
+            Err(e) => {
+                // Without the real state nothing can be recorded as done: fail, and say why.
+                let message = format!("cannot read the package database after the operation: {e}");
+                self.finish(
+                    operation,
+                    "fail",
+                    json!({ "code": "STATE_UNREADABLE", "message": message }),
+                )
+                .await?;
+                return Err(e.into());
+            }
+        };
         let state_json = serde_json::to_value(&state).expect("state serializes");
         match outcome {
             Ok(()) => {
-                self.api
-                    .transition(operation, "complete", Some(json!({ "state": state_json })))
-                    .await?;
+                self.finish(operation, "complete", json!({ "state": state_json }))
+                    .await?
             }
             Err(ExecuteError::Cancelled) => {
-                self.api
-                    .transition(
-                        operation,
-                        "cancel-ack",
-                        Some(json!({ "state": state_json })),
-                    )
-                    .await?;
+                self.finish(operation, "cancel-ack", json!({ "state": state_json }))
+                    .await?
             }
             Err(e) => {
                 let message: String = e.to_string().chars().take(16_000).collect();
-                self.api
-                    .transition(
-                        operation,
-                        "fail",
-                        Some(json!({ "code": e.code(), "message": message })),
-                    )
-                    .await?;
+                self.finish(
+                    operation,
+                    "fail",
+                    json!({ "code": e.code(), "message": message }),
+                )
+                .await?;
                 self.api.report(self.endpoint, &state).await?;
             }
         }
         Ok(())
+    }
+
+    /// Sends a final transition, retrying through a brief host outage: the work is done and the
+    /// host should hear about it before the lease runs out.
+    async fn finish(
+        &self,
+        operation: Uuid,
+        action: &str,
+        body: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let mut delay = Duration::from_millis(250);
+        for attempt in 1..=5 {
+            match self
+                .api
+                .transition(operation, action, Some(body.clone()))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(ApiError::Unreachable(_) | ApiError::Timeout(_)) if attempt < 5 => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns")
     }
 }

@@ -13,6 +13,9 @@ pub enum ApiError {
     /// The host could not be reached.
     #[error("cannot reach the host: {0}")]
     Unreachable(String),
+    /// The host did not answer in time.
+    #[error("the host did not answer in time: {0}")]
+    Timeout(String),
     /// 401/403: the token is missing, invalid, revoked or not allowed.
     #[error("not authorized ({code}): {detail}")]
     Auth {
@@ -108,10 +111,13 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ApiError::Timeout(e.to_string())
+            } else {
+                ApiError::Unreachable(e.to_string())
+            }
+        })?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status < 400 {
@@ -159,7 +165,8 @@ impl Api {
             _ => Err(ApiError::Problem {
                 status: 201,
                 code: "UNEXPECTED_RESPONSE".into(),
-                detail: reply.to_string(),
+                // Never echo the reply: it may hold the new token.
+                detail: "the registration reply lacks the endpoint id or the access token".into(),
             }),
         }
     }

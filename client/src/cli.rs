@@ -119,6 +119,7 @@ fn api_exit(e: &ApiError) -> ExitCode {
     eprintln!("pacsync: {e}");
     ExitCode::from(match e {
         ApiError::Unreachable(_) => 4,
+        ApiError::Timeout(_) => 5,
         ApiError::Auth { .. } => 3,
         ApiError::Problem { .. } => 1,
     })

@@ -57,7 +57,7 @@ impl Default for PacmanConfig {
 }
 
 /// The whole config file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// Host base URL, e.g. `http://pacsync.lan:8080`.
@@ -71,6 +71,18 @@ pub struct AgentConfig {
     pub pacman: PacmanConfig,
 }
 
+// Hand-written so that the token never reaches a log line.
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("server", &self.server)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("token", &"<redacted>")
+            .field("pacman", &self.pacman)
+            .finish()
+    }
+}
+
 /// Why the config could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -82,13 +94,16 @@ pub enum ConfigError {
         /// Cause.
         source: std::io::Error,
     },
-    /// Not valid TOML for the config.
-    #[error("invalid config {path}: {source}")]
+    /// Not valid TOML for the config. Only the parser's message and the line are kept: the
+    /// offending source line could be the token itself.
+    #[error("invalid config {path} (line {line}): {message}")]
     Parse {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: toml::de::Error,
+        /// 1-based line of the error (0 if unknown).
+        line: usize,
+        /// What is wrong.
+        message: String,
     },
     /// Cannot be written.
     #[error("cannot write {path}: {source}")]
@@ -107,9 +122,12 @@ impl AgentConfig {
             path: path.into(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|e: toml::de::Error| ConfigError::Parse {
             path: path.into(),
-            source,
+            line: e.span().map_or(0, |span| {
+                text[..span.start.min(text.len())].lines().count().max(1)
+            }),
+            message: e.message().to_owned(),
         })
     }
 
@@ -133,5 +151,51 @@ impl AgentConfig {
             .map_err(err)?;
         file.write_all(text.as_bytes()).map_err(err)?;
         std::fs::rename(&partial, path).map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "pacsync-agent-config-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("agent.toml")
+    }
+
+    #[test]
+    fn round_trips_with_private_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp("roundtrip");
+        let config = AgentConfig {
+            server: "http://h:8080".into(),
+            endpoint_id: Uuid::new_v4(),
+            token: "secret-token".into(),
+            pacman: PacmanConfig::default(),
+        };
+        config.save(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let loaded = AgentConfig::load(&path).unwrap();
+        assert_eq!(
+            (loaded.endpoint_id, loaded.token.as_str()),
+            (config.endpoint_id, "secret-token")
+        );
+        assert!(!format!("{loaded:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_token() {
+        let path = temp("broken");
+        std::fs::write(&path, "server = \"http://h\"\nendpoint_id = \"00000000-0000-0000-0000-000000000000\"\ntoken = abc123secret\n").unwrap();
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(!err.contains("abc123secret"), "{err}");
     }
 }

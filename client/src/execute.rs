@@ -71,18 +71,21 @@ pub async fn execute(
     let mut sources = Vec::new();
     let mut missing = Vec::new();
     for action in &changes {
-        let version = action.to_version.as_deref().unwrap_or_default();
-        let source = match pacman.sync_source(&action.name, version).await {
-            Some(url) => Some(url),
-            None => pacman
-                .cached(&action.name, version)
-                .map(|p| p.display().to_string())
-                .or_else(|| {
-                    ["any", std::env::consts::ARCH]
-                        .iter()
-                        .find_map(|arch| pacman.archived(&action.name, version, arch))
-                }),
+        let Some(version) = action.to_version.as_deref() else {
+            missing.push(format!("{} (no target version)", action.name));
+            continue;
         };
+        let mut source = pacman.sync_source(&action.name, version).await;
+        if source.is_none() {
+            source = pacman
+                .cached(&action.name, version)
+                .map(|p| p.display().to_string());
+        }
+        for arch in [std::env::consts::ARCH, "any"] {
+            if source.is_none() {
+                source = pacman.archived(&action.name, version, arch).await;
+            }
+        }
         match source {
             Some(source) => sources.push(source),
             None => missing.push(format!("{} {version}", action.name)),

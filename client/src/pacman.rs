@@ -170,12 +170,16 @@ impl Pacman {
     /// The URL a sync repository offers `name` at, if it offers exactly `version`.
     pub async fn sync_source(&self, name: &str, version: &str) -> Option<String> {
         let out = self
-            .run(&["-Sp", "--print-format", "%v %l", name])
+            .run(&["-Sp", "--print-format", "%n %v %l", name])
             .await
             .ok()?;
-        let (offered, url) = out.lines().last()?.split_once(' ')?;
-        (pacsync_core::vercmp(offered, version) == std::cmp::Ordering::Equal)
-            .then(|| url.to_owned())
+        // The listing may include dependencies: take the package's own line.
+        out.lines().find_map(|line| {
+            let mut words = line.split(' ');
+            let (n, offered, url) = (words.next()?, words.next()?, words.next()?);
+            (n == name && pacsync_core::vercmp(offered, version) == std::cmp::Ordering::Equal)
+                .then(|| url.to_owned())
+        })
     }
 
     /// A cached package file for exactly `name` `version`, if any.
@@ -188,9 +192,9 @@ impl Pacman {
         })
     }
 
-    /// The archive location of `name` `version`: a local path for `file://` templates (only if
-    /// the file exists), else a URL for pacman to download.
-    pub fn archived(&self, name: &str, version: &str, arch: &str) -> Option<String> {
+    /// The archive location of `name` `version` for `arch`, if it exists there: a local path for
+    /// `file://` templates, else a URL (checked with a HEAD request) for pacman to download.
+    pub async fn archived(&self, name: &str, version: &str, arch: &str) -> Option<String> {
         let first = name.chars().next()?.to_string();
         let url = self
             .config
@@ -201,7 +205,14 @@ impl Pacman {
             .replace("{arch}", arch);
         match url.strip_prefix("file://") {
             Some(path) => PathBuf::from(path).is_file().then(|| path.to_owned()),
-            None => Some(url),
+            None => {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(15))
+                    .build()
+                    .ok()?;
+                let found = client.head(&url).send().await.ok()?.status().is_success();
+                found.then_some(url)
+            }
         }
     }
 }

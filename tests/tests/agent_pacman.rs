@@ -503,7 +503,14 @@ async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
         .args(["agent", "--once"])
         .spawn()
         .unwrap();
-    wait_for(api, &op, "in_progress").await;
+    // Cancel once the agent is inside its (2 s) pacman transaction.
+    for _ in 0..100 {
+        let now = api.get(&format!("/api/sync/operations/{op}")).await.body;
+        if now["progress"]["stage"] == "installing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let r = api
         .call(
             Method::POST,
