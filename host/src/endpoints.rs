@@ -61,8 +61,11 @@ pub struct StateRecorded {
 /// Upper bound on packages per report; real systems have a few thousand.
 const MAX_PACKAGES: usize = 100_000;
 
-fn validate_label(field: &str, value: &str, max: usize) -> Result<()> {
-    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
+/// Checks a human label (name, hostname, ...): 1 to `max` characters (as PostgreSQL's
+/// `length()` counts them), no control characters.
+pub(crate) fn validate_label(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.trim().is_empty() || value.chars().count() > max || value.chars().any(char::is_control)
+    {
         return Err(Error::new(
             ErrorCode::ValidationFailed,
             format!("{field} must be 1 to {max} characters without control characters"),

@@ -60,9 +60,8 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 
 /// Records an operation that reached a terminal state through this replica.
 pub fn operation_ended(row: &OperationRow) {
-    if let (Some(started), Some(ended)) = (row.created_at.into(), row.completed_at) {
-        let started: chrono::DateTime<chrono::Utc> = started;
-        let seconds = (ended - started).num_milliseconds() as f64 / 1000.0;
+    if let Some(ended) = row.completed_at {
+        let seconds = (ended - row.created_at).num_milliseconds() as f64 / 1000.0;
         metrics::histogram!("pacsync_operation_duration_seconds",
             "type" => row.operation_type.clone(), "status" => row.status.clone())
         .record(seconds.max(0.0));

@@ -336,6 +336,8 @@ async fn lock_context(
 struct Creation<'a> {
     kind: OperationType,
     body: serde_json::Value,
+    /// Fingerprint of `kind`, endpoint and `body`, as checked for idempotent replays.
+    fingerprint: &'a str,
     target_state_id: &'a str,
     target_generation: Option<i64>,
     revert_history_id: Option<i64>,
@@ -351,7 +353,6 @@ async fn create_row(
 ) -> Result<(OperationRow, bool)> {
     let proposed = Uuid::new_v4();
     let actor = request.principal.actor();
-    let fingerprint = fingerprint(c.kind, request.endpoint_id, &c.body);
     let details = serde_json::json!({ "request": c.body });
     let row = db::operations::create(
         &mut *tx,
@@ -367,7 +368,7 @@ async fn create_row(
             policy: c.policy,
             actor: &actor,
             idempotency_key: request.idempotency_key,
-            fingerprint: Some(&fingerprint),
+            fingerprint: Some(c.fingerprint),
         },
     )
     .await?;
@@ -391,13 +392,8 @@ async fn complete_at_once(
 pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Created> {
     let request_body = serde_json::json!({});
     let mut tx = app.db.begin().await?;
-    let ctx = match lock_context(
-        &mut tx,
-        &request,
-        &fingerprint(OperationType::Sync, request.endpoint_id, &request_body),
-    )
-    .await?
-    {
+    let request_fingerprint = fingerprint(OperationType::Sync, request.endpoint_id, &request_body);
+    let ctx = match lock_context(&mut tx, &request, &request_fingerprint).await? {
         Locked::Fresh(ctx) => ctx,
         Locked::Replay(row) => return replay(tx, row).await,
     };
@@ -417,6 +413,7 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
         Creation {
             kind: OperationType::Sync,
             body: request_body,
+            fingerprint: &request_fingerprint,
             target_state_id: &target_id,
             target_generation: Some(ctx.pool.target_generation),
             revert_history_id: None,
@@ -439,13 +436,9 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
 pub async fn request_set_latest(app: &AppState, request: Request<'_>) -> Result<Created> {
     let request_body = serde_json::json!({});
     let mut tx = app.db.begin().await?;
-    let ctx = match lock_context(
-        &mut tx,
-        &request,
-        &fingerprint(OperationType::SetLatest, request.endpoint_id, &request_body),
-    )
-    .await?
-    {
+    let request_fingerprint =
+        fingerprint(OperationType::SetLatest, request.endpoint_id, &request_body);
+    let ctx = match lock_context(&mut tx, &request, &request_fingerprint).await? {
         Locked::Fresh(ctx) => ctx,
         Locked::Replay(row) => return replay(tx, row).await,
     };
@@ -455,6 +448,7 @@ pub async fn request_set_latest(app: &AppState, request: Request<'_>) -> Result<
         Creation {
             kind: OperationType::SetLatest,
             body: request_body,
+            fingerprint: &request_fingerprint,
             target_state_id: &ctx.current_state_id,
             target_generation: None,
             revert_history_id: None,
@@ -506,13 +500,9 @@ pub async fn request_revert(
 ) -> Result<Created> {
     let request_body = serde_json::to_value(&body).map_err(Error::internal)?;
     let mut tx = app.db.begin().await?;
-    let ctx = match lock_context(
-        &mut tx,
-        &request,
-        &fingerprint(OperationType::Revert, request.endpoint_id, &request_body),
-    )
-    .await?
-    {
+    let request_fingerprint =
+        fingerprint(OperationType::Revert, request.endpoint_id, &request_body);
+    let ctx = match lock_context(&mut tx, &request, &request_fingerprint).await? {
         Locked::Fresh(ctx) => ctx,
         Locked::Replay(row) => return replay(tx, row).await,
     };
@@ -551,6 +541,7 @@ pub async fn request_revert(
         Creation {
             kind: OperationType::Revert,
             body: request_body,
+            fingerprint: &request_fingerprint,
             target_state_id: &target_id,
             target_generation: None,
             revert_history_id: Some(history_id),
@@ -761,7 +752,6 @@ pub async fn complete(
     operation_id: Uuid,
     report: CompleteReport,
 ) -> Result<Operation> {
-    parse_state(&report.state)?;
     authorize(app, principal, operation_id, Access::Agent).await?;
     let mut tx = app.db.begin().await?;
     let (state, state_id) = store_report(&mut tx, &report.state).await?;
@@ -848,9 +838,6 @@ pub async fn acknowledge_cancel(
     operation_id: Uuid,
     ack: CancelAck,
 ) -> Result<Operation> {
-    if let Some(state) = &ack.state {
-        parse_state(state)?;
-    }
     authorize(app, principal, operation_id, Access::Agent).await?;
     let mut tx = app.db.begin().await?;
     let stored = match &ack.state {

@@ -11,9 +11,6 @@ use crate::db::pools::Pool;
 use crate::error::{Error, ErrorCode, Result};
 use crate::server::AppState;
 
-/// Largest component accepted.
-pub const MAX_COMPONENT_BYTES: usize = 16 * 1024 * 1024;
-
 /// A plugin as listed: built-ins (id = name) and uploaded components.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginInfo {

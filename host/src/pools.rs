@@ -98,16 +98,6 @@ pub struct EnrollmentToken {
     pub max_uses: Option<i32>,
 }
 
-fn validate_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(Error::new(
-            ErrorCode::ValidationFailed,
-            "name must be 1 to 128 characters without control characters",
-        ));
-    }
-    Ok(())
-}
-
 fn validate_description(description: &str) -> Result<()> {
     if description.chars().count() > 4096 {
         return Err(Error::new(
@@ -120,7 +110,7 @@ fn validate_description(description: &str) -> Result<()> {
 
 /// Creates a pool.
 pub async fn create(app: &AppState, request: CreatePool, actor: &str) -> Result<Pool> {
-    validate_name(&request.name)?;
+    crate::endpoints::validate_label("name", &request.name, 128)?;
     let description = request.description.unwrap_or_default();
     validate_description(&description)?;
     let mut tx = app.db.begin().await?;
@@ -149,7 +139,7 @@ pub async fn update(
     actor: &str,
 ) -> Result<Pool> {
     if let Some(name) = &request.name {
-        validate_name(name)?;
+        crate::endpoints::validate_label("name", name, 128)?;
     }
     if let Some(description) = &request.description {
         validate_description(description)?;

@@ -195,6 +195,13 @@ async fn uploads_are_validated_stored_by_hash_and_protected_while_used() {
         }
     };
     // Not a component: garbage, a bare core module, nothing.
+    // Larger than the host accepts: a problem document, not a bare 413.
+    let (status, body) = upload(vec![0u8; 17 * 1024 * 1024]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("PAYLOAD_TOO_LARGE")),
+        "{body}"
+    );
     for bytes in [b"garbage".to_vec(), b"\0asm\x01\0\0\0".to_vec(), Vec::new()] {
         let (status, body) = upload(bytes).await;
         assert_eq!(

@@ -20,9 +20,11 @@ use crate::server::AppState;
 pub async fn upload(
     State(app): State<AppState>,
     who: Principal,
-    body: Bytes,
+    body: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse> {
     who.require_admin()?;
+    // Over the body limit: 413 PAYLOAD_TOO_LARGE as a problem document, like every other error.
+    let body = body?;
     let (plugin, created) = plugins::upload(&app, &body, &who.actor()).await?;
     let status = if created {
         StatusCode::CREATED

@@ -3,8 +3,10 @@
 use pacsync_policy_sdk::pacsync_core::{
     ActionKind, Plan, Skipped, mirror_plan_by, restrict_to_available,
 };
-use pacsync_policy_sdk::serde_json::{Value, json};
-use pacsync_policy_sdk::{PlanInput, PolicyError, PolicyLogic, VersionOrder, expect_no_config};
+use pacsync_policy_sdk::serde_json::Value;
+use pacsync_policy_sdk::{
+    PlanInput, PolicyError, PolicyLogic, VersionOrder, expect_no_config, no_config_schema,
+};
 
 /// The conservative policy.
 pub struct Conservative;
@@ -16,7 +18,7 @@ impl PolicyLogic for Conservative {
         "Install and upgrade towards the target; never downgrade, never remove.";
 
     fn config_schema() -> Value {
-        json!({ "type": "object", "additionalProperties": false, "properties": {} })
+        no_config_schema()
     }
 
     fn validate_config(config: &Value) -> Result<(), String> {
@@ -59,6 +61,7 @@ pacsync_policy_sdk::policy_component!(Conservative);
 mod tests {
     use super::*;
     use pacsync_policy_sdk::pacsync_core::{InstallReason, Package, PackageState, vercmp};
+    use pacsync_policy_sdk::serde_json::json;
 
     fn state(pkgs: &[(&str, &str)]) -> PackageState {
         PackageState::new(

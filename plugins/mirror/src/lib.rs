@@ -1,8 +1,10 @@
 //! `mirror`: match the pool target exactly — install, upgrade, downgrade and remove.
 
 use pacsync_policy_sdk::pacsync_core::{Plan, mirror_plan_by, restrict_to_available};
-use pacsync_policy_sdk::serde_json::{Value, json};
-use pacsync_policy_sdk::{PlanInput, PolicyError, PolicyLogic, VersionOrder, expect_no_config};
+use pacsync_policy_sdk::serde_json::Value;
+use pacsync_policy_sdk::{
+    PlanInput, PolicyError, PolicyLogic, VersionOrder, expect_no_config, no_config_schema,
+};
 
 /// The mirror policy.
 pub struct Mirror;
@@ -14,7 +16,7 @@ impl PolicyLogic for Mirror {
         "Match the pool target exactly: install, upgrade, downgrade and remove.";
 
     fn config_schema() -> Value {
-        json!({ "type": "object", "additionalProperties": false, "properties": {} })
+        no_config_schema()
     }
 
     fn validate_config(config: &Value) -> Result<(), String> {
@@ -36,6 +38,7 @@ mod tests {
     use pacsync_policy_sdk::pacsync_core::{
         ActionKind, Available, InstallReason, Package, PackageState, Source, vercmp,
     };
+    use pacsync_policy_sdk::serde_json::json;
 
     fn state(pkgs: &[(&str, &str)]) -> PackageState {
         PackageState::new(

@@ -70,6 +70,11 @@ pub trait PolicyLogic {
     fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError>;
 }
 
+/// The config schema of a policy without settings.
+pub fn no_config_schema() -> Value {
+    serde_json::json!({ "type": "object", "additionalProperties": false, "properties": {} })
+}
+
 /// Accepts only an empty object: for policies without settings.
 pub fn expect_no_config(policy: &str, config: &Value) -> Result<(), String> {
     match config.as_object() {
