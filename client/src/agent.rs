@@ -1,11 +1,13 @@
 //! The endpoint agent: reports the machine's packages and carries out its operations.
 //!
-//! It polls the host for pending operations (including ones created while it was offline),
-//! claims each with `start` (a lease), runs the plan with real pacman while heart-beating
-//! progress, and completes it with the state pacman actually left, or fails it with pacman's
-//! own message and reports the real state. Nothing is recorded as done that was not done.
+//! It keeps the endpoint's event stream open (reconnecting with backoff) and looks for pending
+//! operations whenever one is created, after every (re)connect, and on a slow timer as a safety
+//! net, so operations created while it was offline are picked up too. It claims each with
+//! `start` (a lease), runs the plan with real pacman while heart-beating progress, and completes
+//! it with the state pacman actually left, or fails it with pacman's own message and reports the
+//! real state. Nothing is recorded as done that was not done.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use uuid::Uuid;
@@ -14,6 +16,10 @@ use crate::api::{Api, ApiError, Operation, StateReport};
 use crate::config::AgentConfig;
 use crate::execute::{ExecuteError, Reporter, execute};
 use crate::pacman::{Pacman, PacmanError};
+use crate::stream::{Event, EventStream};
+
+/// How long a connected agent waits for news before checking over HTTP anyway.
+const SAFETY_NET: Duration = Duration::from_secs(60);
 
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +35,44 @@ pub enum AgentError {
 /// One endpoint's agent.
 pub struct Agent {
     api: Api,
+    server: String,
+    token: String,
     endpoint: Uuid,
     pacman: Pacman,
+}
+
+/// Reconnect delays: doubling from 1 s to 60 s, with up to 25% jitter so that a fleet does not
+/// reconnect in lockstep after a host restart.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(60);
+
+    /// The delay before the next attempt.
+    pub fn delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+    }
+
+    /// Back to the first delay after a success.
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
 }
 
 struct Heartbeat<'a> {
@@ -64,6 +106,8 @@ impl Agent {
     pub fn new(config: &AgentConfig) -> Self {
         Self {
             api: Api::new(&config.server, Some(config.token.clone())),
+            server: config.server.clone(),
+            token: config.token.clone(),
             endpoint: config.endpoint_id,
             pacman: Pacman::new(config.pacman.clone()),
         }
@@ -71,10 +115,12 @@ impl Agent {
 
     /// The machine's state as pacman sees it.
     pub async fn state(&self) -> Result<StateReport, PacmanError> {
+        let listing = self.pacman.sync_listing().await;
         Ok(StateReport {
             architecture: std::env::consts::ARCH.to_owned(),
             pacman_version: self.pacman.version().await,
-            packages: self.pacman.installed().await?,
+            packages: self.pacman.installed(&listing).await?,
+            available: Some(self.pacman.availability(&listing)),
         })
     }
 
@@ -85,6 +131,7 @@ impl Agent {
     }
 
     /// Reports, then carries out pending operations; with `once`, returns when none are left.
+    /// Otherwise it waits on the event stream, or polls every `poll` while the stream is down.
     pub async fn run(&self, once: bool, poll: Duration) -> Result<(), AgentError> {
         // After a crash or restart the host must learn the machine's real state first.
         loop {
@@ -100,37 +147,74 @@ impl Agent {
                 }
             }
         }
+        let mut stream: Option<EventStream> = None;
+        let mut backoff = Backoff::default();
+        let mut reconnect_at = Instant::now();
         loop {
-            match self.api.operations(self.endpoint, 50).await {
-                Ok(ops) => {
-                    let mut pending: Vec<Operation> =
-                        ops.into_iter().filter(|o| o.status == "pending").collect();
-                    pending.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-                    for op in pending {
-                        match self.carry_out(op.operation_id).await {
-                            Ok(()) => {}
-                            Err(AgentError::Api(ApiError::Auth { code, detail })) => {
-                                return Err(ApiError::Auth { code, detail }.into());
-                            }
-                            Err(e) if once => return Err(e),
-                            // The daemon outlives a host outage; its next start reports the truth.
-                            Err(e) => {
-                                eprintln!("pacsync agent: operation {}: {e}", op.operation_id)
-                            }
-                        }
+            // Subscribe before looking for work, so nothing created in between is missed.
+            if !once && stream.is_none() && Instant::now() >= reconnect_at {
+                match EventStream::connect(&self.server, &self.token, self.endpoint).await {
+                    Ok(live) => {
+                        stream = Some(live);
+                        backoff.reset();
+                    }
+                    Err(e) => {
+                        let delay = backoff.delay();
+                        eprintln!("pacsync agent: {e}; polling, next try in {delay:?}");
+                        reconnect_at = Instant::now() + delay;
                     }
                 }
-                Err(ApiError::Auth { code, detail }) => {
-                    return Err(ApiError::Auth { code, detail }.into());
-                }
-                Err(e) if once => return Err(e.into()),
-                Err(e) => eprintln!("pacsync agent: {e}; retrying"),
             }
+            self.carry_out_pending(once).await?;
             if once {
                 return Ok(());
             }
-            tokio::time::sleep(poll).await;
+            match stream.as_mut() {
+                Some(live) => match tokio::time::timeout(SAFETY_NET, wait_for_work(live)).await {
+                    Ok(true) | Err(_) => {}
+                    Ok(false) => {
+                        eprintln!("pacsync agent: event stream closed; reconnecting");
+                        stream = None;
+                        reconnect_at = Instant::now() + backoff.delay();
+                    }
+                },
+                None => {
+                    let until_reconnect = reconnect_at.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(poll.min(until_reconnect).max(Duration::from_millis(50)))
+                        .await;
+                }
+            }
         }
+    }
+
+    /// Carries out every pending operation, oldest first.
+    async fn carry_out_pending(&self, once: bool) -> Result<(), AgentError> {
+        let ops = match self.api.operations(self.endpoint, 50).await {
+            Ok(ops) => ops,
+            Err(ApiError::Auth { code, detail }) => {
+                return Err(ApiError::Auth { code, detail }.into());
+            }
+            Err(e) if once => return Err(e.into()),
+            Err(e) => {
+                eprintln!("pacsync agent: {e}; retrying");
+                return Ok(());
+            }
+        };
+        let mut pending: Vec<Operation> =
+            ops.into_iter().filter(|o| o.status == "pending").collect();
+        pending.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        for op in pending {
+            match self.carry_out(op.operation_id).await {
+                Ok(()) => {}
+                Err(AgentError::Api(ApiError::Auth { code, detail })) => {
+                    return Err(ApiError::Auth { code, detail }.into());
+                }
+                Err(e) if once => return Err(e),
+                // The daemon outlives a host outage; its next start reports the truth.
+                Err(e) => eprintln!("pacsync agent: operation {}: {e}", op.operation_id),
+            }
+        }
+        Ok(())
     }
 
     /// Claims and runs one operation to its end.
@@ -212,5 +296,40 @@ impl Agent {
             }
         }
         unreachable!("the last attempt returns")
+    }
+}
+
+/// Waits until the stream says there may be work (a pending operation, or lost events); false
+/// when the stream closed.
+async fn wait_for_work(stream: &mut EventStream) -> bool {
+    loop {
+        match stream.next().await {
+            Some(Event::Operation { operation, .. }) if operation.status == "pending" => {
+                return true;
+            }
+            Some(Event::ResyncRequired) => return true,
+            Some(_) => {}
+            None => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_minute_with_bounded_jitter_and_resets() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..9).map(|_| backoff.delay()).collect();
+        for (delay, base) in delays.iter().zip([1u64, 2, 4, 8, 16, 32, 60, 60, 60]) {
+            let base = Duration::from_secs(base);
+            assert!(
+                *delay >= base && *delay <= base.mul_f64(1.25),
+                "{delay:?} vs {base:?}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.delay() <= Duration::from_millis(1250));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pacsync_core::Package;
+use pacsync_core::{AvailabilityReport, Package};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -45,6 +45,9 @@ pub struct StateReport {
     pub pacman_version: String,
     /// Installed packages.
     pub packages: Vec<Package>,
+    /// What the machine can obtain (sync repositories, cache, archive coverage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<AvailabilityReport>,
 }
 
 /// An operation as the host returns it (only what the agent and CLI use; the rest is kept raw).

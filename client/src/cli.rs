@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::agent::{Agent, AgentError};
-use crate::api::{Api, ApiError};
+use crate::api::{Api, ApiError, Operation};
 use crate::config::{AgentConfig, DEFAULT_PATH, PacmanConfig};
+use crate::stream::{Event, EventStream};
 
 /// pacsync endpoint agent and CLI.
 #[derive(Debug, Parser)]
@@ -44,9 +45,13 @@ enum Command {
         /// Package cache directory searched for exact versions (repeatable).
         #[arg(long = "cache-dir")]
         cache_dirs: Vec<PathBuf>,
-        /// Archive URL template ({name}, {version}, {arch}, {first}).
+        /// Archive URL template ({name}, {version}, {arch}, {first}); empty for none.
         #[arg(long)]
         archive_url: Option<String>,
+        /// A sync repository the archive keeps every version of (repeatable) [default: the
+        /// official Arch repositories].
+        #[arg(long = "archive-repo")]
+        archive_repositories: Vec<String>,
     },
     /// Send this machine's packages to the host.
     Report,
@@ -82,8 +87,9 @@ enum Command {
         /// Handle what is pending now, then exit.
         #[arg(long)]
         once: bool,
-        /// Poll interval in milliseconds.
-        #[arg(long, default_value_t = 2000)]
+        /// Poll interval in milliseconds while the event stream is down (with the stream up,
+        /// new operations wake the agent at once).
+        #[arg(long, default_value_t = 5000)]
         poll_ms: u64,
     },
     /// Print waybar custom-module JSON.
@@ -133,6 +139,7 @@ async fn run(cli: Cli) -> ExitCode {
         pacman_args,
         cache_dirs,
         archive_url,
+        archive_repositories,
     } = &cli.command
     {
         let hostname = std::fs::read_to_string("/etc/hostname")
@@ -151,6 +158,9 @@ async fn run(cli: Cli) -> ExitCode {
                 }
                 if let Some(url) = archive_url {
                     pacman.archive_url = url.clone();
+                }
+                if !archive_repositories.is_empty() {
+                    pacman.archive_repositories = archive_repositories.clone();
                 }
                 let config = AgentConfig {
                     server: server.clone(),
@@ -208,11 +218,11 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => api_exit(&e),
         },
-        Command::Sync(follow) => request(&api, endpoint, "sync-to-latest", None, follow).await,
-        Command::SetLatest(follow) => request(&api, endpoint, "set-as-latest", None, follow).await,
+        Command::Sync(follow) => request(&config, &api, "sync-to-latest", None, follow).await,
+        Command::SetLatest(follow) => request(&config, &api, "set-as-latest", None, follow).await,
         Command::Revert { to, follow } => {
             let body = to.map(|state_id| json!({ "state_id": state_id }));
-            request(&api, endpoint, "revert", body, follow).await
+            request(&config, &api, "revert", body, follow).await
         }
         Command::Ops { limit, json } => match api.operations(endpoint, limit.clamp(1, 200)).await {
             Ok(ops) => {
@@ -279,14 +289,20 @@ fn print_diff(diff: &Value) {
     }
 }
 
-/// Creates an operation and follows it to its end with a progress bar.
+/// Creates an operation and follows it to its end with a progress bar, live over the endpoint's
+/// event stream (polling over HTTP if the stream cannot be opened).
 async fn request(
+    config: &AgentConfig,
     api: &Api,
-    endpoint: uuid::Uuid,
     verb: &str,
     body: Option<Value>,
     follow: Follow,
 ) -> ExitCode {
+    let endpoint = config.endpoint_id;
+    // Subscribe first, so no event of the new operation can be missed.
+    let mut stream = EventStream::connect(&config.server, &config.token, endpoint)
+        .await
+        .ok();
     let op = match api.request(endpoint, verb, body).await {
         Ok(op) => op,
         Err(e) => return api_exit(&e),
@@ -302,42 +318,37 @@ async fn request(
         );
         bar
     };
-    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(follow.timeout);
     let mut current = op;
     loop {
-        let pct = current.progress["percentage"].as_u64().unwrap_or(0);
-        let stage = current.progress["stage"]
-            .as_str()
-            .unwrap_or(&current.status)
-            .to_owned();
-        let action = current.progress["current_action"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
-        bar.set_message(format!("{stage} {action}"));
-        // After the message, so the bar never shows a new percentage with an old stage.
-        bar.set_position(pct);
-        if matches!(
-            current.status.as_str(),
-            "completed" | "failed" | "cancelled"
-        ) {
+        show_progress(&bar, &current);
+        if is_final(&current.status) {
             break;
         }
-        if started.elapsed() > Duration::from_secs(follow.timeout) {
+        if Instant::now() > deadline {
             bar.abandon_with_message("timed out waiting for the operation");
             return ExitCode::from(5);
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        current = match api.get(current.operation_id).await {
-            Ok(op) => op,
+        match next_update(&mut stream, api, &current).await {
+            Ok(op) => current = op,
             Err(e) => return api_exit(&e),
-        };
+        }
+    }
+    if let Some(stream) = stream {
+        stream.close().await;
     }
     bar.finish_and_clear();
     if follow.json {
         println!(
             "{}",
-            json!({"operation_id": current.operation_id, "status": current.status, "error_code": current.error_code, "error_message": current.error_message})
+            json!({
+                "operation_id": current.operation_id,
+                "operation_type": current.operation_type,
+                "status": current.status,
+                "error_code": current.error_code,
+                "error_message": current.error_message,
+                "plan": current.plan,
+            })
         );
     } else {
         let summary = current
@@ -349,6 +360,9 @@ async fn request(
             "{} {}: {} {}",
             current.operation_type, current.operation_id, current.status, summary
         );
+        for skipped in current.plan.iter().flat_map(|p| &p.skipped) {
+            println!("  skipped {}: {}", skipped.name, skipped.reason);
+        }
         if let Some(message) = &current.error_message {
             println!("{message}");
         }
@@ -357,6 +371,56 @@ async fn request(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn is_final(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled")
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, op: &Operation) {
+    let pct = op.progress["percentage"].as_u64().unwrap_or(0);
+    let stage = op.progress["stage"].as_str().unwrap_or(&op.status);
+    let action = op.progress["current_action"].as_str().unwrap_or("");
+    bar.set_message(format!("{stage} {action}"));
+    // After the message, so the bar never shows a new percentage with an old stage.
+    bar.set_position(pct);
+}
+
+/// The operation's next state: from the stream when it has news, else re-read over HTTP (every
+/// 5 s on a quiet stream as a safety net, every 300 ms without one).
+async fn next_update(
+    stream: &mut Option<EventStream>,
+    api: &Api,
+    current: &Operation,
+) -> Result<Operation, ApiError> {
+    let Some(live) = stream.as_mut() else {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return api.get(current.operation_id).await;
+    };
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), live.next()).await {
+            Ok(Some(Event::Operation { operation, .. }))
+                if operation.operation_id == current.operation_id =>
+            {
+                // The event's copy is final for `status`; re-read the whole operation once at
+                // the end so the plan and error are exactly the stored ones.
+                return if is_final(&operation.status) {
+                    api.get(current.operation_id).await
+                } else {
+                    Ok(*operation)
+                };
+            }
+            Ok(Some(Event::ResyncRequired)) | Err(_) => return api.get(current.operation_id).await,
+            Ok(Some(_)) => continue,
+            Ok(None) => {
+                // Dropped: resume once where it stopped, else fall back to polling.
+                if live.reconnect().await.is_err() {
+                    *stream = None;
+                }
+                return api.get(current.operation_id).await;
+            }
+        }
     }
 }
 

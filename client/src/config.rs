@@ -30,9 +30,13 @@ pub struct PacmanConfig {
     /// The package cache directories searched for exact versions.
     #[serde(default = "default_cache")]
     pub cache_dirs: Vec<PathBuf>,
-    /// Archive URL template (see [`DEFAULT_ARCHIVE`]).
+    /// Archive URL template (see [`DEFAULT_ARCHIVE`]); empty for no archive.
     #[serde(default = "default_archive")]
     pub archive_url: String,
+    /// Sync repositories whose every version the archive keeps (the Arch Linux Archive keeps
+    /// the official ones). Reported to the host, which counts their packages as obtainable.
+    #[serde(default = "default_archive_repositories")]
+    pub archive_repositories: Vec<String>,
 }
 
 fn default_command() -> String {
@@ -44,6 +48,25 @@ fn default_cache() -> Vec<PathBuf> {
 fn default_archive() -> String {
     DEFAULT_ARCHIVE.into()
 }
+fn default_archive_repositories() -> Vec<String> {
+    DEFAULT_ARCHIVE_REPOSITORIES
+        .iter()
+        .map(|r| (*r).to_owned())
+        .collect()
+}
+
+/// The official repositories, current and past, that the Arch Linux Archive keeps.
+pub const DEFAULT_ARCHIVE_REPOSITORIES: [&str; 9] = [
+    "core",
+    "extra",
+    "multilib",
+    "core-testing",
+    "extra-testing",
+    "multilib-testing",
+    "community",
+    "testing",
+    "community-testing",
+];
 
 impl Default for PacmanConfig {
     fn default() -> Self {
@@ -52,6 +75,7 @@ impl Default for PacmanConfig {
             args: Vec::new(),
             cache_dirs: default_cache(),
             archive_url: default_archive(),
+            archive_repositories: default_archive_repositories(),
         }
     }
 }

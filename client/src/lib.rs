@@ -4,6 +4,7 @@
 //! - [`api`]: the host's HTTP API, with errors typed by exit code;
 //! - [`pacman`]: reading the local package database and running real pacman;
 //! - [`execute`]: turning a plan into pacman transactions, with progress;
+//! - [`stream`]: the endpoint's live event stream (WebSocket), for following and waking up;
 //! - [`agent`]: the daemon loop that claims and carries out operations;
 //! - [`cli`]: the commands.
 
@@ -13,3 +14,4 @@ pub mod cli;
 pub mod config;
 pub mod execute;
 pub mod pacman;
+pub mod stream;

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use pacsync_core::{InstallReason, Package};
+use pacsync_core::{AvailabilityReport, Available, InstallReason, Package, Source};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -137,9 +137,50 @@ impl Pacman {
             .to_owned()
     }
 
+    /// Every version the sync databases offer (`pacman -Sl`); empty without sync databases.
+    pub async fn sync_listing(&self) -> SyncListing {
+        SyncListing::parse(&self.run(&["-Sl"]).await.unwrap_or_default())
+    }
+
+    /// What this machine can obtain: the sync repositories' versions, the cache's package files,
+    /// and which repositories the archive covers.
+    pub fn availability(&self, listing: &SyncListing) -> AvailabilityReport {
+        let mut offered: Vec<Available> = listing
+            .entries
+            .iter()
+            .map(|e| Available {
+                name: e.name.clone(),
+                version: e.version.clone(),
+                source: Source::SyncRepository,
+            })
+            .collect();
+        for dir in &self.config.cache_dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            offered.extend(entries.flatten().filter_map(|entry| {
+                let (name, version) = parse_package_file_name(entry.file_name().to_str()?)?;
+                Some(Available {
+                    name,
+                    version,
+                    source: Source::Cache,
+                })
+            }));
+        }
+        let archive_repositories = if self.config.archive_url.is_empty() {
+            Vec::new()
+        } else {
+            self.config.archive_repositories.clone()
+        };
+        AvailabilityReport {
+            offered,
+            archive_repositories,
+        }
+    }
+
     /// Every installed package with version, install reason, architecture and sync repository.
-    pub async fn installed(&self) -> Result<Vec<Package>, PacmanError> {
-        let listing = self.run(&["-Q"]).await?;
+    pub async fn installed(&self, listing: &SyncListing) -> Result<Vec<Package>, PacmanError> {
+        let local = self.run(&["-Q"]).await?;
         let explicit: HashSet<String> = self
             .run(&["-Qqe"])
             .await
@@ -149,8 +190,8 @@ impl Pacman {
             .collect();
         let architectures = parse_architectures(&self.run(&["-Qi"]).await.unwrap_or_default());
         // Without sync databases there is no repository to name; that is not an error.
-        let repositories = parse_repositories(&self.run(&["-Sl"]).await.unwrap_or_default());
-        Ok(listing
+        let repositories = listing.repositories_of_installed();
+        Ok(local
             .lines()
             .filter_map(|line| line.split_once(' '))
             .map(|(name, version)| Package {
@@ -257,17 +298,74 @@ fn parse_architectures(info: &str) -> HashMap<String, String> {
     out
 }
 
-fn parse_repositories(list: &str) -> HashMap<String, String> {
-    list.lines()
-        .filter(|l| l.contains("[installed"))
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            Some((
-                words.nth(1)?.to_owned(),
-                l.split_whitespace().next()?.to_owned(),
-            ))
-        })
-        .collect()
+/// One line of `pacman -Sl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncEntry {
+    /// The sync repository.
+    pub repository: String,
+    /// Package name.
+    pub name: String,
+    /// The version the repository offers.
+    pub version: String,
+    /// Whether some version of the package is installed.
+    pub installed: bool,
+}
+
+/// The sync databases' contents, as `pacman -Sl` lists them.
+#[derive(Debug, Clone, Default)]
+pub struct SyncListing {
+    /// Every offered package, in pacman's order.
+    pub entries: Vec<SyncEntry>,
+}
+
+impl SyncListing {
+    /// Parses `repo name version [installed...]` lines; anything else is ignored.
+    pub fn parse(text: &str) -> Self {
+        let entries = text
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                Some(SyncEntry {
+                    repository: words.next()?.to_owned(),
+                    name: words.next()?.to_owned(),
+                    version: words.next()?.to_owned(),
+                    installed: line.contains("[installed"),
+                })
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// The repository of each installed package that a sync repository names (the first one,
+    /// as pacman would pick it).
+    pub fn repositories_of_installed(&self) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        for e in self.entries.iter().filter(|e| e.installed) {
+            out.entry(e.name.clone())
+                .or_insert_with(|| e.repository.clone());
+        }
+        out
+    }
+}
+
+/// `name` and `version` of a package file name, `name-pkgver-pkgrel-arch.pkg.tar.*`; `None` for
+/// signatures, partial downloads and anything else.
+pub fn parse_package_file_name(file: &str) -> Option<(String, String)> {
+    let (stem, compression) = file.split_once(".pkg.tar")?;
+    if !(compression.is_empty()
+        || [".zst", ".xz", ".gz", ".bz2", ".lz4", ".lzo", ".lrz", ".Z"].contains(&compression))
+    {
+        return None;
+    }
+    let mut parts = stem.rsplitn(4, '-');
+    let (_arch, pkgrel, pkgver, name) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let version = format!("{pkgver}-{pkgrel}");
+    // The Arch Linux Archive and some mirrors spell the epoch colon percent-encoded.
+    let version = version.replace("%3A", ":");
+    pacsync_core::package::validate_name(name).ok()?;
+    pacsync_core::validate_version(&version).ok()?;
+    Some((name.to_owned(), version))
 }
 
 #[cfg(test)]
@@ -280,12 +378,36 @@ mod tests {
         let archs = parse_architectures(info);
         assert_eq!(archs["foo"], "any");
         assert_eq!(archs["bar"], "x86_64");
-        let repos = parse_repositories(
+        let listing = SyncListing::parse(
             "core linux 6.1-1 [installed]\ntest foo 2.0-1 [installed: 1.0-1]\nextra vim 9-1\n",
         );
+        assert_eq!(listing.entries.len(), 3);
+        assert_eq!(listing.entries[2].version, "9-1");
+        let repos = listing.repositories_of_installed();
         assert_eq!(repos["linux"], "core");
         assert_eq!(repos["foo"], "test");
         assert!(!repos.contains_key("vim"));
+    }
+
+    #[test]
+    fn package_file_names_give_name_and_version() {
+        let parse = parse_package_file_name;
+        assert_eq!(
+            parse("foo-bar-1.2.3-1-x86_64.pkg.tar.zst"),
+            Some(("foo-bar".into(), "1.2.3-1".into()))
+        );
+        assert_eq!(
+            parse("vim-2:9.1.0-1-x86_64.pkg.tar.xz"),
+            Some(("vim".into(), "2:9.1.0-1".into()))
+        );
+        assert_eq!(
+            parse("vim-2%3A9.1.0-1-x86_64.pkg.tar.zst"),
+            Some(("vim".into(), "2:9.1.0-1".into()))
+        );
+        assert_eq!(parse("foo-1-1-any.pkg.tar.zst.sig"), None);
+        assert_eq!(parse("foo-1-1-any.pkg.tar.zst.part"), None);
+        assert_eq!(parse("foo-1-any.pkg.tar.zst"), None);
+        assert_eq!(parse("README"), None);
     }
 
     #[test]

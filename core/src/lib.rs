@@ -3,11 +3,13 @@
 //! Everything here is pure data and pure functions so that the same code can be compiled natively
 //! and into `wasm32-wasip2` policy components.
 
+pub mod availability;
 pub mod diff;
 pub mod package;
 pub mod plan;
 pub mod version;
 
+pub use availability::{AvailabilityReport, Gap, Lookup, Obtainability, analyse};
 pub use diff::{Diff, SyncStatus, classify, classify_by, diff, diff_by};
 pub use package::{InstallReason, Package, PackageError, PackageState};
 pub use plan::{

@@ -74,6 +74,9 @@ pub enum PackageError {
     /// The same package appears twice.
     #[error("package {0:?} is listed more than once")]
     Duplicate(String),
+    /// More entries than any real machine reports.
+    #[error("at most {0} entries per report")]
+    TooMany(usize),
     /// An optional field is present but empty or malformed.
     #[error("package {name}: {field} must be a non-empty word without whitespace")]
     InvalidField {
@@ -99,7 +102,12 @@ pub fn validate_name(name: &str) -> Result<(), PackageError> {
     }
 }
 
-fn validate_word(name: &str, field: &'static str, value: Option<&str>) -> Result<(), PackageError> {
+/// Checks an optional single-word field (repository, architecture) of package `name`.
+pub(crate) fn validate_word(
+    name: &str,
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<(), PackageError> {
     match value {
         Some(v) if v.is_empty() || v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic()) => {
             Err(PackageError::InvalidField {

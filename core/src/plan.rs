@@ -99,7 +99,7 @@ impl Plan {
 }
 
 /// Where an obtainable package version comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -109,6 +109,29 @@ pub enum Source {
     Cache,
     /// The pool's archive holds it.
     Archive,
+}
+
+impl Source {
+    /// The spelling used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::SyncRepository => "sync_repository",
+            Source::Cache => "cache",
+            Source::Archive => "archive",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Source::SyncRepository, Source::Cache, Source::Archive]
+            .into_iter()
+            .find(|source| source.as_str() == s)
+    }
+
+    /// The agent's order of preference (lower first).
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
 }
 
 /// A package version an endpoint can obtain.

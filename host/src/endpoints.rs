@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use pacsync_core::{Package, PackageState, SyncStatus};
+use pacsync_core::{AvailabilityReport, Package, PackageState, SyncStatus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
@@ -47,6 +47,10 @@ pub struct StateReport {
     pub pacman_version: String,
     /// Every installed package.
     pub packages: Vec<Package>,
+    /// What the machine can obtain, for the pool's repository analysis; absent from agents that
+    /// do not report it (the previous report then stays in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<AvailabilityReport>,
 }
 
 /// `PUT /api/endpoints/{id}/state` response.
@@ -165,6 +169,9 @@ pub async fn report_state(
         &report.pacman_version,
     )
     .await?;
+    if let Some(available) = report.available {
+        crate::availability::record(&mut tx, endpoint_id, available).await?;
+    }
     let sync_status = classify_and_store(app, &mut tx, &endpoint, Some(&state)).await?;
     tx.commit().await?;
     Ok(StateRecorded {
@@ -222,7 +229,8 @@ pub async fn reclassify_pool(app: &AppState, tx: &mut PgConnection, pool_id: Uui
     wanted.sort();
     wanted.dedup();
     // Content addressing pays off here: endpoints sharing a state are loaded once.
-    let states: HashMap<String, PackageState> = db::states::load_many(&mut *tx, &wanted).await?;
+    let states: HashMap<String, PackageState> =
+        db::states::load_many(&mut *tx, &wanted, None).await?;
     let target = states
         .get(&target_id)
         .ok_or_else(|| Error::internal(format!("target state {target_id} is missing")))?;

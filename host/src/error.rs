@@ -100,6 +100,8 @@ pub enum ErrorCode {
     ValidationFailed,
     /// A reported package list is invalid.
     InvalidPackageState,
+    /// A reported availability (offered versions, archive repositories) is invalid.
+    InvalidAvailability,
     /// An `Idempotency-Key` was reused for a different request.
     IdempotencyKeyMismatch,
     /// The upload is not a component implementing `pacsync:policy/policy`.
@@ -152,6 +154,7 @@ impl ErrorCode {
             | NoPreviousState => StatusCode::CONFLICT,
             ValidationFailed
             | InvalidPackageState
+            | InvalidAvailability
             | IdempotencyKeyMismatch
             | InvalidPlugin
             | InvalidPolicyConfig => StatusCode::UNPROCESSABLE_ENTITY,
@@ -207,6 +210,7 @@ impl ErrorCode {
             NoPreviousState => "NO_PREVIOUS_STATE",
             ValidationFailed => "VALIDATION_FAILED",
             InvalidPackageState => "INVALID_PACKAGE_STATE",
+            InvalidAvailability => "INVALID_AVAILABILITY",
             IdempotencyKeyMismatch => "IDEMPOTENCY_KEY_MISMATCH",
             PolicyFault => "POLICY_FAULT",
             DatabaseUnavailable => "DATABASE_UNAVAILABLE",

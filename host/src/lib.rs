@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod availability;
 pub mod cli;
 pub mod config;
 pub mod db;

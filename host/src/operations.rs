@@ -13,10 +13,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::availability;
 use crate::db;
 use crate::db::operations::{Cursor, ListFilter, NewOperation, OperationRow, Replan};
+use crate::db::pools::Pool;
 use crate::endpoints::{StateReport, classify_and_store, load_state, parse_state, reclassify_pool};
 use crate::error::{Error, ErrorCode, Result};
+use crate::policy::Policy;
 use crate::server::AppState;
 
 /// The three operation types, as stored and as in JSON.
@@ -388,6 +391,21 @@ async fn complete_at_once(
     db::operations::complete(&mut *tx, row.operation_id, state_id, None, None, actor).await
 }
 
+/// Plans a sync with the pool's policy, limited to what the endpoint and the whole pool can
+/// obtain.
+async fn plan_sync(
+    tx: &mut PgConnection,
+    policy: &dyn Policy,
+    pool: &Pool,
+    endpoint_id: Uuid,
+    current: &PackageState,
+    target: &PackageState,
+) -> Result<Plan> {
+    let limits = availability::sync_limits(&mut *tx, pool, endpoint_id, current, target).await?;
+    let plan = policy.plan(current, target, limits.available.as_deref())?;
+    Ok(limits.enforce(plan))
+}
+
 /// sync-to-latest: plan the endpoint onto the pool target with the pool's policy.
 pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Created> {
     let request_body = serde_json::json!({});
@@ -406,7 +424,15 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
     let (policy, record) = app.policies.for_pool(&mut *tx, &ctx.pool).await?;
     let current = load_state(&mut tx, &ctx.current_state_id).await?;
     let target = load_state(&mut tx, &target_id).await?;
-    let plan = policy.plan(&current, &target, None)?;
+    let plan = plan_sync(
+        &mut tx,
+        policy.as_ref(),
+        &ctx.pool,
+        request.endpoint_id,
+        &current,
+        &target,
+    )
+    .await?;
     let (mut row, replayed) = create_row(
         &mut tx,
         &request,
@@ -534,7 +560,15 @@ pub async fn request_revert(
     let (policy, record) = app.policies.exact();
     let current = load_state(&mut tx, &ctx.current_state_id).await?;
     let target = load_state(&mut tx, &target_id).await?;
-    let plan = policy.plan(&current, &target, None)?;
+    let limits = availability::revert_limits(
+        &mut tx,
+        ctx.pool.pool_id,
+        request.endpoint_id,
+        &current,
+        &target,
+    )
+    .await?;
+    let plan = limits.enforce(policy.plan(&current, &target, limits.available.as_deref())?);
     let (mut row, replayed) = create_row(
         &mut tx,
         &request,
@@ -656,7 +690,16 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
                         _ => return Err(Error::internal("sync operation without states")),
                     };
                 let current = load_state(&mut tx, &current_id).await?;
-                let plan = policy.plan(&current, &load_state(&mut tx, &target_id).await?, None)?;
+                let target = load_state(&mut tx, &target_id).await?;
+                let plan = plan_sync(
+                    &mut tx,
+                    policy.as_ref(),
+                    &pool,
+                    row.endpoint_id,
+                    &current,
+                    &target,
+                )
+                .await?;
                 if plan.is_empty() {
                     now_in_sync_at = Some(current_id);
                 }
@@ -735,13 +778,18 @@ pub async fn progress(
     Ok(row.into())
 }
 
-/// Stores a reported state and records it as the endpoint's, returning the state and its id.
+/// Stores a state the agent reported with a final transition (and what the machine can obtain
+/// now), returning the state and its id.
 async fn store_report(
     tx: &mut PgConnection,
+    endpoint_id: Uuid,
     report: &StateReport,
 ) -> Result<(PackageState, String)> {
     let state = parse_state(report)?;
     let state_id = db::states::store(&mut *tx, &state).await?;
+    if let Some(available) = &report.available {
+        crate::availability::record(&mut *tx, endpoint_id, available.clone()).await?;
+    }
     Ok((state, state_id))
 }
 
@@ -752,9 +800,9 @@ pub async fn complete(
     operation_id: Uuid,
     report: CompleteReport,
 ) -> Result<Operation> {
-    authorize(app, principal, operation_id, Access::Agent).await?;
+    let op = authorize(app, principal, operation_id, Access::Agent).await?;
     let mut tx = app.db.begin().await?;
-    let (state, state_id) = store_report(&mut tx, &report.state).await?;
+    let (state, state_id) = store_report(&mut tx, op.endpoint_id, &report.state).await?;
     let row = db::operations::complete(
         &mut *tx,
         operation_id,
@@ -838,10 +886,10 @@ pub async fn acknowledge_cancel(
     operation_id: Uuid,
     ack: CancelAck,
 ) -> Result<Operation> {
-    authorize(app, principal, operation_id, Access::Agent).await?;
+    let op = authorize(app, principal, operation_id, Access::Agent).await?;
     let mut tx = app.db.begin().await?;
     let stored = match &ack.state {
-        Some(report) => Some(store_report(&mut tx, report).await?),
+        Some(report) => Some(store_report(&mut tx, op.endpoint_id, report).await?),
         None => None,
     };
     let row = db::operations::acknowledge_cancel(

@@ -1,10 +1,11 @@
-//! The lease reaper: fails in-progress operations whose agent stopped reporting.
+//! The lease reaper: fails in-progress operations whose agent stopped reporting, and collects
+//! availability reports no endpoint uses any more.
 //!
 //! Every replica runs this loop, but only the one holding a session advisory lock on a
 //! dedicated connection acts. If that replica dies, its connection closes, the lock is released,
 //! and another replica takes over on its next tick.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -12,9 +13,14 @@ use tokio_util::sync::CancellationToken;
 /// Advisory lock key (class 3, object 2) of the reaper leadership.
 const LEADER_LOCK: &str = "SELECT pg_try_advisory_lock(3, 2)";
 
+/// How often unused availability reports are collected, and how long one must have been unused.
+const COLLECT_EVERY: Duration = Duration::from_secs(300);
+const UNUSED_FOR: Duration = Duration::from_secs(3600);
+
 /// Runs until `shutdown` is cancelled.
 pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
     let mut leader: Option<PgConnection> = None;
+    let mut last_collect: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -30,6 +36,15 @@ pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
                 Err(e) => {
                     tracing::warn!(error = %e, "lease reaper lost its database connection; re-electing");
                     leader = None;
+                    continue;
+                }
+            }
+            if last_collect.is_none_or(|at| at.elapsed() >= COLLECT_EVERY) {
+                last_collect = Some(Instant::now());
+                match crate::db::availability::collect(&mut *conn, UNUSED_FOR).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(collected = n, "deleted unused availability reports"),
+                    Err(e) => tracing::warn!(error = %e, "cannot collect availability reports"),
                 }
             }
         }

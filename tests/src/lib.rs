@@ -178,6 +178,18 @@ impl TestHost {
         }
     }
 
+    /// Stops the host and starts it again on the same address, database and data directory
+    /// (so every token stays valid), as an admin restarting the service would.
+    pub async fn restart(&mut self) {
+        let host = self.host.take().expect("host running");
+        let addr = host.addr;
+        host.stop().await.expect("host stops");
+        let mut settings = test_settings(self.cluster.url(), self._data.path());
+        settings.listen = Some(addr);
+        let config = Config::resolve(settings, None).expect("config");
+        self.host = Some(Host::start(config).await.expect("host restarts"));
+    }
+
     /// Stops the host gracefully.
     pub async fn stop(mut self) {
         if let Some(host) = self.host.take() {

@@ -146,6 +146,8 @@ impl Machine {
                 "--archive-url=file://{}/{{name}}-{{version}}-{{arch}}.pkg.tar.zst",
                 archive.display()
             ),
+            // The test archive keeps every version of the test repository's packages.
+            "--archive-repo=test".to_owned(),
         ];
         args.extend(
             self.pacman_args()
@@ -314,7 +316,7 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
     let World {
         t,
         base,
-        archive: _,
+        archive,
         a,
         b,
         ea,
@@ -356,6 +358,23 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
     let endpoint = api.get(&format!("/api/endpoints/{eb}")).await;
     assert_eq!(endpoint.body["sync_status"], "in_sync");
 
+    // The archive loses foo 1.0-1: a revert needing it fails before anything changes, naming
+    // the package (the host planned it from the archive's coverage; the agent checks first).
+    let kept = base.path().join("foo-1.0-1-any.pkg.tar.zst");
+    std::fs::rename(archive.join("foo-1.0-1-any.pkg.tar.zst"), &kept).unwrap();
+    let (out, json) = b.operate(api, &eb, &["revert"]).await;
+    std::fs::rename(&kept, archive.join("foo-1.0-1-any.pkg.tar.zst")).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json["error_code"], "PACKAGE_UNAVAILABLE");
+    assert!(
+        json["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("foo 1.0-1"),
+        "{json}"
+    );
+    assert_eq!(b.installed(), a.installed(), "nothing changed");
+
     // B reverts: back to where it was, which needs foo 1.0-1 from the archive.
     let (out, json) = b.operate(api, &eb, &["revert"]).await;
     assert!(
@@ -365,26 +384,7 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
     );
     assert_eq!(b.installed(), before);
 
-    // A version no source has fails before anything changes, naming the package.
-    a.pacman(&["-U", qux.to_str().unwrap()]);
-    assert!(a.pacsync(&["report"]).status.success());
-    a.operate(api, &ea, &["set-latest"]).await;
-    let (out, json) = b.operate(api, &eb, &["sync"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(json["error_code"], "PACKAGE_UNAVAILABLE");
-    assert!(
-        json["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("qux 1.0-1"),
-        "{json}"
-    );
-    assert_eq!(b.installed(), before, "nothing changed");
-
     // A held pacman database lock fails with pacman's own message, and nothing is recorded.
-    a.pacman(&["-R", "qux"]);
-    assert!(a.pacsync(&["report"]).status.success());
-    a.operate(api, &ea, &["set-latest"]).await;
     let lock = b.root.join("var/lib/pacman/db.lck");
     std::fs::write(&lock, "").unwrap();
     let (out, json) = b.operate(api, &eb, &["sync"]).await;
@@ -408,6 +408,40 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
         )
         .await;
     assert_eq!(ops.body["items"][0]["status"], "failed");
+
+    // A locally built package that no source of B's has: the pool's repository analysis
+    // excludes it, and B's sync skips it with the reason instead of planning it blindly.
+    a.pacman(&["-U", qux.to_str().unwrap()]);
+    assert!(a.pacsync(&["report"]).status.success());
+    a.operate(api, &ea, &["set-latest"]).await;
+    let pool = api.get(&format!("/api/endpoints/{eb}")).await.body["pool_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let analysis = api
+        .get(&format!("/api/pools/{pool}/repository-analysis"))
+        .await;
+    let analysis = analysis.expect(200, None);
+    assert_eq!(analysis["excluded"][0]["name"], "qux", "{analysis}");
+    assert!(analysis["excluded"][0]["repository"].is_null());
+    assert_eq!(analysis["excluded"][0]["endpoints"][0]["name"], "b");
+    let common: Vec<&str> = analysis["common"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(common, ["bar", "baz", "foo"]);
+    let (out, json) = b.operate(api, &eb, &["sync"]).await;
+    assert!(
+        out.status.success(),
+        "sync: {json} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json["plan"]["skipped"][0]["name"], "qux", "{json}");
+    let mut expected = a.installed();
+    expected.retain(|(name, _, _)| name != "qux");
+    assert_eq!(b.installed(), expected);
     t.stop().await;
 }
 
@@ -604,5 +638,70 @@ async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
         diff.body["upgrade"], expected_upgrade,
         "host view matches the machine ({real:?})"
     );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_daemon_wakes_on_its_event_stream_and_reconnects_after_a_host_restart() {
+    let World {
+        mut t,
+        base: _base,
+        archive: _,
+        a,
+        b,
+        ea,
+        eb,
+    } = world(false).await;
+    a.pacman(&["-S", "foo"]);
+    assert!(a.pacsync(&["report"]).status.success());
+    a.operate(&t.api, &ea, &["set-latest"]).await;
+
+    // Polling is all but off (10 min): only the event stream can bring the work quickly.
+    let mut daemon = Command::new(PACSYNC)
+        .arg("--config")
+        .arg(&b.config_file)
+        .args(["agent", "--poll-ms", "600000"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it report, look for work (none) and settle on the stream.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sync = |api: &Api| {
+        let api = api.clone();
+        let eb = eb.clone();
+        async move {
+            let op = api
+                .call(
+                    Method::POST,
+                    &format!("/api/sync/{eb}/sync-to-latest"),
+                    Some(&api.admin),
+                    None,
+                )
+                .await;
+            op.expect(202, None)["operation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let op = sync(&t.api).await;
+    wait_for(&t.api, &op, "completed").await;
+    assert!(
+        b.installed()
+            .contains(&("foo".into(), "2.0-1".into(), true))
+    );
+
+    // The host restarts; the agent's stream drops and it reconnects (1 s backoff), then the
+    // next operation reaches it the same way.
+    t.restart().await;
+    a.pacman(&["-S", "baz"]);
+    assert!(a.pacsync(&["report"]).status.success());
+    a.operate(&t.api, &ea, &["set-latest"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let op = sync(&t.api).await;
+    wait_for(&t.api, &op, "completed").await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(b.installed(), a.installed());
     t.stop().await;
 }

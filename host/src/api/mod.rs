@@ -27,7 +27,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
     info(title = "pacsync host API", description = "Keeps the pacman package state of pools of Arch Linux machines in sync."),
     paths(
         pools::create, pools::list, pools::get, pools::update, pools::delete, pools::status, pools::target,
-        pools::create_enrollment_token,
+        pools::create_enrollment_token, pools::repository_analysis,
         endpoints::register, endpoints::list, endpoints::get, endpoints::delete, endpoints::move_to_pool,
         endpoints::report_state, endpoints::history, endpoints::diff,
         sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
@@ -93,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/pools/{pool_id}/status", get(pools::status))
         .route("/api/pools/{pool_id}/target", get(pools::target))
+        .route(
+            "/api/pools/{pool_id}/repository-analysis",
+            get(pools::repository_analysis),
+        )
         .route(
             "/api/pools/{pool_id}/enrollment-tokens",
             post(pools::create_enrollment_token),

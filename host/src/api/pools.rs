@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::extract::{Json, OptionalJson, Path};
 use crate::auth::Principal;
+use crate::availability::{self, RepositoryAnalysis};
 use crate::db::pools::Pool;
 use crate::error::{Problem, Result};
 use crate::pools::{
@@ -98,6 +99,19 @@ pub async fn target(
 ) -> Result<axum::Json<PoolTarget>> {
     who.require_admin()?;
     Ok(axum::Json(pools::target(&app, pool_id).await?))
+}
+
+/// Which target packages every endpoint can obtain, which are excluded from syncs and why, and
+/// each endpoint's gaps.
+#[utoipa::path(get, path = "/api/pools/{pool_id}/repository-analysis", tag = "pools", params(("pool_id" = Uuid, Path)),
+    responses((status = 200, body = RepositoryAnalysis), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn repository_analysis(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+) -> Result<axum::Json<RepositoryAnalysis>> {
+    who.require_admin()?;
+    Ok(axum::Json(availability::analyse_pool(&app, pool_id).await?))
 }
 
 /// Create an enrollment token for registering endpoints into the pool.

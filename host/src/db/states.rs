@@ -65,21 +65,24 @@ fn normalise_nulls(mut packages: serde_json::Value) -> serde_json::Value {
 
 /// Loads one state, or `None` if no such state is stored.
 pub async fn load(db: impl PgExecutor<'_>, state_id: &str) -> Result<Option<PackageState>> {
-    let mut states = load_many(db, &[state_id.to_owned()]).await?;
+    let mut states = load_many(db, &[state_id.to_owned()], None).await?;
     Ok(states.remove(state_id))
 }
 
-/// Loads several states in one query.
+/// Loads several states in one query; with `names`, only those packages of each.
 pub async fn load_many(
     db: impl PgExecutor<'_>,
     state_ids: &[String],
+    names: Option<&[String]>,
 ) -> Result<HashMap<String, PackageState>> {
     let rows: Vec<PackageRow> = sqlx::query_as(
         "SELECT s.state_id, p.name, p.version, p.repository, p.architecture, p.reason
-         FROM package_states s LEFT JOIN state_packages p ON p.state_id = s.state_id
+         FROM package_states s LEFT JOIN state_packages p
+              ON p.state_id = s.state_id AND ($2::text[] IS NULL OR p.name = ANY($2))
          WHERE s.state_id = ANY($1) ORDER BY s.state_id, p.name",
     )
     .bind(state_ids)
+    .bind(names)
     .fetch_all(db)
     .await?;
     let mut grouped: HashMap<String, Vec<Package>> = HashMap::new();

@@ -1,0 +1,351 @@
+//! What endpoints can obtain, and which target packages a whole pool can therefore sync.
+//!
+//! An agent reports the versions its sync repositories and its cache offer, plus the
+//! repositories its archive covers (the Arch Linux Archive keeps every version of the official
+//! repositories but cannot be listed). The pool's repository analysis checks every target package
+//! against every endpoint: a package that some endpoint can neither keep (already installed at
+//! the target version) nor obtain is excluded from synchronization for the whole pool.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::package::{Package, PackageError, PackageState, validate_name};
+use crate::plan::{Available, Source};
+use crate::version::validate_version;
+
+/// Upper bound on offered versions per report: the official repositories hold about 15,000.
+pub const MAX_OFFERED: usize = 500_000;
+
+/// What one endpoint reported it can obtain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityReport {
+    /// Every version the sync repositories (`pacman -Sl`) and the package cache offer.
+    pub offered: Vec<Available>,
+    /// Sync repositories whose every version the configured archive keeps (empty: no archive).
+    #[serde(default)]
+    pub archive_repositories: Vec<String>,
+}
+
+impl AvailabilityReport {
+    /// Validates the report and puts it in canonical order (sorted, duplicates dropped), so equal
+    /// reports from different machines share one content address.
+    pub fn canonical(mut self) -> Result<Self, PackageError> {
+        if self.offered.len() > MAX_OFFERED {
+            return Err(PackageError::TooMany(MAX_OFFERED));
+        }
+        for a in &self.offered {
+            validate_name(&a.name)?;
+            validate_version(&a.version).map_err(|source| PackageError::InvalidVersion {
+                name: a.name.clone(),
+                source,
+            })?;
+        }
+        for repository in &self.archive_repositories {
+            crate::package::validate_word("archive", "repository", Some(repository))?;
+        }
+        self.offered.sort_by(|a, b| {
+            (&a.name, &a.version, a.source.as_str()).cmp(&(&b.name, &b.version, b.source.as_str()))
+        });
+        self.offered.dedup();
+        self.archive_repositories.sort();
+        self.archive_repositories.dedup();
+        Ok(self)
+    }
+
+    /// Content address of a canonical report.
+    pub fn availability_id(&self) -> String {
+        let mut hasher = Sha256::new();
+        for repository in &self.archive_repositories {
+            hasher.update(b"archive\t");
+            hasher.update(repository.as_bytes());
+            hasher.update(b"\n");
+        }
+        for a in &self.offered {
+            hasher.update(a.name.as_bytes());
+            hasher.update(b"\t");
+            hasher.update(a.version.as_bytes());
+            hasher.update(b"\t");
+            hasher.update(a.source.as_str().as_bytes());
+            hasher.update(b"\n");
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// How an endpoint comes by a target package, or why it cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Already installed at the target version: nothing to obtain.
+    Installed,
+    /// Obtainable from this source.
+    Obtainable(Source),
+    /// Not obtainable; the versions of that name the endpoint is offered instead (may be empty).
+    Gap(Vec<String>),
+}
+
+/// One endpoint's installed packages and offers, indexed for lookups by name.
+pub struct Obtainability<'a> {
+    installed: Option<&'a PackageState>,
+    offered: HashMap<&'a str, Vec<&'a Available>>,
+    archive: HashSet<&'a str>,
+}
+
+impl<'a> Obtainability<'a> {
+    /// Indexes what an endpoint has and can obtain.
+    pub fn new(installed: Option<&'a PackageState>, report: &'a AvailabilityReport) -> Self {
+        let mut offered: HashMap<&str, Vec<&Available>> = HashMap::new();
+        for a in &report.offered {
+            offered.entry(a.name.as_str()).or_default().push(a);
+        }
+        Self {
+            installed,
+            offered,
+            archive: report
+                .archive_repositories
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        }
+    }
+
+    /// How this endpoint would come by `package` at exactly its version. Sources are preferred
+    /// in the agent's order: sync repository, cache, archive.
+    pub fn lookup(&self, package: &Package, cmp: impl Fn(&str, &str) -> Ordering) -> Lookup {
+        let same = |v: &str| cmp(v, &package.version) == Ordering::Equal;
+        if self
+            .installed
+            .and_then(|s| s.get(&package.name))
+            .is_some_and(|p| same(&p.version))
+        {
+            return Lookup::Installed;
+        }
+        let offers = self.offered.get(package.name.as_str());
+        let mut best: Option<Source> = None;
+        for a in offers.into_iter().flatten() {
+            if same(&a.version) && best.is_none_or(|b| a.source.rank() < b.rank()) {
+                best = Some(a.source);
+            }
+        }
+        if best.is_none()
+            && package
+                .repository
+                .as_deref()
+                .is_some_and(|r| self.archive.contains(r))
+        {
+            best = Some(Source::Archive);
+        }
+        match best {
+            Some(source) => Lookup::Obtainable(source),
+            None => Lookup::Gap(
+                offers
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.version.clone())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A target package one endpoint cannot obtain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Gap {
+    /// Package name.
+    pub name: String,
+    /// The target version it lacks.
+    pub version: String,
+    /// Whether no sync repository names the package (AUR or locally built).
+    pub foreign: bool,
+    /// Versions of the package the endpoint is offered instead; empty when it has none at all.
+    pub offered: Vec<String>,
+}
+
+/// The pool-wide result: which target packages every endpoint can sync, which not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Analysis<E> {
+    /// Target packages every analysed endpoint has or can obtain.
+    pub common: Vec<Package>,
+    /// Target packages some endpoint cannot obtain, with those endpoints.
+    pub excluded: Vec<(Package, Vec<E>)>,
+    /// Per endpoint, what it cannot obtain (only endpoints with gaps).
+    pub gaps: Vec<(E, Vec<Gap>)>,
+}
+
+/// Checks every target package against every endpoint.
+pub fn analyse<E: Clone>(
+    target: &PackageState,
+    endpoints: &[(E, Obtainability<'_>)],
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> Analysis<E> {
+    let mut analysis = Analysis {
+        common: Vec::new(),
+        excluded: Vec::new(),
+        gaps: endpoints
+            .iter()
+            .map(|(e, _)| (e.clone(), Vec::new()))
+            .collect(),
+    };
+    for package in target.iter() {
+        let mut lacking = Vec::new();
+        for (i, (endpoint, obtainability)) in endpoints.iter().enumerate() {
+            if let Lookup::Gap(offered) = obtainability.lookup(package, &cmp) {
+                lacking.push(endpoint.clone());
+                analysis.gaps[i].1.push(Gap {
+                    name: package.name.clone(),
+                    version: package.version.clone(),
+                    foreign: package.repository.is_none(),
+                    offered,
+                });
+            }
+        }
+        if lacking.is_empty() {
+            analysis.common.push(package.clone());
+        } else {
+            analysis.excluded.push((package.clone(), lacking));
+        }
+    }
+    analysis.gaps.retain(|(_, gaps)| !gaps.is_empty());
+    analysis
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::InstallReason;
+    use crate::version::vercmp;
+
+    fn pkg(name: &str, version: &str, repository: Option<&str>) -> Package {
+        Package {
+            name: name.into(),
+            version: version.into(),
+            repository: repository.map(Into::into),
+            architecture: None,
+            reason: InstallReason::Explicit,
+        }
+    }
+
+    fn offer(name: &str, version: &str, source: Source) -> Available {
+        Available {
+            name: name.into(),
+            version: version.into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn lookup_prefers_installed_then_sync_then_cache_then_archive() {
+        let installed = PackageState::new(vec![pkg("kept", "1-1", Some("core"))]).unwrap();
+        let report = AvailabilityReport {
+            offered: vec![
+                offer("both", "2-1", Source::Cache),
+                offer("both", "2-1", Source::SyncRepository),
+                offer("cached", "1:3-1", Source::Cache),
+                offer("old", "1-1", Source::SyncRepository),
+                offer("old", "0.9-1", Source::Cache),
+            ],
+            archive_repositories: vec!["core".into()],
+        };
+        let o = Obtainability::new(Some(&installed), &report);
+        let l = |p: &Package| o.lookup(p, vercmp);
+        assert_eq!(l(&pkg("kept", "1-1", Some("core"))), Lookup::Installed);
+        assert_eq!(
+            l(&pkg("both", "2-1", Some("extra"))),
+            Lookup::Obtainable(Source::SyncRepository)
+        );
+        // Versions compare as pacman does: an explicit `1:` epoch matches itself only.
+        assert_eq!(
+            l(&pkg("cached", "1:3-1", None)),
+            Lookup::Obtainable(Source::Cache)
+        );
+        assert_eq!(
+            l(&pkg("old", "2-1", Some("core"))),
+            Lookup::Obtainable(Source::Archive)
+        );
+        assert_eq!(
+            l(&pkg("old", "2-1", Some("extra"))),
+            Lookup::Gap(vec!["0.9-1".into(), "1-1".into()])
+        );
+        assert_eq!(l(&pkg("aur-thing", "1-1", None)), Lookup::Gap(vec![]));
+    }
+
+    #[test]
+    fn a_package_one_endpoint_cannot_obtain_is_excluded_for_the_pool() {
+        let target = PackageState::new(vec![
+            pkg("common", "1-1", Some("core")),
+            pkg("newer", "2-1", Some("extra")),
+            pkg("yay", "12-1", None),
+        ])
+        .unwrap();
+        // `a` set the target: it has everything installed.
+        let a_state = target.clone();
+        let a_report = AvailabilityReport::default();
+        let b_report = AvailabilityReport {
+            offered: vec![
+                offer("common", "1-1", Source::SyncRepository),
+                offer("newer", "1-1", Source::SyncRepository),
+            ],
+            archive_repositories: vec![],
+        };
+        let endpoints = [
+            ("a", Obtainability::new(Some(&a_state), &a_report)),
+            ("b", Obtainability::new(None, &b_report)),
+        ];
+        let analysis = analyse(&target, &endpoints, vercmp);
+        let names = |ps: &[Package]| ps.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&analysis.common), ["common"]);
+        let excluded: Vec<_> = analysis
+            .excluded
+            .iter()
+            .map(|(p, e)| (p.name.as_str(), e.clone()))
+            .collect();
+        assert_eq!(excluded, [("newer", vec!["b"]), ("yay", vec!["b"])]);
+        assert_eq!(analysis.gaps.len(), 1);
+        let (endpoint, gaps) = &analysis.gaps[0];
+        assert_eq!(*endpoint, "b");
+        assert_eq!(gaps[0].offered, ["1-1"]);
+        assert!(!gaps[0].foreign);
+        assert!(gaps[1].foreign && gaps[1].offered.is_empty());
+    }
+
+    #[test]
+    fn canonical_reports_share_an_address_and_bad_ones_are_refused() {
+        let a = AvailabilityReport {
+            offered: vec![
+                offer("b", "1-1", Source::Cache),
+                offer("a", "1-1", Source::SyncRepository),
+                offer("a", "1-1", Source::SyncRepository),
+            ],
+            archive_repositories: vec!["extra".into(), "core".into()],
+        }
+        .canonical()
+        .unwrap();
+        let b = AvailabilityReport {
+            offered: vec![
+                offer("a", "1-1", Source::SyncRepository),
+                offer("b", "1-1", Source::Cache),
+            ],
+            archive_repositories: vec!["core".into(), "extra".into()],
+        }
+        .canonical()
+        .unwrap();
+        assert_eq!(a.offered.len(), 2);
+        assert_eq!(a.availability_id(), b.availability_id());
+        let bad = AvailabilityReport {
+            offered: vec![offer("a", "not a version", Source::Cache)],
+            archive_repositories: vec![],
+        };
+        assert!(bad.canonical().is_err());
+    }
+}

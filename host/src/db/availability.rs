@@ -1,0 +1,131 @@
+//! Content-addressed availability reports: what each endpoint can obtain.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use pacsync_core::{AvailabilityReport, Available, Source};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// A live endpoint of a pool with the availability it last reported, if any.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoolEndpoint {
+    /// Endpoint id.
+    pub endpoint_id: Uuid,
+    /// Endpoint name.
+    pub name: String,
+    /// Its current state.
+    pub current_state_id: Option<String>,
+    /// Its latest availability report.
+    pub availability_id: Option<String>,
+    /// When that report arrived.
+    pub availability_reported_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a canonical report once (or refreshes it) and returns its content address.
+pub async fn store(db: impl PgExecutor<'_>, report: &AvailabilityReport) -> Result<String> {
+    let availability_id = report.availability_id();
+    let offers = serde_json::to_value(&report.offered).map_err(Error::internal)?;
+    sqlx::query("SELECT ps_store_availability($1, $2, $3)")
+        .bind(&availability_id)
+        .bind(&report.archive_repositories)
+        .bind(offers)
+        .execute(db)
+        .await?;
+    Ok(availability_id)
+}
+
+/// Makes `availability_id` the endpoint's current report.
+pub async fn record(
+    db: impl PgExecutor<'_>,
+    endpoint_id: Uuid,
+    availability_id: &str,
+) -> Result<()> {
+    sqlx::query("SELECT ps_endpoint_record_availability($1, $2)")
+        .bind(endpoint_id)
+        .bind(availability_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The live endpoints of a pool, in name order.
+pub async fn pool_endpoints(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<PoolEndpoint>> {
+    Ok(sqlx::query_as(
+        "SELECT endpoint_id, name, current_state_id, availability_id, availability_reported_at
+         FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL ORDER BY name",
+    )
+    .bind(pool_id)
+    .fetch_all(db)
+    .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct OfferRow {
+    availability_id: String,
+    name: String,
+    version: String,
+    source: String,
+}
+
+/// Loads reports by id, keeping only offers of the named packages (an analysis never needs the
+/// thousands of others).
+pub async fn load_many(
+    conn: &mut PgConnection,
+    availability_ids: &[String],
+    names: &[String],
+) -> Result<HashMap<String, AvailabilityReport>> {
+    let sets: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT availability_id, archive_repositories FROM availability_sets
+         WHERE availability_id = ANY($1)",
+    )
+    .bind(availability_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut reports: HashMap<String, AvailabilityReport> = sets
+        .into_iter()
+        .map(|(id, archive_repositories)| {
+            (
+                id,
+                AvailabilityReport {
+                    offered: Vec::new(),
+                    archive_repositories,
+                },
+            )
+        })
+        .collect();
+    let rows: Vec<OfferRow> = sqlx::query_as(
+        "SELECT availability_id, name, version, source FROM availability_offers
+         WHERE availability_id = ANY($1) AND name = ANY($2)",
+    )
+    .bind(availability_ids)
+    .bind(names)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        let source = Source::parse(&row.source).ok_or_else(|| {
+            Error::internal(format!("unknown source {:?} in the database", row.source))
+        })?;
+        if let Some(report) = reports.get_mut(&row.availability_id) {
+            report.offered.push(Available {
+                name: row.name,
+                version: row.version,
+                source,
+            });
+        }
+    }
+    Ok(reports)
+}
+
+/// Deletes reports no live endpoint has used for `min_age`; returns how many.
+pub async fn collect(db: impl PgExecutor<'_>, min_age: std::time::Duration) -> Result<i32> {
+    let seconds = min_age.as_secs_f64();
+    Ok(
+        sqlx::query_scalar("SELECT ps_availability_collect(make_interval(secs => $1))")
+            .bind(seconds)
+            .fetch_one(db)
+            .await?,
+    )
+}

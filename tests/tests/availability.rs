@@ -1,0 +1,300 @@
+//! What endpoints can obtain: availability reports, the pool's repository analysis, and sync
+//! plans that skip what the pool cannot obtain everywhere. (The same with real pacman is in
+//! `agent_pacman.rs`.)
+
+use pacsync_tests::{Api, TestHost, state};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// A state report whose packages come from `core`, except names listed in `foreign`.
+fn report(packages: &[(&str, &str)], foreign: &[&str], available: Option<Value>) -> Value {
+    let mut body = state(packages);
+    for p in body["packages"].as_array_mut().unwrap() {
+        if foreign.contains(&p["name"].as_str().unwrap()) {
+            p.as_object_mut().unwrap().remove("repository");
+        }
+    }
+    if let Some(available) = available {
+        body["available"] = available;
+    }
+    body
+}
+
+fn offers(list: &[(&str, &str, &str)], archive: &[&str]) -> Value {
+    json!({
+        "offered": list.iter().map(|(n, v, s)| json!({"name": n, "version": v, "source": s})).collect::<Vec<_>>(),
+        "archive_repositories": archive,
+    })
+}
+
+async fn put_state(api: &Api, endpoint: &str, token: &str, body: Value) -> pacsync_tests::Reply {
+    api.call(
+        Method::PUT,
+        &format!("/api/endpoints/{endpoint}/state"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let pool = api.create_pool("analysed").await;
+    let (a, ta) = api.register(&pool, "ref").await;
+    let (b, tb) = api.register(&pool, "b").await;
+    let (c, tc) = api.register(&pool, "c").await;
+    let (d, td) = api.register(&pool, "silent").await;
+
+    // Before any target there is nothing to analyse, but the endpoints are accounted for.
+    let empty = api
+        .get(&format!("/api/pools/{pool}/repository-analysis"))
+        .await;
+    let empty = empty.expect(200, None);
+    assert!(empty["target_state_id"].is_null());
+    assert_eq!(empty["common"], json!([]));
+    assert_eq!(empty["unknown"].as_array().unwrap().len(), 4);
+
+    // The reference machine: linux and vim newer than elsewhere, plus a locally built `yay`.
+    let target = [
+        ("linux", "6.2-1"),
+        ("vim", "9.1-1"),
+        ("git", "2.40-1"),
+        ("yay", "12-1"),
+    ];
+    put_state(
+        api,
+        &a,
+        &ta,
+        report(&target, &["yay"], Some(offers(&[], &[]))),
+    )
+    .await
+    .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{a}/set-as-latest"),
+        Some(&ta),
+        None,
+    )
+    .await
+    .expect(202, None);
+
+    // b: its mirror has linux 6.2 but only vim 9.0; its cache has yay; an archive covers core.
+    put_state(
+        api,
+        &b,
+        &tb,
+        report(
+            &[("linux", "6.1-1"), ("vim", "9.0-1"), ("git", "2.40-1")],
+            &[],
+            Some(offers(
+                &[
+                    ("linux", "6.2-1", "sync_repository"),
+                    ("vim", "9.0-1", "sync_repository"),
+                    ("git", "2.40-1", "sync_repository"),
+                    ("yay", "12-1", "cache"),
+                ],
+                &["core"],
+            )),
+        ),
+    )
+    .await
+    .expect(200, None);
+    // c: an older mirror (linux 6.1 only), no archive, no yay anywhere.
+    put_state(
+        api,
+        &c,
+        &tc,
+        report(
+            &[("linux", "6.1-1"), ("vim", "9.1-1"), ("git", "2.40-1")],
+            &[],
+            Some(offers(
+                &[
+                    ("linux", "6.1-1", "sync_repository"),
+                    ("vim", "9.1-1", "sync_repository"),
+                ],
+                &[],
+            )),
+        ),
+    )
+    .await
+    .expect(200, None);
+    // `silent` reports its packages but not what it can obtain (an older agent).
+    api.report(&d, &td, &[("linux", "6.1-1")])
+        .await
+        .expect(200, None);
+
+    let analysis = api
+        .get(&format!("/api/pools/{pool}/repository-analysis"))
+        .await;
+    let analysis = analysis.expect(200, None);
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&analysis["analysed"]), ["b", "c", "ref"]);
+    assert_eq!(names(&analysis["unknown"]), ["silent"]);
+    // vim 9.1: b's mirror lacks it, but b's archive covers core. git: c has it installed.
+    assert_eq!(names(&analysis["common"]), ["git", "vim"]);
+    assert_eq!(names(&analysis["excluded"]), ["linux", "yay"]);
+    let linux = &analysis["excluded"][0];
+    assert_eq!(linux["version"], "6.2-1");
+    assert_eq!(names(&linux["endpoints"]), ["c"]);
+    assert!(
+        linux["reason"].as_str().unwrap().contains("linux 6.2-1")
+            && linux["reason"].as_str().unwrap().contains("on c"),
+        "{linux}"
+    );
+    let yay = &analysis["excluded"][1];
+    assert!(yay["repository"].is_null());
+    assert!(
+        yay["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("foreign package"),
+        "{yay}"
+    );
+    assert_eq!(names(&analysis["gaps"]), ["c"]);
+    assert_eq!(
+        analysis["gaps"][0]["gaps"],
+        json!([
+            {"name": "linux", "version": "6.2-1", "foreign": false, "offered": ["6.1-1"]},
+            {"name": "yay", "version": "12-1", "foreign": true, "offered": []},
+        ])
+    );
+
+    // b could obtain linux 6.2 and yay itself, but the pool cannot: its plan skips both, with
+    // the pool's reasons, and upgrades only vim (from the archive).
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{b}/sync-to-latest"),
+            Some(&tb),
+            None,
+        )
+        .await;
+    let plan = &op.expect(202, None)["plan"];
+    let planned: Vec<_> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["kind"].as_str().unwrap(),
+                a["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(planned, ["upgrade vim"]);
+    assert_eq!(names(&plan["skipped"]), ["yay", "linux"]);
+    for skipped in plan["skipped"].as_array().unwrap() {
+        assert!(
+            skipped["reason"]
+                .as_str()
+                .unwrap()
+                .contains("excluded for the pool"),
+            "{skipped}"
+        );
+    }
+    assert_eq!(plan["summary"], "1 to upgrade, 2 skipped");
+
+    // Once c's mirror catches up, linux is no longer excluded.
+    put_state(
+        api,
+        &c,
+        &tc,
+        report(
+            &[("linux", "6.1-1"), ("vim", "9.1-1"), ("git", "2.40-1")],
+            &[],
+            Some(offers(&[("linux", "6.2-1", "sync_repository")], &[])),
+        ),
+    )
+    .await
+    .expect(200, None);
+    let analysis = api
+        .get(&format!("/api/pools/{pool}/repository-analysis"))
+        .await;
+    assert_eq!(names(&analysis.body["excluded"]), ["yay"]);
+
+    // A sync of an endpoint that never reported availability is still kept to what the pool
+    // can obtain.
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{d}/sync-to-latest"),
+            Some(&td),
+            None,
+        )
+        .await;
+    let plan = &op.expect(202, None)["plan"];
+    assert_eq!(names(&plan["skipped"]), ["yay"]);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_and_availability_reports_refuse_bad_requests() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let pool = api.create_pool("strict").await;
+    let (a, ta) = api.register(&pool, "a").await;
+
+    // Analysis is for admins; unknown pools are 404, malformed ids 400.
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/api/pools/{pool}/repository-analysis"),
+            Some(&ta),
+            None,
+        )
+        .await;
+    r.expect(403, Some("ADMIN_REQUIRED"));
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/api/pools/{pool}/repository-analysis"),
+            None,
+            None,
+        )
+        .await;
+    r.expect(401, Some("MISSING_TOKEN"));
+    api.get("/api/pools/00000000-0000-0000-0000-000000000000/repository-analysis")
+        .await
+        .expect(404, Some("POOL_NOT_FOUND"));
+    api.get("/api/pools/not-a-uuid/repository-analysis")
+        .await
+        .expect(400, Some("INVALID_ID"));
+
+    // Invalid offers are refused whole: the state is not recorded either.
+    for bad in [
+        offers(&[("vim", "not a version", "cache")], &[]),
+        offers(&[("-bad-name", "1-1", "cache")], &[]),
+        offers(&[], &["two words"]),
+    ] {
+        put_state(api, &a, &ta, report(&[("vim", "9.1-1")], &[], Some(bad)))
+            .await
+            .expect(422, Some("INVALID_AVAILABILITY"));
+    }
+    let r = put_state(
+        api,
+        &a,
+        &ta,
+        report(
+            &[("vim", "9.1-1")],
+            &[],
+            Some(json!({"offered": [{"name": "vim", "version": "1-1", "source": "teleport"}]})),
+        ),
+    )
+    .await;
+    r.expect(422, Some("VALIDATION_FAILED"));
+    let endpoint = api.get(&format!("/api/endpoints/{a}")).await;
+    assert!(
+        endpoint.body["current_state_id"].is_null(),
+        "nothing half-written"
+    );
+    t.stop().await;
+}
