@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use std::cmp::Ordering;
 
-use crate::diff::diff_by;
-use crate::package::{InstallReason, PackageState};
+use crate::diff::SyncStatus;
+use crate::package::{InstallReason, Package, PackageState};
 
 /// What an action does to one package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +183,103 @@ pub fn restrict_to_available(
     Plan::from_parts(actions, skipped)
 }
 
+/// Every difference between `current` and `target`, in name order, each as the action that
+/// removes it: install, upgrade, downgrade or remove, with both versions and the target's install
+/// reason. Versions compare with `cmp`; packages differing only in install reason are not
+/// differences.
+///
+/// This is what the host hands a policy component: proportional to what differs, not to the
+/// size of the states.
+pub fn differences_by(
+    current: &PackageState,
+    target: &PackageState,
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> Vec<Action> {
+    let install = |p: &Package| Action {
+        kind: ActionKind::Install,
+        name: p.name.clone(),
+        from_version: None,
+        to_version: Some(p.version.clone()),
+        reason: Some(p.reason),
+    };
+    let remove = |p: &Package| Action {
+        kind: ActionKind::Remove,
+        name: p.name.clone(),
+        from_version: Some(p.version.clone()),
+        to_version: None,
+        reason: None,
+    };
+    // Both states iterate in name order: one merge pass, no per-package lookups.
+    let mut out = Vec::new();
+    let (mut haves, mut wants) = (current.iter().peekable(), target.iter().peekable());
+    loop {
+        match (haves.peek(), wants.peek()) {
+            (None, None) => break,
+            (Some(have), None) => {
+                out.push(remove(have));
+                haves.next();
+            }
+            (None, Some(want)) => {
+                out.push(install(want));
+                wants.next();
+            }
+            (Some(have), Some(want)) => match have.name.cmp(&want.name) {
+                Ordering::Less => {
+                    out.push(remove(have));
+                    haves.next();
+                }
+                Ordering::Greater => {
+                    out.push(install(want));
+                    wants.next();
+                }
+                Ordering::Equal => {
+                    let kind = match cmp(&have.version, &want.version) {
+                        Ordering::Less => Some(ActionKind::Upgrade),
+                        Ordering::Greater => Some(ActionKind::Downgrade),
+                        Ordering::Equal => None,
+                    };
+                    if let Some(kind) = kind {
+                        out.push(Action {
+                            kind,
+                            name: want.name.clone(),
+                            from_version: Some(have.version.clone()),
+                            to_version: Some(want.version.clone()),
+                            reason: Some(want.reason),
+                        });
+                    }
+                    haves.next();
+                    wants.next();
+                }
+            },
+        }
+    }
+    out
+}
+
+/// Classifies from the differences: extra or newer packages make an endpoint ahead, missing or
+/// older ones behind, and both diverged.
+pub fn classify_differences(differences: &[Action]) -> SyncStatus {
+    let ahead = differences
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Remove | ActionKind::Downgrade));
+    let behind = differences
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Install | ActionKind::Upgrade));
+    match (ahead, behind) {
+        (false, false) => SyncStatus::InSync,
+        (true, false) => SyncStatus::Ahead,
+        (false, true) => SyncStatus::Behind,
+        (true, true) => SyncStatus::Diverged,
+    }
+}
+
+/// The mirror plan from the differences: every one of them, installs, upgrades and downgrades
+/// first (one pacman transaction), removals last, each group in name order.
+pub fn mirror_plan_from(mut differences: Vec<Action>) -> Plan {
+    differences.sort_by_key(|a| a.kind as u8);
+    Plan::from_parts(differences, Vec::new())
+}
+
 /// The mirror policy: install, upgrade, downgrade and remove until `current` equals `target`.
 pub fn mirror_plan(current: &PackageState, target: &PackageState) -> Plan {
     mirror_plan_by(current, target, crate::version::vercmp)
@@ -194,41 +291,7 @@ pub fn mirror_plan_by(
     target: &PackageState,
     cmp: impl Fn(&str, &str) -> Ordering,
 ) -> Plan {
-    let d = diff_by(current, target, cmp);
-    let mut actions = Vec::new();
-    for p in d.install {
-        actions.push(Action {
-            kind: ActionKind::Install,
-            name: p.name,
-            from_version: None,
-            to_version: Some(p.version),
-            reason: Some(p.reason),
-        });
-    }
-    for (kind, pairs) in [
-        (ActionKind::Upgrade, d.upgrade),
-        (ActionKind::Downgrade, d.downgrade),
-    ] {
-        for (have, want) in pairs {
-            actions.push(Action {
-                kind,
-                name: want.name,
-                from_version: Some(have.version),
-                to_version: Some(want.version),
-                reason: Some(want.reason),
-            });
-        }
-    }
-    for p in d.remove {
-        actions.push(Action {
-            kind: ActionKind::Remove,
-            name: p.name,
-            from_version: Some(p.version),
-            to_version: None,
-            reason: None,
-        });
-    }
-    Plan::from_parts(actions, Vec::new())
+    mirror_plan_from(differences_by(current, target, cmp))
 }
 
 #[cfg(test)]
@@ -300,6 +363,40 @@ mod tests {
             restrict_to_available(plan.clone(), None, crate::version::vercmp),
             plan
         );
+    }
+
+    #[test]
+    fn differences_come_in_name_order_and_classify_like_the_diff() {
+        let current = state(&[("a", "1-1"), ("b", "3-1"), ("same", "1.0"), ("x", "1-1")]);
+        let target = state(&[("a", "2-1"), ("b", "2-1"), ("n", "1-1"), ("same", "0:1.0")]);
+        let differences = differences_by(&current, &target, crate::version::vercmp);
+        let listed: Vec<_> = differences
+            .iter()
+            .map(|a| (a.kind, a.name.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (ActionKind::Upgrade, "a"),
+                (ActionKind::Downgrade, "b"),
+                (ActionKind::Install, "n"),
+                (ActionKind::Remove, "x"),
+            ]
+        );
+        assert_eq!(
+            classify_differences(&differences),
+            crate::classify(&current, &target)
+        );
+        for (c, t) in [
+            (&current, &current),
+            (&target, &current),
+            (&current, &target),
+        ] {
+            assert_eq!(
+                classify_differences(&differences_by(c, t, crate::version::vercmp)),
+                crate::classify(c, t)
+            );
+        }
     }
 
     #[test]

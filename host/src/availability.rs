@@ -223,7 +223,7 @@ pub async fn analyse_pool(app: &AppState, pool_id: Uuid) -> Result<RepositoryAna
     };
     let target = match &pool.target_state_id {
         Some(id) => crate::endpoints::load_state(&mut tx, id).await?,
-        None => PackageState::default(),
+        None => Default::default(),
     };
     let loaded = Loaded::load(&mut tx, pool_id, &target, None).await?;
     tx.commit().await?;

@@ -1,6 +1,7 @@
 //! Endpoints: registration, state reports, classification, moves and deletion.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pacsync_core::{AvailabilityReport, Package, PackageState, SyncStatus};
 use serde::{Deserialize, Serialize};
@@ -158,7 +159,7 @@ pub async fn report_state(
     endpoint_id: Uuid,
     report: StateReport,
 ) -> Result<StateRecorded> {
-    let state = parse_state(&report)?;
+    let state = Arc::new(parse_state(&report)?);
     let mut tx = app.db.begin().await?;
     let state_id = db::states::store(&mut *tx, &state).await?;
     let endpoint = db::endpoints::record_state(
@@ -188,7 +189,7 @@ pub async fn classify_and_store(
     app: &AppState,
     tx: &mut PgConnection,
     endpoint: &Endpoint,
-    known_state: Option<&PackageState>,
+    known_state: Option<&Arc<PackageState>>,
 ) -> Result<SyncStatus> {
     let pool = db::pools::get(&mut *tx, endpoint.pool_id)
         .await?
@@ -201,7 +202,7 @@ pub async fn classify_and_store(
     let status = match (&endpoint.current_state_id, &pool.target_state_id) {
         (Some(current_id), Some(target_id)) => {
             let current = match known_state {
-                Some(state) => state.clone(),
+                Some(state) => Arc::clone(state),
                 None => load_state(&mut *tx, current_id).await?,
             };
             let target = load_state(&mut *tx, target_id).await?;
@@ -229,8 +230,11 @@ pub async fn reclassify_pool(app: &AppState, tx: &mut PgConnection, pool_id: Uui
     wanted.sort();
     wanted.dedup();
     // Content addressing pays off here: endpoints sharing a state are loaded once.
-    let states: HashMap<String, PackageState> =
-        db::states::load_many(&mut *tx, &wanted, None).await?;
+    let states: HashMap<String, Arc<PackageState>> = db::states::load_many(&mut *tx, &wanted, None)
+        .await?
+        .into_iter()
+        .map(|(id, state)| (id, Arc::new(state)))
+        .collect();
     let target = states
         .get(&target_id)
         .ok_or_else(|| Error::internal(format!("target state {target_id} is missing")))?;
@@ -246,9 +250,10 @@ pub async fn reclassify_pool(app: &AppState, tx: &mut PgConnection, pool_id: Uui
 }
 
 /// Loads a stored state that must exist.
-pub async fn load_state(tx: &mut PgConnection, state_id: &str) -> Result<PackageState> {
+pub async fn load_state(tx: &mut PgConnection, state_id: &str) -> Result<Arc<PackageState>> {
     db::states::load(&mut *tx, state_id)
         .await?
+        .map(Arc::new)
         .ok_or_else(|| Error::internal(format!("state {state_id} is referenced but not stored")))
 }
 
@@ -293,8 +298,8 @@ pub async fn diff(app: &AppState, endpoint_id: Uuid) -> Result<TargetDiff> {
     if let (Some(current), Some(target)) = (&endpoint.current_state_id, &pool.target_state_id) {
         let mut conn = app.db.acquire().await?;
         let d = pacsync_core::diff(
-            &load_state(&mut conn, current).await?,
-            &load_state(&mut conn, target).await?,
+            &*load_state(&mut conn, current).await?,
+            &*load_state(&mut conn, target).await?,
         );
         out.install = d
             .install

@@ -3,6 +3,8 @@
 //! Each function runs one transaction. The stored procedures enforce the lifecycle; this module
 //! decides what to ask them (plans, targets, revert points) under the same advisory locks.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use pacsync_core::{PackageState, Plan};
@@ -398,8 +400,8 @@ async fn plan_sync(
     policy: &dyn Policy,
     pool: &Pool,
     endpoint_id: Uuid,
-    current: &PackageState,
-    target: &PackageState,
+    current: &Arc<PackageState>,
+    target: &Arc<PackageState>,
 ) -> Result<Plan> {
     let limits = availability::sync_limits(&mut *tx, pool, endpoint_id, current, target).await?;
     let plan = policy.plan(current, target, limits.available.as_deref())?;
@@ -784,8 +786,8 @@ async fn store_report(
     tx: &mut PgConnection,
     endpoint_id: Uuid,
     report: &StateReport,
-) -> Result<(PackageState, String)> {
-    let state = parse_state(report)?;
+) -> Result<(Arc<PackageState>, String)> {
+    let state = Arc::new(parse_state(report)?);
     let state_id = db::states::store(&mut *tx, &state).await?;
     if let Some(available) = &report.available {
         crate::availability::record(&mut *tx, endpoint_id, available.clone()).await?;
@@ -821,7 +823,7 @@ async fn reclassify_endpoint(
     app: &AppState,
     tx: &mut PgConnection,
     endpoint_id: Uuid,
-    state: &PackageState,
+    state: &Arc<PackageState>,
 ) -> Result<()> {
     let endpoint = db::endpoints::get(&mut *tx, endpoint_id)
         .await?

@@ -1,5 +1,7 @@
 //! Pools: creation, status, targets and enrollment tokens.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use pacsync_core::Package;
@@ -193,7 +195,7 @@ pub async fn target(app: &AppState, pool_id: Uuid) -> Result<PoolTarget> {
             let state = crate::endpoints::load_state(&mut conn, state_id).await?;
             let set_at =
                 db::pools::target_set_at(&mut *conn, pool_id, pool.target_generation).await?;
-            (state.into_packages(), set_at)
+            (Arc::unwrap_or_clone(state).into_packages(), set_at)
         }
         None => (Vec::new(), None),
     };

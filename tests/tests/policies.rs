@@ -291,6 +291,11 @@ async fn hostile_components_fail_only_their_own_requests() {
         ("alloc", "trapped"),
         ("trap", "outside the policy world"),
         ("garbage", "invalid plan"),
+        // Not hostile: proves a plugin can read the whole states through its resources.
+        (
+            "inspect",
+            "read 4 current packages (linux 6.0-1), 3 target packages",
+        ),
     ] {
         set_policy(api, &hostile_pool, &id, json!({"mode": mode}))
             .await

@@ -23,12 +23,16 @@ use wasm::{LoadedPlugin, WasmRuntime};
 /// A package policy with its config bound: how endpoints are classified and syncs planned.
 pub trait Policy: Send + Sync {
     /// Where `current` stands relative to `target`.
-    fn classify(&self, current: &PackageState, target: &PackageState) -> Result<SyncStatus, Error>;
+    fn classify(
+        &self,
+        current: &Arc<PackageState>,
+        target: &Arc<PackageState>,
+    ) -> Result<SyncStatus, Error>;
     /// The actions that bring `current` to `target`, given what the endpoint can obtain.
     fn plan(
         &self,
-        current: &PackageState,
-        target: &PackageState,
+        current: &Arc<PackageState>,
+        target: &Arc<PackageState>,
         available: Option<&[Available]>,
     ) -> Result<Plan, Error>;
 }
@@ -37,14 +41,18 @@ pub trait Policy: Send + Sync {
 pub struct NativeMirror;
 
 impl Policy for NativeMirror {
-    fn classify(&self, current: &PackageState, target: &PackageState) -> Result<SyncStatus, Error> {
+    fn classify(
+        &self,
+        current: &Arc<PackageState>,
+        target: &Arc<PackageState>,
+    ) -> Result<SyncStatus, Error> {
         Ok(classify(current, target))
     }
 
     fn plan(
         &self,
-        current: &PackageState,
-        target: &PackageState,
+        current: &Arc<PackageState>,
+        target: &Arc<PackageState>,
         available: Option<&[Available]>,
     ) -> Result<Plan, Error> {
         Ok(pacsync_core::restrict_to_available(
@@ -63,15 +71,19 @@ struct WasmPolicy {
 }
 
 impl Policy for WasmPolicy {
-    fn classify(&self, current: &PackageState, target: &PackageState) -> Result<SyncStatus, Error> {
+    fn classify(
+        &self,
+        current: &Arc<PackageState>,
+        target: &Arc<PackageState>,
+    ) -> Result<SyncStatus, Error> {
         self.runtime
             .classify(&self.plugin, current, target, &self.config)
     }
 
     fn plan(
         &self,
-        current: &PackageState,
-        target: &PackageState,
+        current: &Arc<PackageState>,
+        target: &Arc<PackageState>,
         available: Option<&[Available]>,
     ) -> Result<Plan, Error> {
         self.runtime

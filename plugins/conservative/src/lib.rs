@@ -1,7 +1,7 @@
 //! `conservative`: install and upgrade towards the target, but never downgrade or remove.
 
 use pacsync_policy_sdk::pacsync_core::{
-    ActionKind, Plan, Skipped, mirror_plan_by, restrict_to_available,
+    ActionKind, Plan, Skipped, mirror_plan_from, restrict_to_available,
 };
 use pacsync_policy_sdk::serde_json::Value;
 use pacsync_policy_sdk::{
@@ -25,8 +25,8 @@ impl PolicyLogic for Conservative {
         expect_no_config(Self::NAME, config)
     }
 
-    fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
-        let mirror = mirror_plan_by(&input.current, &input.target, cmp);
+    fn plan(input: &PlanInput<'_>, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
+        let mirror = mirror_plan_from(input.changes.clone());
         let mut actions = Vec::new();
         let mut skipped = mirror.skipped;
         for action in mirror.actions {
@@ -80,12 +80,9 @@ mod tests {
 
     #[test]
     fn never_downgrades_or_removes() {
-        let input = PlanInput {
-            current: state(&[("up", "1-1"), ("down", "3-1"), ("extra", "1-1")]),
-            target: state(&[("up", "2-1"), ("down", "2-1"), ("new", "1-1")]),
-            config: json!({}),
-            available: None,
-        };
+        let current = state(&[("up", "1-1"), ("down", "3-1"), ("extra", "1-1")]);
+        let target = state(&[("up", "2-1"), ("down", "2-1"), ("new", "1-1")]);
+        let input = PlanInput::new(&current, &target, json!({}), None);
         let plan = Conservative::plan(&input, &vercmp).unwrap();
         let planned: Vec<_> = plan
             .actions

@@ -2,11 +2,11 @@
 //! critical packages (kernel, init, libc, pacman) that change only when the config allows it.
 
 use pacsync_policy_sdk::pacsync_core::{
-    Package, PackageState, Plan, Skipped, SyncStatus, classify_by, mirror_plan_by,
+    Action, Plan, Skipped, SyncStatus, classify_differences, mirror_plan_from,
     restrict_to_available,
 };
 use pacsync_policy_sdk::serde_json::{Value, json};
-use pacsync_policy_sdk::{PlanInput, PolicyError, PolicyLogic, VersionOrder};
+use pacsync_policy_sdk::{PlanInput, PolicyError, PolicyLogic, StateView, VersionOrder};
 
 /// Critical packages when the config does not name its own.
 pub const DEFAULT_CRITICAL: [&str; 4] = ["linux*", "systemd*", "glibc", "pacman"];
@@ -82,13 +82,8 @@ impl HoldsConfig {
         None
     }
 
-    fn without_ignored(&self, state: &PackageState) -> PackageState {
-        let kept: Vec<Package> = state
-            .iter()
-            .filter(|p| !self.ignore.iter().any(|g| g.matches(&p.name)))
-            .cloned()
-            .collect();
-        PackageState::new(kept).expect("a subset of a valid state is valid")
+    fn ignored(&self, name: &str) -> bool {
+        self.ignore.iter().any(|g| g.matches(name))
     }
 }
 
@@ -116,20 +111,27 @@ impl PolicyLogic for Holds {
 
     /// Ignored packages do not count: a machine differing only in them is in sync.
     fn classify(
-        current: &PackageState,
-        target: &PackageState,
+        changes: &[Action],
+        _current: &dyn StateView,
+        _target: &dyn StateView,
         config: &Value,
-        cmp: VersionOrder<'_>,
     ) -> SyncStatus {
         match HoldsConfig::parse(config) {
-            Ok(c) => classify_by(&c.without_ignored(current), &c.without_ignored(target), cmp),
-            Err(_) => classify_by(current, target, cmp),
+            Ok(c) => {
+                let counted: Vec<Action> = changes
+                    .iter()
+                    .filter(|a| !c.ignored(&a.name))
+                    .cloned()
+                    .collect();
+                classify_differences(&counted)
+            }
+            Err(_) => classify_differences(changes),
         }
     }
 
-    fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
+    fn plan(input: &PlanInput<'_>, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
         let config = HoldsConfig::parse(&input.config).map_err(PolicyError::InvalidConfig)?;
-        let mirror = mirror_plan_by(&input.current, &input.target, cmp);
+        let mirror = mirror_plan_from(input.changes.clone());
         let mut actions = Vec::new();
         let mut skipped = mirror.skipped;
         for action in mirror.actions {
@@ -155,7 +157,7 @@ pacsync_policy_sdk::policy_component!(Holds);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pacsync_policy_sdk::pacsync_core::{InstallReason, vercmp};
+    use pacsync_policy_sdk::pacsync_core::{InstallReason, Package, PackageState, vercmp};
 
     fn state(pkgs: &[(&str, &str)]) -> PackageState {
         PackageState::new(
@@ -172,13 +174,11 @@ mod tests {
         .unwrap()
     }
 
-    fn input(config: Value) -> PlanInput {
-        PlanInput {
-            current: state(&[("linux", "6.0-1"), ("nvidia-dkms", "1-1"), ("vim", "9.0-1")]),
-            target: state(&[("linux", "6.1-1"), ("nvidia-dkms", "2-1"), ("vim", "9.1-1")]),
-            config,
-            available: None,
-        }
+    /// Plans with `config` from linux, nvidia-dkms and vim, each one version behind.
+    fn plan_with(config: Value) -> Plan {
+        let current = state(&[("linux", "6.0-1"), ("nvidia-dkms", "1-1"), ("vim", "9.0-1")]);
+        let target = state(&[("linux", "6.1-1"), ("nvidia-dkms", "2-1"), ("vim", "9.1-1")]);
+        Holds::plan(&PlanInput::new(&current, &target, config, None), &vercmp).unwrap()
     }
 
     fn planned(plan: &Plan) -> Vec<&str> {
@@ -187,21 +187,17 @@ mod tests {
 
     #[test]
     fn critical_packages_are_held_by_default() {
-        let plan = Holds::plan(&input(json!({})), &vercmp).unwrap();
+        let plan = plan_with(json!({}));
         assert_eq!(planned(&plan), ["nvidia-dkms", "vim"]);
         assert!(plan.skipped[0].reason.contains("critical"));
     }
 
     #[test]
     fn ignore_globs_and_allow_critical() {
-        let plan = Holds::plan(
-            &input(json!({"ignore": ["nvidia-*"], "allow_critical": true})),
-            &vercmp,
-        )
-        .unwrap();
+        let plan = plan_with(json!({"ignore": ["nvidia-*"], "allow_critical": true}));
         assert_eq!(planned(&plan), ["linux", "vim"]);
         assert!(plan.skipped[0].reason.contains("nvidia-*"));
-        let plan = Holds::plan(&input(json!({"critical": ["vim"]})), &vercmp).unwrap();
+        let plan = plan_with(json!({"critical": ["vim"]}));
         assert_eq!(planned(&plan), ["linux", "nvidia-dkms"]);
     }
 
@@ -209,14 +205,10 @@ mod tests {
     fn ignored_packages_do_not_affect_classification() {
         let current = state(&[("a", "1-1"), ("held", "1-1")]);
         let target = state(&[("a", "1-1"), ("held", "2-1")]);
-        assert_eq!(
-            Holds::classify(&current, &target, &json!({"ignore": ["held"]}), &vercmp),
-            SyncStatus::InSync
-        );
-        assert_eq!(
-            Holds::classify(&current, &target, &json!({}), &vercmp),
-            SyncStatus::Behind
-        );
+        let input = PlanInput::new(&current, &target, json!({}), None);
+        let classify = |config| Holds::classify(&input.changes, &current, &target, &config);
+        assert_eq!(classify(json!({"ignore": ["held"]})), SyncStatus::InSync);
+        assert_eq!(classify(json!({})), SyncStatus::Behind);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `mirror`: match the pool target exactly — install, upgrade, downgrade and remove.
 
-use pacsync_policy_sdk::pacsync_core::{Plan, mirror_plan_by, restrict_to_available};
+use pacsync_policy_sdk::pacsync_core::{Plan, mirror_plan_from, restrict_to_available};
 use pacsync_policy_sdk::serde_json::Value;
 use pacsync_policy_sdk::{
     PlanInput, PolicyError, PolicyLogic, VersionOrder, expect_no_config, no_config_schema,
@@ -23,8 +23,8 @@ impl PolicyLogic for Mirror {
         expect_no_config(Self::NAME, config)
     }
 
-    fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
-        let plan = mirror_plan_by(&input.current, &input.target, cmp);
+    fn plan(input: &PlanInput<'_>, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
+        let plan = mirror_plan_from(input.changes.clone());
         Ok(restrict_to_available(plan, input.available.as_deref(), cmp))
     }
 }
@@ -57,12 +57,9 @@ mod tests {
 
     #[test]
     fn plans_every_kind_of_change() {
-        let input = PlanInput {
-            current: state(&[("a", "1-1"), ("b", "2-1"), ("x", "1-1")]),
-            target: state(&[("a", "2-1"), ("b", "1-1"), ("n", "1-1")]),
-            config: json!({}),
-            available: None,
-        };
+        let current = state(&[("a", "1-1"), ("b", "2-1"), ("x", "1-1")]);
+        let target = state(&[("a", "2-1"), ("b", "1-1"), ("n", "1-1")]);
+        let input = PlanInput::new(&current, &target, json!({}), None);
         let plan = Mirror::plan(&input, &vercmp).unwrap();
         let kinds: Vec<_> = plan.actions.iter().map(|a| a.kind).collect();
         assert_eq!(
@@ -78,16 +75,14 @@ mod tests {
 
     #[test]
     fn skips_what_cannot_be_obtained() {
-        let input = PlanInput {
-            current: state(&[("a", "1-1")]),
-            target: state(&[("a", "2-1"), ("aur-only", "1-1")]),
-            config: json!({}),
-            available: Some(vec![Available {
-                name: "a".into(),
-                version: "2-1".into(),
-                source: Source::SyncRepository,
-            }]),
-        };
+        let current = state(&[("a", "1-1")]);
+        let target = state(&[("a", "2-1"), ("aur-only", "1-1")]);
+        let available = vec![Available {
+            name: "a".into(),
+            version: "2-1".into(),
+            source: Source::SyncRepository,
+        }];
+        let input = PlanInput::new(&current, &target, json!({}), Some(available));
         let plan = Mirror::plan(&input, &vercmp).unwrap();
         assert_eq!(plan.actions.len(), 1);
         assert_eq!(plan.skipped[0].name, "aur-only");

@@ -3,10 +3,10 @@
 use std::cmp::Ordering;
 
 use pacsync_core::{
-    Action, ActionKind, Available, InstallReason, Package, PackageState, Plan, Source, SyncStatus,
+    Action, ActionKind, Available, InstallReason, Package, Plan, Source, SyncStatus,
 };
 
-use crate::{PlanInput, PolicyError, PolicyLogic};
+use crate::{PlanInput, PolicyError, PolicyLogic, StateView};
 
 /// Bindings generated from `wit/`; kept in their own module so their names do not collide with
 /// `pacsync_core`'s.
@@ -51,21 +51,47 @@ fn reason_to(r: InstallReason) -> wit::InstallReason {
     }
 }
 
-/// Converts a package list; the host validated it, so a failure here is a host bug and traps.
-fn state(packages: Vec<wit::Package>) -> PackageState {
-    PackageState::new(
-        packages
+fn package_from(p: wit::Package) -> Package {
+    Package {
+        name: p.name,
+        version: p.version,
+        repository: p.repository,
+        architecture: p.architecture,
+        reason: reason_from(p.reason),
+    }
+}
+
+/// The host's package-state resource as a [`StateView`]: each read crosses into the host.
+impl StateView for wit::PackageState {
+    fn count(&self) -> usize {
+        wit::PackageState::count(self) as usize
+    }
+
+    fn get(&self, name: &str) -> Option<Package> {
+        wit::PackageState::get(self, name).map(package_from)
+    }
+
+    fn packages(&self) -> Vec<Package> {
+        wit::PackageState::packages(self)
             .into_iter()
-            .map(|p| Package {
-                name: p.name,
-                version: p.version,
-                repository: p.repository,
-                architecture: p.architecture,
-                reason: reason_from(p.reason),
-            })
-            .collect(),
-    )
-    .expect("the host sends valid package lists")
+            .map(package_from)
+            .collect()
+    }
+}
+
+fn action_from(a: wit::Action) -> Action {
+    Action {
+        kind: match a.kind {
+            wit::ActionKind::Install => ActionKind::Install,
+            wit::ActionKind::Upgrade => ActionKind::Upgrade,
+            wit::ActionKind::Downgrade => ActionKind::Downgrade,
+            wit::ActionKind::Remove => ActionKind::Remove,
+        },
+        name: a.name,
+        from_version: a.from_version,
+        to_version: a.to_version,
+        reason: a.reason.map(reason_from),
+    }
 }
 
 fn parse_config(config: &str) -> Result<serde_json::Value, String> {
@@ -89,12 +115,14 @@ pub fn validate_config<P: PolicyLogic>(config: String) -> Result<(), String> {
 
 /// `classify` for `P`.
 pub fn classify<P: PolicyLogic>(
-    current: Vec<wit::Package>,
-    target: Vec<wit::Package>,
+    changes: Vec<wit::Action>,
+    current: wit::PackageState,
+    target: wit::PackageState,
     config: String,
 ) -> wit::SyncStatus {
     let config = parse_config(&config).unwrap_or(serde_json::Value::Null);
-    match P::classify(&state(current), &state(target), &config, &version_order) {
+    let changes: Vec<Action> = changes.into_iter().map(action_from).collect();
+    match P::classify(&changes, &current, &target, &config) {
         SyncStatus::InSync | SyncStatus::Unknown => wit::SyncStatus::InSync,
         SyncStatus::Ahead => wit::SyncStatus::Ahead,
         SyncStatus::Behind => wit::SyncStatus::Behind,
@@ -106,8 +134,9 @@ pub fn classify<P: PolicyLogic>(
 pub fn plan<P: PolicyLogic>(request: wit::PlanRequest) -> Result<wit::Plan, wit::PolicyError> {
     let config = parse_config(&request.config).map_err(wit::PolicyError::InvalidConfig)?;
     let input = PlanInput {
-        current: state(request.current),
-        target: state(request.target),
+        changes: request.changes.into_iter().map(action_from).collect(),
+        current: &request.current,
+        target: &request.target,
         config,
         available: request.available.map(|list| {
             list.into_iter()
@@ -174,11 +203,12 @@ macro_rules! policy_component {
                 $crate::component::validate_config::<$logic>(config)
             }
             fn classify(
-                current: Vec<$crate::component::bindings::pacsync::policy::types::Package>,
-                target: Vec<$crate::component::bindings::pacsync::policy::types::Package>,
+                changes: Vec<$crate::component::bindings::pacsync::policy::types::Action>,
+                current: $crate::component::bindings::pacsync::policy::types::PackageState,
+                target: $crate::component::bindings::pacsync::policy::types::PackageState,
                 config: String,
             ) -> $crate::component::bindings::pacsync::policy::types::SyncStatus {
-                $crate::component::classify::<$logic>(current, target, config)
+                $crate::component::classify::<$logic>(changes, current, target, config)
             }
             fn plan(
                 request: $crate::component::bindings::pacsync::policy::types::PlanRequest,

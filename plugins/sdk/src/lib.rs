@@ -8,7 +8,10 @@
 use std::cmp::Ordering;
 
 pub use pacsync_core;
-use pacsync_core::{Available, PackageState, Plan, SyncStatus, classify_by};
+use pacsync_core::{
+    Action, Available, Package, PackageState, Plan, SyncStatus, classify_differences,
+    differences_by,
+};
 pub use serde_json;
 use serde_json::Value;
 
@@ -18,17 +21,61 @@ pub mod component;
 /// Version order a policy must use: the host's `vercmp` in a component, core's natively.
 pub type VersionOrder<'a> = &'a dyn Fn(&str, &str) -> Ordering;
 
+/// Read access to a whole package state: a host resource in a component (every read copies),
+/// a [`PackageState`] natively.
+pub trait StateView {
+    /// Number of packages.
+    fn count(&self) -> usize;
+    /// One package by name.
+    fn get(&self, name: &str) -> Option<Package>;
+    /// Every package, in name order.
+    fn packages(&self) -> Vec<Package>;
+}
+
+impl StateView for PackageState {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn get(&self, name: &str) -> Option<Package> {
+        PackageState::get(self, name).cloned()
+    }
+
+    fn packages(&self) -> Vec<Package> {
+        self.iter().cloned().collect()
+    }
+}
+
 /// What `plan` is asked, in core types.
-#[derive(Debug, Clone)]
-pub struct PlanInput {
+pub struct PlanInput<'a> {
+    /// Every difference between current and target, in name order, as the action removing it.
+    pub changes: Vec<Action>,
     /// The endpoint's packages.
-    pub current: PackageState,
+    pub current: &'a dyn StateView,
     /// The packages wanted.
-    pub target: PackageState,
+    pub target: &'a dyn StateView,
     /// The pool's config for this policy (already validated).
     pub config: Value,
     /// What the endpoint can obtain; `None` when unknown.
     pub available: Option<Vec<Available>>,
+}
+
+impl<'a> PlanInput<'a> {
+    /// The input the host would send for these states, computed natively (tests, benchmarks).
+    pub fn new(
+        current: &'a PackageState,
+        target: &'a PackageState,
+        config: Value,
+        available: Option<Vec<Available>>,
+    ) -> Self {
+        Self {
+            changes: differences_by(current, target, pacsync_core::vercmp),
+            current,
+            target,
+            config,
+            available,
+        }
+    }
 }
 
 /// Why a policy made no plan.
@@ -55,19 +102,20 @@ pub trait PolicyLogic {
     /// Accepts a config or says what is wrong with it.
     fn validate_config(config: &Value) -> Result<(), String>;
 
-    /// Classifies `current` against `target`; by default the factual comparison.
+    /// Classifies an endpoint from its differences from the target (the whole states are
+    /// there when needed); by default the factual comparison.
     fn classify(
-        current: &PackageState,
-        target: &PackageState,
+        changes: &[Action],
+        current: &dyn StateView,
+        target: &dyn StateView,
         config: &Value,
-        cmp: VersionOrder<'_>,
     ) -> SyncStatus {
-        let _ = config;
-        classify_by(current, target, cmp)
+        let _ = (current, target, config);
+        classify_differences(changes)
     }
 
     /// Plans the actions that move `current` towards `target`.
-    fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError>;
+    fn plan(input: &PlanInput<'_>, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError>;
 }
 
 /// The config schema of a policy without settings.

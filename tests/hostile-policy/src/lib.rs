@@ -1,7 +1,8 @@
 //! A policy that misbehaves on request: its config's `mode` chooses how `plan` fails.
 //! `classify` behaves, so that assigning it to a pool works and only plans are hostile.
+//! Mode `inspect` reads the host's `package-state` resources and reports what it read.
 
-use pacsync_policy_sdk::pacsync_core::{Action, ActionKind, Plan, mirror_plan_by};
+use pacsync_policy_sdk::pacsync_core::{Action, ActionKind, Plan, mirror_plan_from};
 use pacsync_policy_sdk::serde_json::{Value, json};
 use pacsync_policy_sdk::{PlanInput, PolicyError, PolicyLogic, VersionOrder};
 
@@ -14,14 +15,14 @@ impl PolicyLogic for Hostile {
     const SUMMARY: &'static str = "Loops, allocates, traps or lies, as configured.";
 
     fn config_schema() -> Value {
-        json!({ "type": "object", "properties": { "mode": { "enum": ["loop", "alloc", "trap", "garbage", "none"] } } })
+        json!({ "type": "object", "properties": { "mode": { "enum": ["loop", "alloc", "trap", "garbage", "inspect", "none"] } } })
     }
 
     fn validate_config(_config: &Value) -> Result<(), String> {
         Ok(())
     }
 
-    fn plan(input: &PlanInput, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
+    fn plan(input: &PlanInput<'_>, _cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {
         match input
             .config
             .get("mode")
@@ -43,6 +44,16 @@ impl PolicyLogic for Hostile {
                 Ok(Plan::from_parts(Vec::new(), Vec::new()))
             }
             "trap" => panic!("hostile policy panics on purpose"),
+            "inspect" => Err(PolicyError::Unsatisfiable(format!(
+                "read {} current packages (linux {}), {} target packages",
+                input.current.count(),
+                input
+                    .current
+                    .get("linux")
+                    .map(|p| p.version)
+                    .unwrap_or_default(),
+                input.target.packages().len()
+            ))),
             "garbage" => Ok(Plan::from_parts(
                 vec![Action {
                     kind: ActionKind::Remove,
@@ -53,7 +64,7 @@ impl PolicyLogic for Hostile {
                 }],
                 Vec::new(),
             )),
-            _ => Ok(mirror_plan_by(&input.current, &input.target, cmp)),
+            _ => Ok(mirror_plan_from(input.changes.clone())),
         }
     }
 }
