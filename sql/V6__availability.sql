@@ -2,17 +2,18 @@
 --
 -- An agent reports the versions its sync repositories and cache offer, plus the repositories its
 -- archive covers. Reports are content-addressed like package states: endpoints reporting the same
--- thing share one set. Sets are not history: one that no live endpoint has pointed at for an hour
--- is collected by the reaper (ps_availability_collect).
+-- thing share one set. Sets are not history: one that no live endpoint points at and that is
+-- older than an hour is collected by the reaper (ps_availability_collect).
+--
+-- Locking: a report takes the endpoint's advisory lock first (like every endpoint change), then
+-- KEY SHARE on its set, which keeps the collector (FOR UPDATE SKIP LOCKED) away from a set that
+-- is about to be referenced, without making reports of a shared set wait for each other.
 
 CREATE TABLE availability_sets (
     availability_id      text PRIMARY KEY CHECK (availability_id ~ '^[0-9a-f]{64}$'),
     archive_repositories text[] NOT NULL,
     offered_count        integer NOT NULL,
-    created_at           timestamptz NOT NULL DEFAULT now(),
-    -- Refreshed on every report naming the set; collection waits an hour after the last one,
-    -- so a report that is still committing never loses its set.
-    last_reported_at     timestamptz NOT NULL DEFAULT now()
+    created_at           timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE availability_offers (
@@ -28,28 +29,27 @@ ALTER TABLE endpoints
     ADD COLUMN availability_reported_at timestamptz;
 CREATE INDEX endpoints_availability_idx ON endpoints (availability_id);
 
--- Stores a canonical availability report once under its content address, or refreshes it.
-CREATE FUNCTION ps_store_availability(p_id text, p_archive text[], p_offers jsonb) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO availability_sets (availability_id, archive_repositories, offered_count)
-    VALUES (p_id, p_archive, jsonb_array_length(p_offers))
-    ON CONFLICT (availability_id) DO NOTHING;
-    IF FOUND THEN
-        INSERT INTO availability_offers (availability_id, name, version, source)
-        SELECT p_id, x.name, x.version, x.source
-        FROM jsonb_to_recordset(p_offers) AS x(name text, version text, source text);
-    ELSE
-        UPDATE availability_sets SET last_reported_at = now() WHERE availability_id = p_id;
-    END IF;
-END $$;
-
--- Points a live endpoint at its latest availability report. Takes the endpoint lock like every
--- other change to an endpoint.
-CREATE FUNCTION ps_endpoint_record_availability(p_endpoint uuid, p_id text) RETURNS void
+-- Makes a canonical availability report the live endpoint's current one, storing it once under
+-- its content address.
+CREATE FUNCTION ps_endpoint_record_availability(p_endpoint uuid, p_id text, p_archive text[],
+                                                p_offers jsonb) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM ps_lock_endpoint(p_endpoint);
+    LOOP
+        INSERT INTO availability_sets (availability_id, archive_repositories, offered_count)
+        VALUES (p_id, p_archive, jsonb_array_length(p_offers))
+        ON CONFLICT (availability_id) DO NOTHING;
+        IF FOUND THEN
+            INSERT INTO availability_offers (availability_id, name, version, source)
+            SELECT p_id, x.name, x.version, x.source
+            FROM jsonb_to_recordset(p_offers) AS x(name text, version text, source text);
+            EXIT;
+        END IF;
+        -- It exists: pin it. If the collector deleted it in between, store it again.
+        PERFORM 1 FROM availability_sets WHERE availability_id = p_id FOR KEY SHARE;
+        EXIT WHEN FOUND;
+    END LOOP;
     UPDATE endpoints
     SET availability_id = p_id, availability_reported_at = now(), last_seen = now()
     WHERE endpoint_id = p_endpoint AND deleted_at IS NULL;
@@ -58,16 +58,20 @@ BEGIN
     END IF;
 END $$;
 
--- Deletes sets no live endpoint uses and nobody reported for p_min_age; returns how many.
+-- Deletes sets older than p_min_age that no live endpoint uses; returns how many.
 CREATE FUNCTION ps_availability_collect(p_min_age interval) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_count integer;
 BEGIN
-    DELETE FROM availability_sets s
-    WHERE s.last_reported_at < now() - p_min_age
-      AND NOT EXISTS (SELECT 1 FROM endpoints e
-                      WHERE e.availability_id = s.availability_id AND e.deleted_at IS NULL);
+    DELETE FROM availability_sets
+    WHERE availability_id IN (
+        SELECT s.availability_id FROM availability_sets s
+        WHERE s.created_at < now() - p_min_age
+          AND NOT EXISTS (SELECT 1 FROM endpoints e
+                          WHERE e.availability_id = s.availability_id AND e.deleted_at IS NULL)
+        -- A set a report has just pinned is skipped; the next round sees it referenced.
+        FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END $$;

@@ -15,11 +15,14 @@ use uuid::Uuid;
 use crate::api::{Api, ApiError, Operation, StateReport};
 use crate::config::AgentConfig;
 use crate::execute::{ExecuteError, Reporter, execute};
-use crate::pacman::{Pacman, PacmanError};
+use crate::pacman::{Pacman, PacmanError, SyncListing};
 use crate::stream::{Event, EventStream};
 
 /// How long a connected agent waits for news before checking over HTTP anyway.
 const SAFETY_NET: Duration = Duration::from_secs(60);
+
+/// How long a stream must stay up before its end resets the reconnect backoff.
+const STABLE_STREAM: Duration = Duration::from_secs(30);
 
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
@@ -115,12 +118,17 @@ impl Agent {
 
     /// The machine's state as pacman sees it.
     pub async fn state(&self) -> Result<StateReport, PacmanError> {
-        let listing = self.pacman.sync_listing().await;
+        // Without a readable sync listing, what the machine can obtain is unknown, not
+        // "nothing": the report leaves it out and the host keeps the previous one.
+        let listing = self.pacman.sync_listing().await.ok();
         Ok(StateReport {
             architecture: std::env::consts::ARCH.to_owned(),
             pacman_version: self.pacman.version().await,
-            packages: self.pacman.installed(&listing).await?,
-            available: Some(self.pacman.availability(&listing)),
+            packages: self
+                .pacman
+                .installed(listing.as_ref().unwrap_or(&SyncListing::default()))
+                .await?,
+            available: listing.map(|l| self.pacman.availability(&l)),
         })
     }
 
@@ -150,13 +158,14 @@ impl Agent {
         let mut stream: Option<EventStream> = None;
         let mut backoff = Backoff::default();
         let mut reconnect_at = Instant::now();
+        let mut connected_at = Instant::now();
         loop {
             // Subscribe before looking for work, so nothing created in between is missed.
             if !once && stream.is_none() && Instant::now() >= reconnect_at {
                 match EventStream::connect(&self.server, &self.token, self.endpoint).await {
                     Ok(live) => {
                         stream = Some(live);
-                        backoff.reset();
+                        connected_at = Instant::now();
                     }
                     Err(e) => {
                         let delay = backoff.delay();
@@ -173,9 +182,15 @@ impl Agent {
                 Some(live) => match tokio::time::timeout(SAFETY_NET, wait_for_work(live)).await {
                     Ok(true) | Err(_) => {}
                     Ok(false) => {
-                        eprintln!("pacsync agent: event stream closed; reconnecting");
+                        // Only a stream that stayed up resets the backoff: a host that accepts
+                        // and closes at once must not be hammered every second.
+                        if connected_at.elapsed() >= STABLE_STREAM {
+                            backoff.reset();
+                        }
+                        let delay = backoff.delay();
+                        eprintln!("pacsync agent: event stream closed; reconnecting in {delay:?}");
                         stream = None;
-                        reconnect_at = Instant::now() + backoff.delay();
+                        reconnect_at = Instant::now() + delay;
                     }
                 },
                 None => {

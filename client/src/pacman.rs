@@ -137,9 +137,9 @@ impl Pacman {
             .to_owned()
     }
 
-    /// Every version the sync databases offer (`pacman -Sl`); empty without sync databases.
-    pub async fn sync_listing(&self) -> SyncListing {
-        SyncListing::parse(&self.run(&["-Sl"]).await.unwrap_or_default())
+    /// Every version the sync databases offer (`pacman -Sl`).
+    pub async fn sync_listing(&self) -> Result<SyncListing, PacmanError> {
+        Ok(SyncListing::parse(&self.run(&["-Sl"]).await?))
     }
 
     /// What this machine can obtain: the sync repositories' versions, the cache's package files,

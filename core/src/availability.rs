@@ -34,9 +34,14 @@ pub struct AvailabilityReport {
 impl AvailabilityReport {
     /// Validates the report and puts it in canonical order (sorted, duplicates dropped), so equal
     /// reports from different machines share one content address.
-    pub fn canonical(mut self) -> Result<Self, PackageError> {
-        if self.offered.len() > MAX_OFFERED {
-            return Err(PackageError::TooMany(MAX_OFFERED));
+    pub fn canonical(self) -> Result<Self, PackageError> {
+        self.canonical_within(MAX_OFFERED)
+    }
+
+    /// [`AvailabilityReport::canonical`] with at most `limit` offers.
+    pub fn canonical_within(mut self, limit: usize) -> Result<Self, PackageError> {
+        if self.offered.len() > limit {
+            return Err(PackageError::TooMany(limit));
         }
         for a in &self.offered {
             validate_name(&a.name)?;
@@ -347,5 +352,11 @@ mod tests {
             archive_repositories: vec![],
         };
         assert!(bad.canonical().is_err());
+        assert_eq!(
+            a.clone().canonical_within(1),
+            Err(PackageError::TooMany(1)),
+            "more offers than the limit"
+        );
+        assert!(a.canonical_within(2).is_ok());
     }
 }

@@ -27,8 +27,8 @@ fn package(i: usize, version: String) -> Package {
     }
 }
 
-/// 2,000 installed packages, and a target where 100 (5%) differ: 40 upgrades, 30 downgrades,
-/// 15 removals and 15 new packages.
+/// 2,000 installed packages, and a target where 105 (about 5%) differ: 15 new packages,
+/// 40 upgrades, 30 downgrades and 20 removals.
 fn states() -> (PackageState, PackageState) {
     let version = |i: usize, major: usize| format!("{}.{}.{}-{}", major, i % 13, i % 5, 1 + i % 3);
     let current: Vec<Package> = (0..2000)

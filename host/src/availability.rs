@@ -7,13 +7,12 @@
 //! plans skip it on every endpoint, with the reason. Endpoints that have not reported what they
 //! can obtain are listed as unknown and do not constrain the pool.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use pacsync_core::{
     ActionKind, AvailabilityReport, Available, Gap, Lookup, Obtainability, Package, PackageState,
-    Plan, Skipped, analyse, vercmp,
+    Plan, Skipped, analyse, differences_by, restrict_to_available, vercmp,
 };
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -26,18 +25,22 @@ use crate::db::pools::Pool;
 use crate::error::{Error, ErrorCode, Result};
 use crate::server::AppState;
 
-/// Validates an agent's availability report and makes it the endpoint's current one. Runs in the
-/// caller's transaction, next to the state report it came with.
+/// Validates an agent's availability report into canonical form. Done before any transaction
+/// starts: a large report must not be sorted while the endpoint and its pool are locked.
+pub fn validate(report: AvailabilityReport) -> Result<AvailabilityReport> {
+    report
+        .canonical()
+        .map_err(|e| Error::new(ErrorCode::InvalidAvailability, e.to_string()))
+}
+
+/// Makes a validated report the endpoint's current one, in the caller's transaction (next to
+/// the state report it came with).
 pub async fn record(
     tx: &mut PgConnection,
     endpoint_id: Uuid,
-    report: AvailabilityReport,
+    report: &AvailabilityReport,
 ) -> Result<()> {
-    let report = report
-        .canonical()
-        .map_err(|e| Error::new(ErrorCode::InvalidAvailability, e.to_string()))?;
-    let availability_id = db::availability::store(&mut *tx, &report).await?;
-    db::availability::record(&mut *tx, endpoint_id, &availability_id).await
+    db::availability::record(&mut *tx, endpoint_id, report).await
 }
 
 /// An endpoint named in an analysis.
@@ -176,7 +179,7 @@ impl Loaded {
     }
 }
 
-/// Why a package is excluded, naming (a few of) the endpoints that lack it.
+/// Why a package is excluded, for admins: names (a few of) the endpoints that lack it.
 fn exclusion_reason(package: &Package, lacking: &[EndpointRef]) -> String {
     const SHOWN: usize = 5;
     let mut names: Vec<&str> = lacking
@@ -184,24 +187,42 @@ fn exclusion_reason(package: &Package, lacking: &[EndpointRef]) -> String {
         .take(SHOWN)
         .map(|e| e.name.as_str())
         .collect();
-    let more = lacking.len().saturating_sub(SHOWN);
-    let more = if more > 0 {
-        format!(" and {more} more")
-    } else {
-        String::new()
-    };
     names.sort_unstable();
-    let foreign = if package.repository.is_none() {
-        "foreign package (no sync repository has it); "
-    } else {
-        ""
+    let more = match lacking.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
     };
     format!(
-        "{foreign}excluded for the pool: {} {} cannot be obtained on {}{more}",
+        "{}excluded for the pool: {} {} cannot be obtained on {}{more}",
+        foreign_prefix(package),
         package.name,
         package.version,
         names.join(", ")
     )
+}
+
+/// Why a package is skipped in a plan. Plans are visible to the endpoint's own token, which must
+/// not learn the names of the pool's other machines: it gets a count.
+fn plan_exclusion_reason(package: &Package, lacking: usize) -> String {
+    let endpoints = if lacking == 1 {
+        "endpoint"
+    } else {
+        "endpoints"
+    };
+    format!(
+        "{}excluded for the pool: {} {} cannot be obtained on {lacking} {endpoints} of the pool (see its repository analysis)",
+        foreign_prefix(package),
+        package.name,
+        package.version,
+    )
+}
+
+fn foreign_prefix(package: &Package) -> &'static str {
+    if package.repository.is_none() {
+        "foreign package (no sync repository has it); "
+    } else {
+        ""
+    }
 }
 
 /// The pool's repository analysis against its current target.
@@ -282,55 +303,31 @@ impl PlanLimits {
     /// Applied after the policy, whatever the policy did: nothing is planned that is excluded
     /// for the pool or that the endpoint cannot obtain.
     pub fn enforce(&self, plan: Plan) -> Plan {
-        if self.available.is_none() && self.excluded.is_empty() {
-            return plan;
-        }
         let mut actions = Vec::new();
         let mut skipped = plan.skipped;
         for action in plan.actions {
-            let Some(version) = action
-                .to_version
-                .as_deref()
-                .filter(|_| action.kind != ActionKind::Remove)
-            else {
-                actions.push(action);
-                continue;
-            };
-            let reason = if let Some(reason) = self.excluded.get(&action.name) {
-                Some(reason.clone())
-            } else if self.available.as_ref().is_some_and(|list| {
-                !list.iter().any(|a| {
-                    a.name == action.name && vercmp(&a.version, version) == Ordering::Equal
-                })
-            }) {
-                Some(format!(
-                    "version {version} is not offered by the endpoint's sync repositories, cache or archive"
-                ))
-            } else {
-                None
-            };
-            match reason {
-                Some(reason) => skipped.push(Skipped {
+            match self.excluded.get(&action.name) {
+                Some(reason) if action.kind != ActionKind::Remove => skipped.push(Skipped {
                     name: action.name,
-                    reason,
+                    reason: reason.clone(),
                 }),
-                None => actions.push(action),
+                _ => actions.push(action),
             }
         }
-        Plan::from_parts(actions, skipped)
+        restrict_to_available(
+            Plan::from_parts(actions, skipped),
+            self.available.as_deref(),
+            vercmp,
+        )
     }
 }
 
 /// The packages of `target` a plan from `current` would install, upgrade or downgrade.
 fn changing(current: &PackageState, target: &PackageState) -> Result<PackageState> {
-    let packages: Vec<Package> = target
-        .iter()
-        .filter(|p| {
-            current
-                .get(&p.name)
-                .is_none_or(|have| vercmp(&have.version, &p.version) != Ordering::Equal)
-        })
-        .cloned()
+    let packages: Vec<Package> = differences_by(current, target, vercmp)
+        .into_iter()
+        .filter(|a| a.kind != ActionKind::Remove)
+        .filter_map(|a| target.get(&a.name).cloned())
         .collect();
     PackageState::new(packages).map_err(|e| Error::internal(format!("stored state: {e}")))
 }
@@ -378,7 +375,7 @@ pub async fn sync_limits(
         excluded: analysis
             .excluded
             .into_iter()
-            .map(|(p, lacking)| (p.name.clone(), exclusion_reason(&p, &lacking)))
+            .map(|(p, lacking)| (p.name.clone(), plan_exclusion_reason(&p, lacking.len())))
             .collect(),
     })
 }

@@ -153,13 +153,33 @@ pub fn parse_state(report: &StateReport) -> Result<PackageState> {
         .map_err(|e| Error::new(ErrorCode::InvalidPackageState, e.to_string()))
 }
 
+/// A state report validated before any transaction starts.
+pub struct ParsedReport {
+    /// The package state.
+    pub state: Arc<PackageState>,
+    /// What the machine can obtain, in canonical form; `None` when not reported.
+    pub available: Option<AvailabilityReport>,
+}
+
+/// Validates a whole report: the package list and, if present, what the machine can obtain.
+pub fn parse_report(report: &mut StateReport) -> Result<ParsedReport> {
+    Ok(ParsedReport {
+        state: Arc::new(parse_state(report)?),
+        available: report
+            .available
+            .take()
+            .map(crate::availability::validate)
+            .transpose()?,
+    })
+}
+
 /// Records the endpoint's reported state and re-classifies it, in one transaction.
 pub async fn report_state(
     app: &AppState,
     endpoint_id: Uuid,
-    report: StateReport,
+    mut report: StateReport,
 ) -> Result<StateRecorded> {
-    let state = Arc::new(parse_state(&report)?);
+    let ParsedReport { state, available } = parse_report(&mut report)?;
     let mut tx = app.db.begin().await?;
     let state_id = db::states::store(&mut *tx, &state).await?;
     let endpoint = db::endpoints::record_state(
@@ -170,7 +190,7 @@ pub async fn report_state(
         &report.pacman_version,
     )
     .await?;
-    if let Some(available) = report.available {
+    if let Some(available) = &available {
         crate::availability::record(&mut tx, endpoint_id, available).await?;
     }
     let sync_status = classify_and_store(app, &mut tx, &endpoint, Some(&state)).await?;

@@ -95,6 +95,8 @@ pub enum ErrorCode {
     NoReportedState,
     /// The endpoint's history has nothing to revert to.
     NoPreviousState,
+    /// A revert needs package versions the endpoint cannot obtain.
+    RevertUnobtainable,
     // 422
     /// The body is well-formed JSON but a value is invalid.
     ValidationFailed,
@@ -151,7 +153,8 @@ impl ErrorCode {
             | PluginInUse
             | NoPoolTarget
             | NoReportedState
-            | NoPreviousState => StatusCode::CONFLICT,
+            | NoPreviousState
+            | RevertUnobtainable => StatusCode::CONFLICT,
             ValidationFailed
             | InvalidPackageState
             | InvalidAvailability
@@ -208,6 +211,7 @@ impl ErrorCode {
             NoPoolTarget => "NO_POOL_TARGET",
             NoReportedState => "NO_REPORTED_STATE",
             NoPreviousState => "NO_PREVIOUS_STATE",
+            RevertUnobtainable => "REVERT_UNOBTAINABLE",
             ValidationFailed => "VALIDATION_FAILED",
             InvalidPackageState => "INVALID_PACKAGE_STATE",
             InvalidAvailability => "INVALID_AVAILABILITY",

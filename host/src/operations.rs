@@ -19,7 +19,9 @@ use crate::availability;
 use crate::db;
 use crate::db::operations::{Cursor, ListFilter, NewOperation, OperationRow, Replan};
 use crate::db::pools::Pool;
-use crate::endpoints::{StateReport, classify_and_store, load_state, parse_state, reclassify_pool};
+use crate::endpoints::{
+    ParsedReport, StateReport, classify_and_store, load_state, parse_report, reclassify_pool,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::Policy;
 use crate::server::AppState;
@@ -571,6 +573,21 @@ pub async fn request_revert(
     )
     .await?;
     let plan = limits.enforce(policy.plan(&current, &target, limits.available.as_deref())?);
+    // A partial revert would move the undo pointer past a state never reached: refuse it.
+    if !plan.skipped.is_empty() {
+        let missing: Vec<String> = plan
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.reason))
+            .collect();
+        return Err(Error::new(
+            ErrorCode::RevertUnobtainable,
+            format!(
+                "cannot revert to state {target_id}; the endpoint cannot obtain {}",
+                missing.join("; ")
+            ),
+        ));
+    }
     let (mut row, replayed) = create_row(
         &mut tx,
         &request,
@@ -780,31 +797,18 @@ pub async fn progress(
     Ok(row.into())
 }
 
-/// Stores a state the agent reported with a final transition (and what the machine can obtain
-/// now), returning the state and its id.
-async fn store_report(
-    tx: &mut PgConnection,
-    endpoint_id: Uuid,
-    report: &StateReport,
-) -> Result<(Arc<PackageState>, String)> {
-    let state = Arc::new(parse_state(report)?);
-    let state_id = db::states::store(&mut *tx, &state).await?;
-    if let Some(available) = &report.available {
-        crate::availability::record(&mut *tx, endpoint_id, available.clone()).await?;
-    }
-    Ok((state, state_id))
-}
-
-/// The agent finished: record the state it reached and re-classify the endpoint.
+/// The agent finished: record the state it reached (and what the machine can obtain now) and
+/// re-classify the endpoint.
 pub async fn complete(
     app: &AppState,
     principal: &Principal,
     operation_id: Uuid,
-    report: CompleteReport,
+    mut report: CompleteReport,
 ) -> Result<Operation> {
-    let op = authorize(app, principal, operation_id, Access::Agent).await?;
+    authorize(app, principal, operation_id, Access::Agent).await?;
+    let parsed = parse_report(&mut report.state)?;
     let mut tx = app.db.begin().await?;
-    let (state, state_id) = store_report(&mut tx, op.endpoint_id, &report.state).await?;
+    let state_id = db::states::store(&mut *tx, &parsed.state).await?;
     let row = db::operations::complete(
         &mut *tx,
         operation_id,
@@ -814,9 +818,23 @@ pub async fn complete(
         &principal.actor(),
     )
     .await?;
-    reclassify_endpoint(app, &mut tx, row.endpoint_id, &state).await?;
+    finish_report(app, &mut tx, row.endpoint_id, &parsed).await?;
     tx.commit().await?;
     Ok(transitioned(row))
+}
+
+/// After a final transition recorded the agent's state: store what the machine can obtain and
+/// re-classify the endpoint.
+async fn finish_report(
+    app: &AppState,
+    tx: &mut PgConnection,
+    endpoint_id: Uuid,
+    parsed: &ParsedReport,
+) -> Result<()> {
+    if let Some(available) = &parsed.available {
+        crate::availability::record(&mut *tx, endpoint_id, available).await?;
+    }
+    reclassify_endpoint(app, tx, endpoint_id, &parsed.state).await
 }
 
 async fn reclassify_endpoint(
@@ -886,12 +904,16 @@ pub async fn acknowledge_cancel(
     app: &AppState,
     principal: &Principal,
     operation_id: Uuid,
-    ack: CancelAck,
+    mut ack: CancelAck,
 ) -> Result<Operation> {
-    let op = authorize(app, principal, operation_id, Access::Agent).await?;
+    authorize(app, principal, operation_id, Access::Agent).await?;
+    let parsed = ack.state.as_mut().map(parse_report).transpose()?;
     let mut tx = app.db.begin().await?;
-    let stored = match &ack.state {
-        Some(report) => Some(store_report(&mut tx, op.endpoint_id, report).await?),
+    let stored = match parsed {
+        Some(parsed) => {
+            let state_id = db::states::store(&mut *tx, &parsed.state).await?;
+            Some((parsed, state_id))
+        }
         None => None,
     };
     let row = db::operations::acknowledge_cancel(
@@ -903,8 +925,8 @@ pub async fn acknowledge_cancel(
         &principal.actor(),
     )
     .await?;
-    if let Some((state, _)) = &stored {
-        reclassify_endpoint(app, &mut tx, row.endpoint_id, state).await?;
+    if let Some((parsed, _)) = &stored {
+        finish_report(app, &mut tx, row.endpoint_id, parsed).await?;
     }
     tx.commit().await?;
     Ok(transitioned(row))

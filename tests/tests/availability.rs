@@ -298,3 +298,107 @@ async fn analysis_and_availability_reports_refuse_bad_requests() {
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverts_need_what_the_endpoint_can_obtain_and_unused_reports_are_collected() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let pool = api.create_pool("history").await;
+    let (a, ta) = api.register(&pool, "a").await;
+    let no_archive = |versions: &[&str]| {
+        let list: Vec<(&str, &str, &str)> = versions
+            .iter()
+            .map(|v| ("linux", *v, "sync_repository"))
+            .collect();
+        offers(&list, &[])
+    };
+    // linux 6.0 then 6.1; the mirror has moved on to 6.1 and there is no archive.
+    put_state(
+        api,
+        &a,
+        &ta,
+        report(&[("linux", "6.0-1")], &[], Some(no_archive(&["6.0-1"]))),
+    )
+    .await
+    .expect(200, None);
+    put_state(
+        api,
+        &a,
+        &ta,
+        report(&[("linux", "6.1-1")], &[], Some(no_archive(&["6.1-1"]))),
+    )
+    .await
+    .expect(200, None);
+    let revert = |token: String| {
+        let api = api.clone();
+        let a = a.clone();
+        async move {
+            api.call(
+                Method::POST,
+                &format!("/api/sync/{a}/revert"),
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    // A revert that could only be partial is refused, naming what is missing; nothing is created.
+    let refused = revert(ta.clone()).await;
+    let detail = refused.expect(409, Some("REVERT_UNOBTAINABLE"))["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("linux") && detail.contains("6.0-1"),
+        "{detail}"
+    );
+    let ops = api.get(&format!("/api/sync/{a}/operations")).await;
+    assert_eq!(ops.expect(200, None)["items"], json!([]));
+
+    // Once an archive covering core is reported, the same revert is planned from it.
+    put_state(
+        api,
+        &a,
+        &ta,
+        report(
+            &[("linux", "6.1-1")],
+            &[],
+            Some(offers(&[("linux", "6.1-1", "sync_repository")], &["core"])),
+        ),
+    )
+    .await
+    .expect(200, None);
+    let planned = revert(ta.clone()).await;
+    let plan = &planned.expect(202, None)["plan"];
+    assert_eq!(plan["actions"][0]["kind"], "downgrade");
+    assert_eq!(plan["skipped"], json!([]));
+
+    // Three reports were stored; only the current one is referenced. The collector deletes the
+    // other two (the reaper does this for reports older than an hour) and keeps the live one.
+    let db = t.cluster.pool().await;
+    let sets: i64 = sqlx::query_scalar("SELECT count(*) FROM availability_sets")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(sets, 3);
+    let collected: i32 = sqlx::query_scalar("SELECT ps_availability_collect(interval '0')")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(collected, 2);
+    let kept: Option<String> = sqlx::query_scalar(
+        "SELECT e.availability_id FROM endpoints e JOIN availability_sets s USING (availability_id)
+         WHERE e.endpoint_id = $1::uuid",
+    )
+    .bind(&a)
+    .fetch_optional(&db)
+    .await
+    .unwrap();
+    assert!(kept.is_some(), "the endpoint's current report survives");
+    let offers_left: i64 = sqlx::query_scalar("SELECT count(*) FROM availability_offers")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(offers_left, 1, "offers of collected reports go with them");
+    t.stop().await;
+}

@@ -24,28 +24,19 @@ pub struct PoolEndpoint {
     pub availability_reported_at: Option<DateTime<Utc>>,
 }
 
-/// Stores a canonical report once (or refreshes it) and returns its content address.
-pub async fn store(db: impl PgExecutor<'_>, report: &AvailabilityReport) -> Result<String> {
-    let availability_id = report.availability_id();
-    let offers = serde_json::to_value(&report.offered).map_err(Error::internal)?;
-    sqlx::query("SELECT ps_store_availability($1, $2, $3)")
-        .bind(&availability_id)
-        .bind(&report.archive_repositories)
-        .bind(offers)
-        .execute(db)
-        .await?;
-    Ok(availability_id)
-}
-
-/// Makes `availability_id` the endpoint's current report.
+/// Makes a canonical report the endpoint's current one, storing it once under its content
+/// address.
 pub async fn record(
     db: impl PgExecutor<'_>,
     endpoint_id: Uuid,
-    availability_id: &str,
+    report: &AvailabilityReport,
 ) -> Result<()> {
-    sqlx::query("SELECT ps_endpoint_record_availability($1, $2)")
+    let offers = serde_json::to_value(&report.offered).map_err(Error::internal)?;
+    sqlx::query("SELECT ps_endpoint_record_availability($1, $2, $3, $4)")
         .bind(endpoint_id)
-        .bind(availability_id)
+        .bind(report.availability_id())
+        .bind(&report.archive_repositories)
+        .bind(offers)
         .execute(db)
         .await?;
     Ok(())
@@ -119,7 +110,7 @@ pub async fn load_many(
     Ok(reports)
 }
 
-/// Deletes reports no live endpoint has used for `min_age`; returns how many.
+/// Deletes reports older than `min_age` that no live endpoint uses; returns how many.
 pub async fn collect(db: impl PgExecutor<'_>, min_age: std::time::Duration) -> Result<i32> {
     let seconds = min_age.as_secs_f64();
     Ok(

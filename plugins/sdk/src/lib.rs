@@ -2,8 +2,10 @@
 //!
 //! A plugin is a plain Rust type implementing [`PolicyLogic`], tested natively like any library.
 //! On `wasm32` the same type becomes a component of the `pacsync:policy/policy` world with
-//! [`policy_component!`], which converts between WIT types and `pacsync_core` types and routes
-//! version comparison through the host's `vercmp` import.
+//! [`policy_component!`], which converts between WIT types and `pacsync_core` types and wraps
+//! the host's `package-state` resources as [`StateView`]s. Versions compare with
+//! `pacsync_core::vercmp` in both cases: the very code the host runs, without a boundary crossing
+//! per comparison (the host's `vercmp` import is there for plugins in other languages).
 
 use std::cmp::Ordering;
 
@@ -18,7 +20,7 @@ use serde_json::Value;
 #[cfg(target_arch = "wasm32")]
 pub mod component;
 
-/// Version order a policy must use: the host's `vercmp` in a component, core's natively.
+/// Version order a policy must use (pacman's `vercmp`, as `pacsync_core` implements it).
 pub type VersionOrder<'a> = &'a dyn Fn(&str, &str) -> Ordering;
 
 /// Read access to a whole package state: a host resource in a component (every read copies),
