@@ -81,9 +81,14 @@ impl Backoff {
 struct Heartbeat<'a> {
     api: &'a Api,
     operation: Uuid,
+    keepalive: Duration,
 }
 
 impl Reporter for Heartbeat<'_> {
+    fn keepalive(&self) -> Duration {
+        self.keepalive
+    }
+
     async fn progress(&mut self, percentage: u8, stage: &str, action: Option<&str>) -> bool {
         let body = json!({ "percentage": percentage, "stage": stage, "current_action": action });
         match self
@@ -247,6 +252,7 @@ impl Agent {
         let mut heartbeat = Heartbeat {
             api: &self.api,
             operation,
+            keepalive: keepalive(&op),
         };
         let outcome = execute(&self.pacman, &plan, &mut heartbeat).await;
         let state = match self.state().await {
@@ -314,6 +320,17 @@ impl Agent {
     }
 }
 
+/// How often to renew the lease while pacman is silent: a third of the lease the host granted,
+/// so two heartbeats may be lost before it runs out.
+fn keepalive(op: &Operation) -> Duration {
+    let granted = match (&op.started_at, &op.lease_expires_at) {
+        (Some(start), Some(end)) => (*end - *start).to_std().ok(),
+        _ => None,
+    };
+    (granted.unwrap_or(Duration::from_secs(120)) / 3)
+        .clamp(Duration::from_millis(200), Duration::from_secs(30))
+}
+
 /// Waits until the stream says there may be work (a pending operation, or lost events); false
 /// when the stream closed.
 async fn wait_for_work(stream: &mut EventStream) -> bool {
@@ -332,6 +349,32 @@ async fn wait_for_work(stream: &mut EventStream) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keepalive_is_a_third_of_the_granted_lease_within_bounds() {
+        let op = |started: &str, expires: &str| -> Operation {
+            serde_json::from_value(json!({
+                "operation_id": Uuid::nil(), "operation_type": "sync", "status": "in_progress",
+                "created_at": started, "started_at": started, "lease_expires_at": expires,
+            }))
+            .unwrap()
+        };
+        let at = "2026-11-25T12:00:00Z";
+        assert_eq!(
+            keepalive(&op(at, "2026-11-25T12:00:03Z")),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            keepalive(&op(at, "2026-11-25T12:02:00Z")),
+            Duration::from_secs(30),
+            "at most 30 s"
+        );
+        assert_eq!(
+            keepalive(&op(at, "2026-11-25T12:00:00.3Z")),
+            Duration::from_millis(200),
+            "at least 200 ms"
+        );
+    }
 
     #[test]
     fn backoff_doubles_to_a_minute_with_bounded_jitter_and_resets() {

@@ -76,6 +76,12 @@ pub struct Operation {
     pub progress: Value,
     /// Creation time.
     pub created_at: String,
+    /// When the agent claimed it.
+    #[serde(default)]
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the agent's lease runs out unless renewed.
+    #[serde(default)]
+    pub lease_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A client for one endpoint.

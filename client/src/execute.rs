@@ -5,6 +5,8 @@
 //! one `pacman -U` transaction installs them all so dependencies resolve together, install
 //! reasons are set with `pacman -D`, and removals run last. Cancels are honoured between steps.
 
+use std::time::Duration;
+
 use pacsync_core::{ActionKind, InstallReason, Plan};
 
 use crate::pacman::{Pacman, PacmanError};
@@ -19,6 +21,10 @@ pub trait Reporter {
         stage: &str,
         action: Option<&str>,
     ) -> impl Future<Output = bool>;
+
+    /// How long pacman may stay silent before the last progress is repeated: a transaction
+    /// without output (a long hook, a slow download) must not let the lease run out.
+    fn keepalive(&self) -> Duration;
 }
 
 /// Why a plan was not carried out.
@@ -95,40 +101,20 @@ pub async fn execute(
         return Err(ExecuteError::Unavailable(missing));
     }
 
-    let mut done = 0usize;
     if !changes.is_empty() {
         if reporter.progress(5, "installing", None).await {
             return Err(ExecuteError::Cancelled);
         }
         let mut args = vec!["-U".to_owned(), "--noconfirm".to_owned()];
         args.extend(sources);
-        // pacman's own step lines ("(3/12) upgrading foo") become progress heartbeats while the
-        // transaction runs; a cancel seen meanwhile is honoured after it, at the next safe point.
-        let (steps, mut step_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let transaction = async {
-            let result = pacman
-                .run_streaming(&args, |line| {
-                    if let Some(step) = transaction_step(line) {
-                        let _ = steps.send(step.to_owned());
-                    }
-                })
-                .await;
-            drop(steps);
-            result
-        };
-        let heartbeats = async {
-            let mut cancel = false;
-            let mut seen = 0usize;
-            while let Some(step) = step_rx.recv().await {
-                seen += 1;
-                let pct = (5 + 85 * seen.min(changes.len()) / total) as u8;
-                cancel |= reporter.progress(pct, "installing", Some(&step)).await;
-            }
-            cancel
-        };
-        let (result, cancel) = tokio::join!(transaction, heartbeats);
-        result?;
-        done += changes.len();
+        let cancel = run_reporting(
+            pacman,
+            &args,
+            reporter,
+            "installing",
+            (0, changes.len(), total),
+        )
+        .await?;
         set_reasons(pacman, plan).await?;
         if cancel {
             return Err(ExecuteError::Cancelled);
@@ -136,17 +122,64 @@ pub async fn execute(
     }
     if !removals.is_empty() {
         if reporter
-            .progress((5 + 85 * done / total) as u8, "removing", None)
+            .progress((5 + 85 * changes.len() / total) as u8, "removing", None)
             .await
         {
             return Err(ExecuteError::Cancelled);
         }
         let mut args = vec!["-R".to_owned(), "--noconfirm".to_owned()];
         args.extend(removals.iter().map(|s| s.to_string()));
-        pacman.run_streaming(&args, |_| {}).await?;
+        let stages = (changes.len(), removals.len(), total);
+        run_reporting(pacman, &args, reporter, "removing", stages).await?;
     }
     reporter.progress(100, "completed", None).await;
     Ok(())
+}
+
+/// Runs one pacman transaction of `count` actions, turning its step lines ("(3/12) upgrading
+/// foo") into progress (`done` of `total` actions were finished before it) and repeating the last progress whenever
+/// pacman stays silent for the reporter's keepalive. Returns whether a cancel was requested
+/// meanwhile; it is honoured after the transaction, at the next safe point.
+async fn run_reporting(
+    pacman: &Pacman,
+    args: &[String],
+    reporter: &mut impl Reporter,
+    stage: &str,
+    (done, count, total): (usize, usize, usize),
+) -> Result<bool, PacmanError> {
+    let (steps, mut step_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let transaction = async {
+        let result = pacman
+            .run_streaming(args, |line| {
+                if let Some(step) = transaction_step(line) {
+                    let _ = steps.send(step.to_owned());
+                }
+            })
+            .await;
+        drop(steps);
+        result
+    };
+    let heartbeats = async {
+        let keepalive = reporter.keepalive();
+        let mut cancel = false;
+        let mut seen = 0usize;
+        let mut current: Option<String> = None;
+        loop {
+            match tokio::time::timeout(keepalive, step_rx.recv()).await {
+                Ok(Some(step)) => {
+                    seen += 1;
+                    current = Some(step);
+                }
+                Ok(None) => break,
+                Err(_) => {} // silent: repeat the last progress to renew the lease
+            }
+            let pct = (5 + 85 * (done + seen.min(count)) / total) as u8;
+            cancel |= reporter.progress(pct, stage, current.as_deref()).await;
+        }
+        cancel
+    };
+    let (result, cancel) = tokio::join!(transaction, heartbeats);
+    result.map(|()| cancel)
 }
 
 /// `installing foo...` / `upgrading foo...` / `(3/12) upgrading foo` → the step.

@@ -535,6 +535,7 @@ async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
         .arg("--config")
         .arg(&b.config_file)
         .args(["agent", "--once"])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Cancel once the agent is inside its (2 s) pacman transaction.
@@ -557,7 +558,11 @@ async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
     let agent = tokio::task::spawn_blocking(move || agent.wait_with_output().unwrap())
         .await
         .unwrap();
-    assert!(agent.status.success());
+    assert!(
+        agent.status.success(),
+        "agent: {}",
+        String::from_utf8_lossy(&agent.stderr)
+    );
     let cancelled = wait_for(api, &op, "cancelled").await;
     assert!(cancelled["result_state_id"].is_string());
     let installed: Vec<String> = b
