@@ -137,15 +137,7 @@ pub fn classify_by(
     target: &PackageState,
     cmp: impl Fn(&str, &str) -> Ordering,
 ) -> SyncStatus {
-    let d = diff_by(current, target, cmp);
-    let ahead = !d.remove.is_empty() || !d.downgrade.is_empty();
-    let behind = !d.install.is_empty() || !d.upgrade.is_empty();
-    match (ahead, behind) {
-        (false, false) => SyncStatus::InSync,
-        (true, false) => SyncStatus::Ahead,
-        (false, true) => SyncStatus::Behind,
-        (true, true) => SyncStatus::Diverged,
-    }
+    crate::plan::classify_differences(&crate::plan::differences_by(current, target, cmp))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::availability::PoolEndpoint;
+use crate::db::endpoints::PoolEndpoint;
 use crate::db::pools::Pool;
 use crate::error::{Error, ErrorCode, Result};
 use crate::server::AppState;
@@ -31,16 +31,6 @@ pub fn validate(report: AvailabilityReport) -> Result<AvailabilityReport> {
     report
         .canonical()
         .map_err(|e| Error::new(ErrorCode::InvalidAvailability, e.to_string()))
-}
-
-/// Makes a validated report the endpoint's current one, in the caller's transaction (next to
-/// the state report it came with).
-pub async fn record(
-    tx: &mut PgConnection,
-    endpoint_id: Uuid,
-    report: &AvailabilityReport,
-) -> Result<()> {
-    db::availability::record(&mut *tx, endpoint_id, report).await
 }
 
 /// An endpoint named in an analysis.
@@ -127,7 +117,7 @@ impl Loaded {
         target: &PackageState,
         only: Option<Uuid>,
     ) -> Result<Self> {
-        let mut endpoints = db::availability::pool_endpoints(&mut *tx, pool_id).await?;
+        let mut endpoints = db::endpoints::in_pool(&mut *tx, pool_id).await?;
         if let Some(only) = only {
             endpoints.retain(|e| e.endpoint_id == only);
         }

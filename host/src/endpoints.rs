@@ -140,7 +140,7 @@ pub async fn register(app: &AppState, request: RegisterRequest) -> Result<Regist
 }
 
 /// Validates a reported package list into a state.
-pub fn parse_state(report: &StateReport) -> Result<PackageState> {
+fn parse_state(report: &StateReport) -> Result<PackageState> {
     validate_label("architecture", &report.architecture, 64)?;
     validate_label("pacman_version", &report.pacman_version, 64)?;
     if report.packages.len() > MAX_PACKAGES {
@@ -191,7 +191,7 @@ pub async fn report_state(
     )
     .await?;
     if let Some(available) = &available {
-        crate::availability::record(&mut tx, endpoint_id, available).await?;
+        db::availability::record(&mut *tx, endpoint_id, available).await?;
     }
     let sync_status = classify_and_store(app, &mut tx, &endpoint, Some(&state)).await?;
     tx.commit().await?;
@@ -241,11 +241,14 @@ pub async fn reclassify_pool(app: &AppState, tx: &mut PgConnection, pool_id: Uui
     let pool = db::pools::get(&mut *tx, pool_id)
         .await?
         .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, format!("pool {pool_id} not found")))?;
-    let endpoints = db::endpoints::states_in_pool(&mut *tx, pool_id).await?;
+    let endpoints = db::endpoints::in_pool(&mut *tx, pool_id).await?;
     let Some(target_id) = pool.target_state_id.clone() else {
         return Ok(());
     };
-    let mut wanted: Vec<String> = endpoints.iter().filter_map(|(_, s)| s.clone()).collect();
+    let mut wanted: Vec<String> = endpoints
+        .iter()
+        .filter_map(|e| e.current_state_id.clone())
+        .collect();
     wanted.push(target_id.clone());
     wanted.sort();
     wanted.dedup();
@@ -259,12 +262,12 @@ pub async fn reclassify_pool(app: &AppState, tx: &mut PgConnection, pool_id: Uui
         .get(&target_id)
         .ok_or_else(|| Error::internal(format!("target state {target_id} is missing")))?;
     let (policy, _) = app.policies.for_pool(&mut *tx, &pool).await?;
-    for (endpoint_id, state_id) in endpoints {
-        let status = match state_id.and_then(|id| states.get(&id)) {
+    for endpoint in endpoints {
+        let status = match endpoint.current_state_id.and_then(|id| states.get(&id)) {
             Some(current) => policy.classify(current, target)?,
             None => SyncStatus::Unknown,
         };
-        db::endpoints::set_sync_status(&mut *tx, endpoint_id, status.as_str()).await?;
+        db::endpoints::set_sync_status(&mut *tx, endpoint.endpoint_id, status.as_str()).await?;
     }
     Ok(())
 }

@@ -832,7 +832,7 @@ async fn finish_report(
     parsed: &ParsedReport,
 ) -> Result<()> {
     if let Some(available) = &parsed.available {
-        crate::availability::record(&mut *tx, endpoint_id, available).await?;
+        db::availability::record(&mut *tx, endpoint_id, available).await?;
     }
     reclassify_endpoint(app, tx, endpoint_id, &parsed.state).await
 }

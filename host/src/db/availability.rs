@@ -2,27 +2,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use pacsync_core::{AvailabilityReport, Available, Source};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-
-/// A live endpoint of a pool with the availability it last reported, if any.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PoolEndpoint {
-    /// Endpoint id.
-    pub endpoint_id: Uuid,
-    /// Endpoint name.
-    pub name: String,
-    /// Its current state.
-    pub current_state_id: Option<String>,
-    /// Its latest availability report.
-    pub availability_id: Option<String>,
-    /// When that report arrived.
-    pub availability_reported_at: Option<DateTime<Utc>>,
-}
 
 /// Makes a canonical report the endpoint's current one, storing it once under its content
 /// address.
@@ -40,17 +24,6 @@ pub async fn record(
         .execute(db)
         .await?;
     Ok(())
-}
-
-/// The live endpoints of a pool, in name order.
-pub async fn pool_endpoints(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<PoolEndpoint>> {
-    Ok(sqlx::query_as(
-        "SELECT endpoint_id, name, current_state_id, availability_id, availability_reported_at
-         FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL ORDER BY name",
-    )
-    .bind(pool_id)
-    .fetch_all(db)
-    .await?)
 }
 
 #[derive(sqlx::FromRow)]

@@ -233,13 +233,28 @@ pub async fn latest_history_with_state(
     .await?)
 }
 
-/// `(endpoint_id, current_state_id)` of every live endpoint in a pool, for re-classification.
-pub async fn states_in_pool(
-    db: impl PgExecutor<'_>,
-    pool_id: Uuid,
-) -> Result<Vec<(Uuid, Option<String>)>> {
-    Ok(sqlx::query_as("SELECT endpoint_id, current_state_id FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL")
-        .bind(pool_id)
-        .fetch_all(db)
-        .await?)
+/// A live endpoint of a pool with the availability it last reported, if any.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoolEndpoint {
+    /// Endpoint id.
+    pub endpoint_id: Uuid,
+    /// Endpoint name.
+    pub name: String,
+    /// Its current state.
+    pub current_state_id: Option<String>,
+    /// Its latest availability report.
+    pub availability_id: Option<String>,
+    /// When that report arrived.
+    pub availability_reported_at: Option<DateTime<Utc>>,
+}
+
+/// The live endpoints of a pool, in name order.
+pub async fn in_pool(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<PoolEndpoint>> {
+    Ok(sqlx::query_as(
+        "SELECT endpoint_id, name, current_state_id, availability_id, availability_reported_at
+         FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL ORDER BY name",
+    )
+    .bind(pool_id)
+    .fetch_all(db)
+    .await?)
 }
