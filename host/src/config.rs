@@ -43,6 +43,9 @@ pub struct Settings {
     /// Memory cap of one policy plugin instance, in MiB [default: 64].
     #[arg(long, env = "PACSYNC_PLUGIN_MEMORY_MIB")]
     pub plugin_memory_mib: Option<usize>,
+    /// Policy plugin calls that may run at once; more wait for a free slot [default: 16].
+    #[arg(long, env = "PACSYNC_PLUGIN_CONCURRENCY")]
+    pub plugin_concurrency: Option<u32>,
     /// How often the host pings WebSocket subscribers, in milliseconds [default: 20000].
     #[arg(long, env = "PACSYNC_WS_PING_MS")]
     pub ws_ping_ms: Option<u64>,
@@ -77,6 +80,7 @@ impl Settings {
             postgres_bin_dir: self.postgres_bin_dir.or(lower.postgres_bin_dir),
             plugin_deadline_ms: self.plugin_deadline_ms.or(lower.plugin_deadline_ms),
             plugin_memory_mib: self.plugin_memory_mib.or(lower.plugin_memory_mib),
+            plugin_concurrency: self.plugin_concurrency.or(lower.plugin_concurrency),
             plugin_cache_dir: self.plugin_cache_dir.or(lower.plugin_cache_dir),
             ws_ping_ms: self.ws_ping_ms.or(lower.ws_ping_ms),
             ws_timeout_ms: self.ws_timeout_ms.or(lower.ws_timeout_ms),
@@ -211,7 +215,8 @@ impl Config {
         }
         let plugin_deadline_ms = s.plugin_deadline_ms.unwrap_or(1000);
         let plugin_memory_mib = s.plugin_memory_mib.unwrap_or(64);
-        if plugin_deadline_ms == 0 || plugin_memory_mib == 0 {
+        let plugin_concurrency = s.plugin_concurrency.unwrap_or(16);
+        if plugin_deadline_ms == 0 || plugin_memory_mib == 0 || plugin_concurrency == 0 {
             return Err(ConfigError::Invalid {
                 name: "plugin limits",
                 reason: "must be at least 1",
@@ -229,6 +234,7 @@ impl Config {
             plugin_limits: crate::policy::wasm::Limits {
                 deadline: Duration::from_millis(plugin_deadline_ms),
                 memory_bytes: plugin_memory_mib << 20,
+                concurrent_calls: plugin_concurrency,
             },
             listen: s.listen.unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
             jwt_key_file: s
@@ -300,6 +306,17 @@ mod tests {
         assert!(matches!(
             Config::resolve(zero, None),
             Err(ConfigError::Invalid { .. })
+        ));
+        let no_slots = Settings {
+            plugin_concurrency: Some(0),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            Config::resolve(no_slots, None),
+            Err(ConfigError::Invalid {
+                name: "plugin limits",
+                ..
+            })
         ));
     }
 

@@ -113,6 +113,8 @@ pub enum ErrorCode {
     // 5xx
     /// The policy failed while classifying or planning.
     PolicyFault,
+    /// Every policy instance slot stayed busy for the call's whole deadline.
+    PolicyBusy,
     /// The database is unreachable.
     DatabaseUnavailable,
     /// A bug or an unexpected database error; details are in the host log.
@@ -162,7 +164,7 @@ impl ErrorCode {
             | InvalidPlugin
             | InvalidPolicyConfig => StatusCode::UNPROCESSABLE_ENTITY,
             PolicyFault => StatusCode::BAD_GATEWAY,
-            DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            DatabaseUnavailable | PolicyBusy => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -217,6 +219,7 @@ impl ErrorCode {
             InvalidAvailability => "INVALID_AVAILABILITY",
             IdempotencyKeyMismatch => "IDEMPOTENCY_KEY_MISMATCH",
             PolicyFault => "POLICY_FAULT",
+            PolicyBusy => "POLICY_BUSY",
             DatabaseUnavailable => "DATABASE_UNAVAILABLE",
             Internal => "INTERNAL",
         }
@@ -371,6 +374,12 @@ impl IntoResponse for Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.code == ErrorCode::PolicyBusy {
+            // A slot frees within one plugin deadline (a second by default).
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

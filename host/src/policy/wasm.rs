@@ -11,21 +11,27 @@
 //! copying two 2,000-package lists into every instance cost 60 times the policy's own work.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use pacsync_core::{
-    Action, ActionKind, Available, InstallReason, Package, PackageState, Plan, Skipped, Source,
-    SyncStatus, differences_by, validate_version,
+    Action, ActionKind, Available, InstallReason, Package, PackageState, Plan, Skipped, SyncStatus,
+    differences_by, validate_version,
 };
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::component::{
+    Component, HasSelf, Instance, InstancePre, Linker, Resource, ResourceTable,
+};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
+};
 
 use crate::error::{Error, ErrorCode};
+
+mod borrowed;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -42,14 +48,18 @@ pub struct SharedState(Arc<PackageState>);
 
 use bindings::pacsync::policy::{host, types as wit};
 use bindings::{Policy as PolicyWorld, PolicyPre};
+use borrowed::{ActionRef, AvailableRef, Exports, PlanRequestRef, reason_to};
 
 /// Per-call resource limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Wall-clock budget per call (enforced with epoch interruption).
+    /// Wall-clock budget per call (enforced with epoch interruption); a call that finds every
+    /// instance slot taken waits at most this long for one.
     pub deadline: Duration,
     /// Linear memory cap per instance, in bytes.
     pub memory_bytes: usize,
+    /// Plugin calls that may run at once: the number of pre-allocated instance slots.
+    pub concurrent_calls: u32,
 }
 
 impl Default for Limits {
@@ -57,7 +67,70 @@ impl Default for Limits {
         Self {
             deadline: Duration::from_millis(1000),
             memory_bytes: 64 << 20,
+            concurrent_calls: 16,
         }
+    }
+}
+
+/// Linear memory a freed instance slot keeps mapped and zeroes with `memset` instead of
+/// `madvise`, so the next call does not page-fault its way back in. A built-in policy call
+/// touches less than this; the rest of a larger memory is decommitted as usual.
+const KEEP_RESIDENT: usize = 256 << 10;
+
+/// The pooling allocator: every call reuses a pre-reserved instance slot instead of mapping,
+/// faulting in and unmapping a fresh linear memory (which cost more than the policy itself).
+fn pooling(limits: &Limits) -> PoolingAllocationConfig {
+    let slots = limits.concurrent_calls.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    // A component is several core instances (the guest, shims holding its tables); memories
+    // and tables are per core module, at most one each by default.
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(8))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(4))
+        .max_memory_size(limits.memory_bytes)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10);
+    pool
+}
+
+/// Instance slots not in use; a call holds one for its whole run.
+struct Slots {
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+/// One taken slot, given back when dropped.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(count: u32) -> Self {
+        Self {
+            free: Mutex::new(count.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Takes a slot, waiting until `until` at the latest.
+    fn take(&self, until: Instant) -> Option<Slot<'_>> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            let left = until.checked_duration_since(Instant::now())?;
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Some(Slot(self))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -80,13 +153,6 @@ fn package_to(p: &Package) -> wit::Package {
         repository: p.repository.clone(),
         architecture: p.architecture.clone(),
         reason: reason_to(p.reason),
-    }
-}
-
-fn reason_to(r: InstallReason) -> wit::InstallReason {
-    match r {
-        InstallReason::Explicit => wit::InstallReason::Explicit,
-        InstallReason::Dependency => wit::InstallReason::Dependency,
     }
 }
 
@@ -158,17 +224,27 @@ pub struct Description {
 
 /// A compiled, pre-linked plugin.
 pub struct LoadedPlugin {
-    pre: PolicyPre<CallState>,
+    pre: InstancePre<CallState>,
+    /// `classify` and `plan`, called with borrowed arguments.
+    exports: Exports,
     /// Content hash of the component bytes.
     pub sha256: String,
     /// Its self-description.
     pub description: Description,
 }
 
+impl LoadedPlugin {
+    /// The name it describes itself with, for logs, metrics and errors.
+    fn name(&self) -> &str {
+        &self.description.name
+    }
+}
+
 /// The engine and the epoch ticker shared by every plugin.
 pub struct WasmRuntime {
     engine: Engine,
     limits: Limits,
+    slots: Slots,
     /// Where compiled artifacts are kept across restarts, if anywhere.
     cache_dir: Option<PathBuf>,
 }
@@ -188,6 +264,9 @@ impl WasmRuntime {
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Self {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(&limits)));
+        // Copying a small guest's data segments is cheaper than mapping its image each call.
+        config.memory_init_cow(false);
         let engine = Engine::new(&config).expect("a valid wasmtime configuration");
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -203,6 +282,7 @@ impl WasmRuntime {
         Self {
             engine,
             limits,
+            slots: Slots::new(limits.concurrent_calls),
             cache_dir,
         }
     }
@@ -235,29 +315,34 @@ impl WasmRuntime {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
-        let pre =
-            PolicyPre::new(instance_pre).map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
-        let mut plugin = LoadedPlugin {
-            pre,
-            sha256: sha256_hex(bytes),
-            description: Description {
-                name: String::new(),
-                version: String::new(),
-                summary: String::new(),
-                config_schema: serde_json::Value::Null,
-            },
-        };
-        let described = self
-            .call(&plugin, "describe", |world, store| {
-                world.call_describe(store)
-            })
+        // Checks that the exports are the world's; calls then go through `Exports`.
+        PolicyPre::new(instance_pre.clone())
+            .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
+        let sha256 = sha256_hex(bytes);
+        let (described, exports) = self
+            .call(
+                &instance_pre,
+                &sha256[..12],
+                "describe",
+                |instance, store| {
+                    let exports = Exports::new(instance, store)?;
+                    let described =
+                        PolicyWorld::new(&mut *store, instance)?.call_describe(store)?;
+                    Ok((described, exports))
+                },
+            )
             .map_err(|e| LoadError::Describe(e.detail))?;
-        plugin.description = Description {
-            config_schema: serde_json::from_str(&described.config_schema)
-                .map_err(|e| LoadError::Describe(format!("config schema is not JSON: {e}")))?,
-            name: described.name,
-            version: described.version,
-            summary: described.summary,
+        let plugin = LoadedPlugin {
+            pre: instance_pre,
+            exports,
+            sha256,
+            description: Description {
+                config_schema: serde_json::from_str(&described.config_schema)
+                    .map_err(|e| LoadError::Describe(format!("config schema is not JSON: {e}")))?,
+                name: described.name,
+                version: described.version,
+                summary: described.summary,
+            },
         };
         if plugin.description.name.is_empty() || plugin.description.name.len() > 128 {
             return Err(LoadError::Describe(
@@ -305,45 +390,61 @@ impl WasmRuntime {
 
     /// Instantiates the plugin and drops the instance: the fixed cost of every call.
     pub fn instantiate(&self, plugin: &LoadedPlugin) -> Result<(), Error> {
-        self.call(plugin, "instantiate", |_, _| Ok(()))
+        self.call(&plugin.pre, plugin.name(), "instantiate", |_, _| Ok(()))
     }
 
-    /// Runs one export in a fresh, limited instance.
-    fn call<R>(
-        &self,
-        plugin: &LoadedPlugin,
-        what: &str,
-        f: impl FnOnce(&PolicyWorld, &mut Store<CallState>) -> wasmtime::Result<R>,
-    ) -> Result<R, Error> {
+    /// A store for one call: the memory cap and the epoch deadline, counted from now.
+    fn store(&self, plugin: &str) -> Store<CallState> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let name = if plugin.description.name.is_empty() {
-            plugin.sha256[..12].to_owned()
-        } else {
-            plugin.description.name.clone()
-        };
         let mut store = Store::new(
             &self.engine,
             CallState {
                 limits,
-                plugin: name.clone(),
+                plugin: plugin.to_owned(),
                 table: ResourceTable::new(),
             },
         );
         store.limiter(|s| &mut s.limits);
         let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        let started = std::time::Instant::now();
+        store
+    }
+
+    /// Runs one export in a fresh, limited instance, in one of the pool's instance slots.
+    fn call<R>(
+        &self,
+        pre: &InstancePre<CallState>,
+        name: &str,
+        what: &str,
+        f: impl FnOnce(&Instance, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let started = Instant::now();
         let result = run_blocking(|| {
-            plugin
-                .pre
-                .instantiate(&mut store)
-                .and_then(|world| f(&world, &mut store))
+            let Some(_slot) = self.slots.take(started + self.limits.deadline) else {
+                return Err(wasmtime::Error::new(Busy));
+            };
+            // Declared after the slot, so dropped before it: the store holds the pool's
+            // instance slot until it is gone.
+            let mut store = self.store(name);
+            let instance = pre.instantiate(&mut store)?;
+            f(&instance, &mut store)
         });
         let elapsed = started.elapsed();
-        crate::metrics::policy_call(&name, what, elapsed.as_secs_f64(), result.is_err());
+        if result.as_ref().is_err_and(|e| e.is::<Busy>()) {
+            tracing::warn!(plugin = %name, call = what, "every policy instance slot stayed busy");
+            return Err(Error::new(
+                ErrorCode::PolicyBusy,
+                format!(
+                    "all {} policy instance slots stayed busy for {} ms; retry later",
+                    self.limits.concurrent_calls,
+                    self.limits.deadline.as_millis()
+                ),
+            ));
+        }
+        crate::metrics::policy_call(name, what, elapsed.as_secs_f64(), result.is_err());
         result.map_err(|e| {
             let reason = match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => format!(
@@ -375,9 +476,12 @@ impl WasmRuntime {
         config: &serde_json::Value,
     ) -> Result<Result<(), String>, Error> {
         let text = config.to_string();
-        self.call(plugin, "validate-config", |w, s| {
-            w.call_validate_config(s, &text)
-        })
+        self.call(
+            &plugin.pre,
+            plugin.name(),
+            "validate-config",
+            |instance, s| PolicyWorld::new(&mut *s, instance)?.call_validate_config(s, &text),
+        )
     }
 
     /// `classify`.
@@ -388,11 +492,14 @@ impl WasmRuntime {
         target: &Arc<PackageState>,
         config: &serde_json::Value,
     ) -> Result<SyncStatus, Error> {
-        let changes = changes_to(&differences_by(current, target, pacsync_core::vercmp));
+        let differences = differences_by(current, target, pacsync_core::vercmp);
+        let changes: Vec<ActionRef<'_>> = differences.iter().map(ActionRef::from).collect();
         let config = config.to_string();
-        let status = self.call(plugin, "classify", |w, s| {
+        let status = self.call(&plugin.pre, plugin.name(), "classify", |instance, s| {
             let (current, target) = lend(s, current, target)?;
-            w.call_classify(s, &changes, current, target, &config)
+            plugin
+                .exports
+                .classify(instance, s, (&changes, current, target, &config))
         })?;
         Ok(match status {
             wit::SyncStatus::InSync => SyncStatus::InSync,
@@ -412,35 +519,24 @@ impl WasmRuntime {
         available: Option<&[Available]>,
     ) -> Result<Plan, Error> {
         let differences = differences_by(current, target, pacsync_core::vercmp);
-        let changes = changes_to(&differences);
+        let changes: Vec<ActionRef<'_>> = differences.iter().map(ActionRef::from).collect();
         let config = config.to_string();
-        let available = available.map(|list| {
-            list.iter()
-                .map(|a| wit::Available {
-                    name: a.name.clone(),
-                    version: a.version.clone(),
-                    source: match a.source {
-                        Source::SyncRepository => wit::Source::SyncRepository,
-                        Source::Cache => wit::Source::Cache,
-                        Source::Archive => wit::Source::Archive,
-                    },
-                })
-                .collect()
-        });
-        let name = plugin.description.name.clone();
-        let outcome = self.call(plugin, "plan", |w, s| {
+        let available: Option<Vec<AvailableRef<'_>>> =
+            available.map(|list| list.iter().map(AvailableRef::from).collect());
+        let name = plugin.name();
+        let outcome = self.call(&plugin.pre, name, "plan", |instance, s| {
             let (current, target) = lend(s, current, target)?;
-            let request = wit::PlanRequest {
-                changes,
+            let request = PlanRequestRef {
+                changes: &changes,
                 current,
                 target,
-                config,
-                available,
+                config: &config,
+                available: available.as_deref(),
             };
-            w.call_plan(s, &request)
+            plugin.exports.plan(instance, s, &request)
         })?;
         match outcome {
-            Ok(plan) => check_plan(&name, plan, current, &differences),
+            Ok(plan) => check_plan(name, plan, current, &differences),
             Err(wit::PolicyError::InvalidConfig(m)) => {
                 Err(fault(format!("policy {name} rejected its config: {m}")))
             }
@@ -462,6 +558,11 @@ fn run_blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Every instance slot stayed taken for the call's whole deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("no free policy instance slot")]
+struct Busy;
+
 fn fault(detail: String) -> Error {
     Error::new(ErrorCode::PolicyFault, detail)
 }
@@ -479,25 +580,6 @@ fn lend(
     ))
 }
 
-/// The differences a plugin is given, in name order (see `plan-request.changes`).
-fn changes_to(differences: &[Action]) -> Vec<wit::Action> {
-    differences
-        .iter()
-        .map(|a| wit::Action {
-            kind: match a.kind {
-                ActionKind::Install => wit::ActionKind::Install,
-                ActionKind::Upgrade => wit::ActionKind::Upgrade,
-                ActionKind::Downgrade => wit::ActionKind::Downgrade,
-                ActionKind::Remove => wit::ActionKind::Remove,
-            },
-            name: a.name.clone(),
-            from_version: a.from_version.clone(),
-            to_version: a.to_version.clone(),
-            reason: a.reason.map(reason_to),
-        })
-        .collect()
-}
-
 /// Converts a plugin's plan and rejects garbage: actions must be about packages of the current
 /// or target state, carry valid versions, and say what they do consistently.
 ///
@@ -510,17 +592,15 @@ fn check_plan(
     differences: &[Action],
 ) -> Result<Plan, Error> {
     let garbage = |why: String| fault(format!("policy {name} returned an invalid plan: {why}"));
-    let changed: HashMap<&str, &Action> =
-        differences.iter().map(|a| (a.name.as_str(), a)).collect();
+    // The differences are in name order: a binary search finds a package's, no hashing.
+    let change_of = |name: &str| {
+        differences
+            .binary_search_by(|d| d.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &differences[i])
+    };
     let mut actions = Vec::with_capacity(plan.actions.len());
-    let mut seen = std::collections::HashSet::new();
     for a in plan.actions {
-        if !seen.insert(a.name.clone()) {
-            return Err(garbage(format!(
-                "{} appears in more than one action",
-                a.name
-            )));
-        }
         let kind = match a.kind {
             wit::ActionKind::Install => ActionKind::Install,
             wit::ActionKind::Upgrade => ActionKind::Upgrade,
@@ -528,7 +608,7 @@ fn check_plan(
             wit::ActionKind::Remove => ActionKind::Remove,
         };
         // The installed version, and whether the target has the package.
-        let change = changed.get(a.name.as_str());
+        let change = change_of(&a.name);
         let (have, wanted): (Option<&str>, bool) = match change {
             Some(change) => (change.from_version.as_deref(), change.to_version.is_some()),
             // Not a difference: the same version on both sides, or in neither state.
@@ -543,16 +623,23 @@ fn check_plan(
         if !as_given {
             check_action(kind, &a, have, wanted).map_err(garbage)?;
         }
+        let from_version = match a.from_version {
+            Some(v) if Some(v.as_str()) == have => Some(v),
+            _ => have.map(str::to_owned),
+        };
         actions.push(Action {
             kind,
             name: a.name,
-            from_version: have.map(str::to_owned),
+            from_version,
             to_version: a.to_version,
             reason: a.reason.map(|r| match r {
                 wit::InstallReason::Explicit => InstallReason::Explicit,
                 wit::InstallReason::Dependency => InstallReason::Dependency,
             }),
         });
+    }
+    if let Some(twice) = repeated_name(&actions) {
+        return Err(garbage(format!("{twice} appears in more than one action")));
     }
     let skipped = plan
         .skipped
@@ -567,6 +654,17 @@ fn check_plan(
         checked.summary = plan.summary;
     }
     Ok(checked)
+}
+
+/// A package named by more than one action, if any. Plans usually come in name order, which is
+/// checked without sorting.
+fn repeated_name(actions: &[Action]) -> Option<&str> {
+    if actions.windows(2).all(|w| w[0].name < w[1].name) {
+        return None;
+    }
+    let mut names: Vec<&str> = actions.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
 /// Checks an action that is not one of the given differences against the endpoint's state.
@@ -608,4 +706,81 @@ fn check_action(
         validate_version(v).map_err(|e| format!("{}: {e}", a.name))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacsync_core::InstallReason;
+
+    fn state(packages: &[(&str, &str)]) -> Arc<PackageState> {
+        let packages = packages
+            .iter()
+            .map(|(name, version)| Package {
+                name: (*name).into(),
+                version: (*version).into(),
+                repository: None,
+                architecture: None,
+                reason: InstallReason::Explicit,
+            })
+            .collect();
+        Arc::new(PackageState::new(packages).unwrap())
+    }
+
+    fn runtime(concurrent_calls: u32) -> (WasmRuntime, LoadedPlugin) {
+        let runtime = WasmRuntime::new(
+            Limits {
+                deadline: Duration::from_millis(200),
+                concurrent_calls,
+                ..Limits::default()
+            },
+            None,
+        );
+        let mirror = runtime
+            .load(crate::policy::builtin_component("mirror").unwrap())
+            .unwrap();
+        (runtime, mirror)
+    }
+
+    #[test]
+    fn a_call_that_finds_every_slot_taken_waits_its_deadline_then_is_busy() {
+        let (runtime, mirror) = runtime(1);
+        let held = runtime.slots.take(Instant::now()).expect("the one slot");
+        let started = Instant::now();
+        let err = runtime.instantiate(&mirror).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PolicyBusy);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(
+            err.detail.contains("all 1 policy instance slots"),
+            "{}",
+            err.detail
+        );
+        drop(held);
+        runtime
+            .instantiate(&mirror)
+            .expect("the slot is free again");
+    }
+
+    #[test]
+    fn more_callers_than_slots_all_get_their_plan() {
+        // Each call gives its slot back only after its instance is gone; otherwise the pooling
+        // allocator would refuse the next caller's instance although the semaphore let it in.
+        let (runtime, mirror) = runtime(2);
+        let (current, target) = (
+            state(&[("a", "1-1"), ("b", "2-1")]),
+            state(&[("a", "2-1"), ("c", "1-1")]),
+        );
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        let plan = runtime
+                            .plan(&mirror, &current, &target, &serde_json::json!({}), None)
+                            .expect("every caller is served");
+                        assert_eq!(plan.actions.len(), 3);
+                    }
+                });
+            }
+        });
+    }
 }

@@ -17,6 +17,8 @@ use pacsync_core::{
 pub use serde_json;
 use serde_json::Value;
 
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+mod arena;
 #[cfg(target_arch = "wasm32")]
 pub mod component;
 
