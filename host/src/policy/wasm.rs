@@ -8,7 +8,10 @@
 //!
 //! A call passes the differences between the two states (computed here, natively) and the
 //! states themselves as `package-state` resources, which the plugin reads only if it needs to:
-//! copying two 2,000-package lists into every instance cost 60 times the policy's own work.
+//! copying two 2,000-package lists into every instance cost 60 times the policy's own work. A
+//! plan names the differences it keeps by index, so nothing is copied back but what the plugin
+//! changed. Instances live in the pooling allocator's pre-reserved slots, one per concurrent
+//! call (see BENCHMARKS.md for what each of these choices bought).
 
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
@@ -535,8 +538,10 @@ impl WasmRuntime {
             };
             plugin.exports.plan(instance, s, &request)
         })?;
+        // The plan's steps refer to the differences, which are moved into it.
+        drop(changes);
         match outcome {
-            Ok(plan) => check_plan(name, plan, current, &differences),
+            Ok(plan) => check_plan(name, plan, current, differences),
             Err(wit::PolicyError::InvalidConfig(m)) => {
                 Err(fault(format!("policy {name} rejected its config: {m}")))
             }
@@ -580,67 +585,84 @@ fn lend(
     ))
 }
 
-/// Converts a plugin's plan and rejects garbage: actions must be about packages of the current
-/// or target state, carry valid versions, and say what they do consistently.
+/// What one step of a plugin's plan turned out to be.
+enum Resolved {
+    /// The host's own difference at this index, as given.
+    Given(usize),
+    /// An action the plugin spelled out, checked against the endpoint's state.
+    Own(Action),
+}
+
+/// Converts a plugin's plan and rejects garbage: a step must name an existing change or be an
+/// action consistent with the endpoint's state, and no package may appear twice.
 ///
-/// Packages are looked up among the `differences` the plugin was given first (a plan is almost
-/// always about them); only others are looked up in the current state.
+/// `change(n)` steps take the host's own difference, moved rather than copied (it was checked
+/// when it was computed); only spelled-out actions are checked against the states.
 fn check_plan(
     name: &str,
     plan: wit::Plan,
     current: &PackageState,
-    differences: &[Action],
+    differences: Vec<Action>,
 ) -> Result<Plan, Error> {
     let garbage = |why: String| fault(format!("policy {name} returned an invalid plan: {why}"));
-    // The differences are in name order: a binary search finds a package's, no hashing.
-    let change_of = |name: &str| {
-        differences
-            .binary_search_by(|d| d.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &differences[i])
-    };
-    let mut actions = Vec::with_capacity(plan.actions.len());
-    for a in plan.actions {
-        let kind = match a.kind {
-            wit::ActionKind::Install => ActionKind::Install,
-            wit::ActionKind::Upgrade => ActionKind::Upgrade,
-            wit::ActionKind::Downgrade => ActionKind::Downgrade,
-            wit::ActionKind::Remove => ActionKind::Remove,
-        };
-        // The installed version, and whether the target has the package.
-        let change = change_of(&a.name);
-        let (have, wanted): (Option<&str>, bool) = match change {
-            Some(change) => (change.from_version.as_deref(), change.to_version.is_some()),
-            // Not a difference: the same version on both sides, or in neither state.
-            None => {
-                let installed = current.get(&a.name).map(|p| p.version.as_str());
-                (installed, installed.is_some())
+    let mut taken = vec![false; differences.len()];
+    // Packages of spelled-out actions that are not differences; rare, checked for repeats last.
+    let mut outside = Vec::new();
+    let mut resolved = Vec::with_capacity(plan.steps.len());
+    for step in plan.steps {
+        let (index, step) = match step {
+            wit::Step::Change(n) => {
+                let i = usize::try_from(n)
+                    .ok()
+                    .filter(|&i| i < differences.len())
+                    .ok_or_else(|| {
+                        garbage(format!(
+                            "step change({n}) names none of the {} changes",
+                            differences.len()
+                        ))
+                    })?;
+                (Some(i), Resolved::Given(i))
+            }
+            wit::Step::Action(a) => {
+                // The differences are in name order: a binary search finds a package's.
+                let index = differences
+                    .binary_search_by(|d| d.name.as_str().cmp(&a.name))
+                    .ok();
+                if index.is_none() {
+                    outside.push(a.name.clone());
+                }
+                let action =
+                    own_action(a, index.map(|i| &differences[i]), current).map_err(garbage)?;
+                (index, Resolved::Own(action))
             }
         };
-        // The common case, an action that is one of the given differences, was checked when
-        // the differences were computed.
-        let as_given = change.is_some_and(|c| c.kind == kind && c.to_version == a.to_version);
-        if !as_given {
-            check_action(kind, &a, have, wanted).map_err(garbage)?;
+        if let Some(i) = index
+            && std::mem::replace(&mut taken[i], true)
+        {
+            return Err(garbage(format!(
+                "{} appears in more than one step",
+                differences[i].name
+            )));
         }
-        let from_version = match a.from_version {
-            Some(v) if Some(v.as_str()) == have => Some(v),
-            _ => have.map(str::to_owned),
-        };
-        actions.push(Action {
-            kind,
-            name: a.name,
-            from_version,
-            to_version: a.to_version,
-            reason: a.reason.map(|r| match r {
-                wit::InstallReason::Explicit => InstallReason::Explicit,
-                wit::InstallReason::Dependency => InstallReason::Dependency,
-            }),
-        });
+        resolved.push(step);
     }
-    if let Some(twice) = repeated_name(&actions) {
-        return Err(garbage(format!("{twice} appears in more than one action")));
+    outside.sort_unstable();
+    if let Some(twice) = outside.windows(2).find(|w| w[0] == w[1]) {
+        return Err(garbage(format!(
+            "{} appears in more than one step",
+            twice[0]
+        )));
     }
+    let mut differences: Vec<Option<Action>> = differences.into_iter().map(Some).collect();
+    let actions = resolved
+        .into_iter()
+        .map(|step| match step {
+            Resolved::Given(i) => differences[i]
+                .take()
+                .expect("each change is taken at most once"),
+            Resolved::Own(action) => action,
+        })
+        .collect();
     let skipped = plan
         .skipped
         .into_iter()
@@ -656,15 +678,43 @@ fn check_plan(
     Ok(checked)
 }
 
-/// A package named by more than one action, if any. Plans usually come in name order, which is
-/// checked without sorting.
-fn repeated_name(actions: &[Action]) -> Option<&str> {
-    if actions.windows(2).all(|w| w[0].name < w[1].name) {
-        return None;
+/// Converts a spelled-out action, checked against `change` (the package's difference, if it
+/// has one) or else the endpoint's state.
+fn own_action(
+    a: wit::Action,
+    change: Option<&Action>,
+    current: &PackageState,
+) -> Result<Action, String> {
+    let kind = match a.kind {
+        wit::ActionKind::Install => ActionKind::Install,
+        wit::ActionKind::Upgrade => ActionKind::Upgrade,
+        wit::ActionKind::Downgrade => ActionKind::Downgrade,
+        wit::ActionKind::Remove => ActionKind::Remove,
+    };
+    // The installed version, and whether the target has the package.
+    let (have, wanted): (Option<&str>, bool) = match change {
+        Some(change) => (change.from_version.as_deref(), change.to_version.is_some()),
+        // Not a difference: the same version on both sides, or in neither state.
+        None => {
+            let installed = current.get(&a.name).map(|p| p.version.as_str());
+            (installed, installed.is_some())
+        }
+    };
+    // The same change with another install reason was checked when it was computed.
+    let as_given = change.is_some_and(|c| c.kind == kind && c.to_version == a.to_version);
+    if !as_given {
+        check_action(kind, &a, have, wanted)?;
     }
-    let mut names: Vec<&str> = actions.iter().map(|a| a.name.as_str()).collect();
-    names.sort_unstable();
-    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    Ok(Action {
+        kind,
+        name: a.name,
+        from_version: have.map(str::to_owned),
+        to_version: a.to_version,
+        reason: a.reason.map(|r| match r {
+            wit::InstallReason::Explicit => InstallReason::Explicit,
+            wit::InstallReason::Dependency => InstallReason::Dependency,
+        }),
+    })
 }
 
 /// Checks an action that is not one of the given differences against the endpoint's state.
@@ -782,5 +832,82 @@ mod tests {
                 });
             }
         });
+    }
+
+    fn given(n: u32) -> wit::Step {
+        wit::Step::Change(n)
+    }
+
+    fn spelled(kind: wit::ActionKind, name: &str, to: Option<&str>) -> wit::Step {
+        wit::Step::Action(wit::Action {
+            kind,
+            name: name.into(),
+            from_version: None,
+            to_version: to.map(Into::into),
+            reason: to.map(|_| wit::InstallReason::Dependency),
+        })
+    }
+
+    /// Checks `steps` against current {a 1-1, b 2-1, c 1-1} and target {a 2-1, c 1-1, d 1-1},
+    /// whose differences are [upgrade a, remove b, install d].
+    fn check(steps: Vec<wit::Step>) -> Result<Plan, Error> {
+        let current = state(&[("a", "1-1"), ("b", "2-1"), ("c", "1-1")]);
+        let target = state(&[("a", "2-1"), ("c", "1-1"), ("d", "1-1")]);
+        let differences = differences_by(&current, &target, pacsync_core::vercmp);
+        let plan = wit::Plan {
+            steps,
+            skipped: Vec::new(),
+            summary: String::new(),
+        };
+        check_plan("test", plan, &current, differences)
+    }
+
+    #[test]
+    fn plan_steps_take_the_given_changes_in_the_plugins_order() {
+        let plan = check(vec![given(2), given(0)]).unwrap();
+        let names: Vec<_> = plan.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["d", "a"]);
+        assert_eq!(plan.actions[1].from_version.as_deref(), Some("1-1"));
+        assert_eq!(plan.summary, "1 to install, 1 to upgrade");
+        // A spelled-out action may change the install reason of a given change.
+        let plan = check(vec![spelled(wit::ActionKind::Install, "d", Some("1-1"))]).unwrap();
+        assert_eq!(plan.actions[0].reason, Some(InstallReason::Dependency));
+    }
+
+    #[test]
+    fn plan_steps_that_do_not_fit_are_garbage() {
+        let cases = [
+            (vec![given(3)], "change(3) names none of the 3 changes"),
+            (vec![given(0), given(0)], "a appears in more than one step"),
+            (
+                vec![
+                    given(0),
+                    spelled(wit::ActionKind::Upgrade, "a", Some("3-1")),
+                ],
+                "a appears in more than one step",
+            ),
+            (
+                vec![spelled(wit::ActionKind::Install, "zzz", Some("1-1"))],
+                "in neither the current nor the target state",
+            ),
+            (
+                vec![spelled(wit::ActionKind::Upgrade, "c", Some("0.5-1"))],
+                "does not fit",
+            ),
+            (
+                vec![
+                    spelled(wit::ActionKind::Upgrade, "c", Some("2-1")),
+                    spelled(wit::ActionKind::Upgrade, "c", Some("3-1")),
+                ],
+                "c appears in more than one step",
+            ),
+        ];
+        for (steps, expected) in cases {
+            let err = check(steps).unwrap_err();
+            assert_eq!(err.code, ErrorCode::PolicyFault);
+            assert!(err.detail.contains(expected), "{}", err.detail);
+        }
+        // An upgrade of an unchanged package to a newer version is the plugin's call to make.
+        check(vec![spelled(wit::ActionKind::Upgrade, "c", Some("2-1"))]).unwrap();
     }
 }

@@ -6,7 +6,7 @@ use pacsync_core::{
     Action, ActionKind, Available, InstallReason, Package, Plan, Source, SyncStatus,
 };
 
-use crate::{PlanInput, PolicyError, PolicyLogic, StateView};
+use crate::{PlanInput, PolicyError, PolicyLogic, StateView, Step};
 
 /// Bindings generated from `wit/`; kept in their own module so their names do not collide with
 /// `pacsync_core`'s.
@@ -153,15 +153,21 @@ pub fn plan<P: PolicyLogic>(request: wit::PlanRequest) -> Result<wit::Plan, wit:
         }),
     };
     match P::plan(&input, &version_order) {
-        Ok(plan) => Ok(plan_to(plan)),
+        Ok(plan) => Ok(plan_to(plan, &input.changes)),
         Err(PolicyError::InvalidConfig(m)) => Err(wit::PolicyError::InvalidConfig(m)),
         Err(PolicyError::Unsatisfiable(m)) => Err(wit::PolicyError::Unsatisfiable(m)),
     }
 }
 
-fn plan_to(plan: Plan) -> wit::Plan {
+fn plan_to(plan: Plan, changes: &[Action]) -> wit::Plan {
     wit::Plan {
-        actions: plan.actions.into_iter().map(action_to).collect(),
+        steps: crate::steps(plan.actions, changes)
+            .into_iter()
+            .map(|step| match step {
+                Step::Change(n) => wit::Step::Change(n),
+                Step::Action(action) => wit::Step::Action(action_to(action)),
+            })
+            .collect(),
         skipped: plan
             .skipped
             .into_iter()

@@ -122,6 +122,54 @@ pub trait PolicyLogic {
     fn plan(input: &PlanInput<'_>, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError>;
 }
 
+/// One step of a plan as the component returns it (the WIT `step`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// `changes[n]`, exactly as given.
+    Change(u32),
+    /// Anything else, spelled out.
+    Action(Action),
+}
+
+/// How far past its previous match a kind's next change is looked for before falling back to a
+/// binary search.
+const RESUME_WINDOW: usize = 64;
+
+/// A plan's actions as steps: `Change(n)` for an action that is `changes[n]` exactly, else the
+/// action spelled out.
+///
+/// Finding `n` is most of a component's own work on a large plan (string comparison is
+/// byte-by-byte in WebAssembly), so it expects the common shape: policies return the changes
+/// they keep in the given order within each kind. Each kind resumes where its previous match
+/// was and compares one name; anything else falls back to a binary search (the host gives the
+/// changes in name order).
+pub fn steps(actions: Vec<Action>, changes: &[Action]) -> Vec<Step> {
+    let mut resume = [0usize; 4];
+    actions
+        .into_iter()
+        .map(|action| {
+            let kind = action.kind as usize;
+            let start = resume[kind].min(changes.len());
+            let next = changes[start..]
+                .iter()
+                .take(RESUME_WINDOW)
+                .position(|c| c.kind == action.kind)
+                .map(|offset| start + offset);
+            let found = match next {
+                Some(n) if changes[n].name == action.name => Some(n),
+                _ => changes.binary_search_by(|c| c.name.cmp(&action.name)).ok(),
+            };
+            match found {
+                Some(n) if changes[n] == action => {
+                    resume[kind] = n + 1;
+                    Step::Change(u32::try_from(n).expect("fewer than 2^32 changes"))
+                }
+                _ => Step::Action(action),
+            }
+        })
+        .collect()
+}
+
 /// The config schema of a policy without settings.
 pub fn no_config_schema() -> Value {
     serde_json::json!({ "type": "object", "additionalProperties": false, "properties": {} })
@@ -139,5 +187,87 @@ pub fn expect_no_config(policy: &str, config: &Value) -> Result<(), String> {
                 .join(", ")
         )),
         None => Err(format!("{policy} configuration must be a JSON object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacsync_core::{ActionKind, InstallReason, mirror_plan_from};
+
+    fn change(kind: ActionKind, name: &str, from: Option<&str>, to: Option<&str>) -> Action {
+        Action {
+            kind,
+            name: name.into(),
+            from_version: from.map(Into::into),
+            to_version: to.map(Into::into),
+            reason: to.map(|_| InstallReason::Dependency),
+        }
+    }
+
+    /// Name-ordered differences with the kinds interleaved.
+    fn changes() -> Vec<Action> {
+        (0..300)
+            .map(|i| {
+                let name = format!("p{i:03}");
+                match i % 3 {
+                    0 => change(ActionKind::Install, &name, None, Some("1-1")),
+                    1 => change(ActionKind::Upgrade, &name, Some("1-1"), Some("2-1")),
+                    _ => change(ActionKind::Remove, &name, Some("1-1"), None),
+                }
+            })
+            .collect()
+    }
+
+    fn indices(steps: &[Step]) -> Vec<Option<u32>> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Change(n) => Some(*n),
+                Step::Action(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_given_change_is_found_in_any_order() {
+        let changes = changes();
+        // Grouped by kind, as the mirror returns them.
+        let plan = mirror_plan_from(changes.clone());
+        let found = steps(plan.actions.clone(), &changes);
+        for (step, action) in found.iter().zip(&plan.actions) {
+            let Step::Change(n) = step else {
+                panic!("{} was not found", action.name)
+            };
+            assert_eq!(&changes[*n as usize], action);
+        }
+        // Reversed, and with most changes left out (beyond the resume window).
+        let sparse: Vec<Action> = changes.iter().rev().step_by(97).cloned().collect();
+        let expected: Vec<Option<u32>> = (0..300u32).rev().step_by(97).map(Some).collect();
+        assert_eq!(indices(&steps(sparse, &changes)), expected);
+    }
+
+    #[test]
+    fn anything_but_a_given_change_is_spelled_out() {
+        let changes = changes();
+        let mut other_reason = changes[0].clone();
+        other_reason.reason = Some(InstallReason::Explicit);
+        let other_version = change(ActionKind::Upgrade, "p001", Some("1-1"), Some("3-1"));
+        let unknown = change(ActionKind::Install, "zzz", None, Some("1-1"));
+        let actions = vec![
+            other_reason.clone(),
+            other_version.clone(),
+            unknown.clone(),
+            changes[4].clone(),
+        ];
+        assert_eq!(
+            steps(actions, &changes),
+            [
+                Step::Action(other_reason),
+                Step::Action(other_version),
+                Step::Action(unknown),
+                Step::Change(4),
+            ]
+        );
     }
 }
