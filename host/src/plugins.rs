@@ -71,7 +71,7 @@ pub async fn upload(app: &AppState, bytes: &[u8], actor: &str) -> Result<(Plugin
         .policies
         .runtime()
         .load(bytes)
-        .map_err(|e| Error::new(ErrorCode::InvalidPlugin, e.to_string()))?;
+        .map_err(|e| e.into_error(ErrorCode::InvalidPlugin, ""))?;
     let d = &plugin.description;
     let mut tx = app.db.begin().await?;
     let (stored, created) = db::plugins::insert(

@@ -193,9 +193,9 @@ impl Policies {
                 )
             })?;
         let plugin = Arc::new(self.runtime.load(&bytes).map_err(|e| {
-            Error::new(
+            e.into_error(
                 ErrorCode::PolicyFault,
-                format!("stored plugin {plugin_id}: {e}"),
+                &format!("stored plugin {plugin_id}: "),
             )
         })?);
         self.uploaded

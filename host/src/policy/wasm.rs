@@ -85,12 +85,19 @@ const KEEP_RESIDENT: usize = 256 << 10;
 fn pooling(limits: &Limits) -> PoolingAllocationConfig {
     let slots = limits.concurrent_calls.max(1);
     let mut pool = PoolingAllocationConfig::default();
-    // A component is several core instances (the guest, shims holding its tables); memories
-    // and tables are per core module, at most one each by default.
+    // A component is several core instances (the guest, shims holding its tables). The
+    // per-component caps make the totals suffice for `slots` calls of any component that loads
+    // at all; one needing more is refused at upload instead of starving the pool under load.
+    const CORE_INSTANCES: u32 = 8;
+    const MEMORIES: u32 = 2;
+    const TABLES: u32 = 4;
     pool.total_component_instances(slots)
-        .total_core_instances(slots.saturating_mul(8))
-        .total_memories(slots.saturating_mul(2))
-        .total_tables(slots.saturating_mul(4))
+        .max_core_instances_per_component(CORE_INSTANCES)
+        .max_memories_per_component(MEMORIES)
+        .max_tables_per_component(TABLES)
+        .total_core_instances(slots.saturating_mul(CORE_INSTANCES))
+        .total_memories(slots.saturating_mul(MEMORIES))
+        .total_tables(slots.saturating_mul(TABLES))
         .max_memory_size(limits.memory_bytes)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(64 << 10);
@@ -210,6 +217,19 @@ pub enum LoadError {
     /// `describe` itself failed.
     #[error("the component's describe() failed: {0}")]
     Describe(String),
+    /// No instance slot became free to run `describe` in; nothing is wrong with the component.
+    #[error("{0}")]
+    Busy(Error),
+}
+
+impl LoadError {
+    /// The API error: `Busy` keeps its 503 `POLICY_BUSY`; a refusal gets `code`, after `prefix`.
+    pub fn into_error(self, code: ErrorCode, prefix: &str) -> Error {
+        match self {
+            LoadError::Busy(busy) => busy,
+            refused => Error::new(code, format!("{prefix}{refused}")),
+        }
+    }
 }
 
 /// What a plugin says about itself.
@@ -334,7 +354,10 @@ impl WasmRuntime {
                     Ok((described, exports))
                 },
             )
-            .map_err(|e| LoadError::Describe(e.detail))?;
+            .map_err(|e| match e.code {
+                ErrorCode::PolicyBusy => LoadError::Busy(e),
+                _ => LoadError::Describe(e.detail),
+            })?;
         let plugin = LoadedPlugin {
             pre: instance_pre,
             exports,
@@ -436,6 +459,7 @@ impl WasmRuntime {
             f(&instance, &mut store)
         });
         let elapsed = started.elapsed();
+        crate::metrics::policy_call(name, what, elapsed.as_secs_f64(), result.is_err());
         if result.as_ref().is_err_and(|e| e.is::<Busy>()) {
             tracing::warn!(plugin = %name, call = what, "every policy instance slot stayed busy");
             return Err(Error::new(
@@ -447,7 +471,6 @@ impl WasmRuntime {
                 ),
             ));
         }
-        crate::metrics::policy_call(name, what, elapsed.as_secs_f64(), result.is_err());
         result.map_err(|e| {
             let reason = match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => format!(
@@ -805,6 +828,15 @@ mod tests {
             "{}",
             err.detail
         );
+        // Loading (which runs `describe`) is busy too, and says so rather than blaming the
+        // component.
+        let refused = runtime
+            .load(crate::policy::builtin_component("mirror").unwrap())
+            .err()
+            .expect("no slot to describe in");
+        assert!(matches!(refused, LoadError::Busy(_)));
+        let err = refused.into_error(ErrorCode::InvalidPlugin, "");
+        assert_eq!(err.code, ErrorCode::PolicyBusy);
         drop(held);
         runtime
             .instantiate(&mirror)

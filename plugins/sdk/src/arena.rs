@@ -7,6 +7,10 @@
 //! works in place; anything else stays allocated until the call ends. A policy that churns
 //! through more than the host's per-call memory cap fails with `POLICY_FAULT`; such a plugin can
 //! turn the `arena` feature off and get the standard allocator back.
+//!
+//! The arena starts in the free part of the initial memory (`__heap_base..__heap_end`), the
+//! region wasi-libc's `malloc` would otherwise use: a plugin that links C code calling `malloc`
+//! must turn the feature off too.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -19,15 +23,19 @@ const PAGE: usize = 64 << 10;
 struct Arena {
     next: Cell<usize>,
     end: Cell<usize>,
+    /// Whether `next..end` has been pointed at the initial memory's free part yet.
+    started: Cell<bool>,
 }
 
-// SAFETY: a wasm32-wasip2 component has a single thread; nothing is ever shared across threads.
+// SAFETY: the module is only built without the `atomics` target feature (see lib.rs), i.e. for a
+// single-threaded component; nothing is ever shared across threads.
 unsafe impl Sync for Arena {}
 
 #[global_allocator]
 static ARENA: Arena = Arena {
     next: Cell::new(0),
     end: Cell::new(0),
+    started: Cell::new(false),
 };
 
 unsafe extern "C" {
@@ -53,39 +61,45 @@ impl Arena {
     fn is_last(&self, ptr: *mut u8, size: usize) -> bool {
         ptr as usize + size == self.next.get()
     }
-}
 
-unsafe impl GlobalAlloc for Arena {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if let Some(ptr) = self.bump(layout) {
-            return ptr;
-        }
-        if self.end.get() == 0 {
-            // First allocation: use the free part of the initial memory before growing it.
-            self.next.set(&raw const __heap_base as usize);
-            self.end.set(&raw const __heap_end as usize);
-            if let Some(ptr) = self.bump(layout) {
-                return ptr;
-            }
-        }
-        let Some(pages) = layout
-            .size()
-            .checked_add(layout.align())
-            .map(|bytes| bytes.div_ceil(PAGE))
-        else {
-            return null_mut();
-        };
+    /// Grows linear memory by enough pages for `bytes`; false if the host refuses (the memory
+    /// cap) or the address space is exhausted.
+    fn grow(&self, bytes: usize) -> bool {
+        let pages = bytes.div_ceil(PAGE);
         let old = core::arch::wasm32::memory_grow(0, pages);
         if old == usize::MAX {
-            return null_mut();
+            return false;
         }
-        let base = old * PAGE;
+        let (Some(base), Some(len)) = (old.checked_mul(PAGE), pages.checked_mul(PAGE)) else {
+            return false;
+        };
+        let Some(end) = base.checked_add(len) else {
+            return false;
+        };
         // New pages continue the free space unless something else grew memory meanwhile.
         if base != self.end.get() {
             self.next.set(base);
         }
-        self.end.set(base + pages * PAGE);
-        self.bump(layout).unwrap_or(null_mut())
+        self.end.set(end);
+        true
+    }
+}
+
+unsafe impl GlobalAlloc for Arena {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !self.started.get() {
+            // First allocation: use the free part of the initial memory before growing it.
+            self.started.set(true);
+            self.next.set(&raw const __heap_base as usize);
+            self.end.set(&raw const __heap_end as usize);
+        }
+        if let Some(ptr) = self.bump(layout) {
+            return ptr;
+        }
+        match layout.size().checked_add(layout.align()) {
+            Some(bytes) if self.grow(bytes) => self.bump(layout).unwrap_or(null_mut()),
+            _ => null_mut(),
+        }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -97,10 +111,17 @@ unsafe impl GlobalAlloc for Arena {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if self.is_last(ptr, layout.size())
             && let Some(end) = (ptr as usize).checked_add(new_size)
-            && end <= self.end.get()
         {
-            self.next.set(end);
-            return ptr;
+            // The most recent block (a growing `Vec`) grows in place, memory permitting.
+            let end_before = self.end.get();
+            if end <= end_before
+                || (self.grow(end - end_before)
+                    && self.end.get() >= end
+                    && self.next.get() == ptr as usize + layout.size())
+            {
+                self.next.set(end);
+                return ptr;
+            }
         }
         // SAFETY: the caller's contract for `realloc` (a valid layout, `ptr` from this
         // allocator) is the one `alloc` and `copy_nonoverlapping` need.

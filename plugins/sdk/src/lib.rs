@@ -17,7 +17,11 @@ use pacsync_core::{
 pub use serde_json;
 use serde_json::Value;
 
-#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "arena"
+))]
 mod arena;
 #[cfg(target_arch = "wasm32")]
 pub mod component;

@@ -63,7 +63,14 @@ pub fn build_components(workspace: &Path, packages: &[&str]) -> Vec<PathBuf> {
 
 /// Tells cargo to rebuild when any policy source or the WIT changes.
 pub fn rerun_if_policy_sources_change(workspace: &Path) {
-    for dir in ["wit", "plugins", "core/src", "Cargo.lock"] {
+    // `.cargo/config.toml` sets the components' link flags (their stack size).
+    for dir in [
+        "wit",
+        "plugins",
+        "core/src",
+        "Cargo.lock",
+        ".cargo/config.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
 }
