@@ -159,14 +159,25 @@ pub fn restrict_to_available(
     let Some(available) = available else {
         return plan;
     };
+    // Offers in name order (the host sends them so; anything else is sorted once): an action
+    // then costs a binary search, not a scan of every offer, which in a component compares
+    // strings byte by byte.
+    let mut offers: Vec<&Available> = available.iter().collect();
+    if !offers.is_sorted_by(|a, b| a.name <= b.name) {
+        offers.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     let mut actions = Vec::new();
     let mut skipped = plan.skipped;
     for action in plan.actions {
         let obtainable = match (&action.kind, &action.to_version) {
             (ActionKind::Remove, _) | (_, None) => true,
-            (_, Some(version)) => available
-                .iter()
-                .any(|a| a.name == action.name && cmp(&a.version, version) == Ordering::Equal),
+            (_, Some(version)) => {
+                let first = offers.partition_point(|a| a.name < action.name);
+                offers[first..]
+                    .iter()
+                    .take_while(|a| a.name == action.name)
+                    .any(|a| cmp(&a.version, version) == Ordering::Equal)
+            }
         };
         if obtainable {
             actions.push(action);
@@ -339,6 +350,31 @@ mod tests {
             "1 to install, 1 to upgrade, 1 to downgrade, 1 to remove"
         );
         assert_eq!(plan.actions[0].reason, Some(InstallReason::Dependency));
+    }
+
+    #[test]
+    fn offers_in_any_order_and_several_per_package_are_found() {
+        let plan = mirror_plan(
+            &state(&[("a", "1-1"), ("c", "1-1")]),
+            &state(&[("a", "2-1"), ("b", "1-1"), ("c", "1:1-1")]),
+        );
+        let offer = |name: &str, version: &str, source| Available {
+            name: name.into(),
+            version: version.into(),
+            source,
+        };
+        let available = [
+            offer("c", "1-1", Source::Cache),
+            offer("a", "3-1", Source::SyncRepository),
+            offer("c", "1:1-1", Source::Archive),
+            offer("a", "2-1", Source::Cache),
+            offer("b", "0.9-1", Source::SyncRepository),
+        ];
+        let restricted = restrict_to_available(plan, Some(&available), crate::version::vercmp);
+        let planned: Vec<_> = restricted.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(planned, ["a", "c"]);
+        let skipped: Vec<_> = restricted.skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(skipped, ["b"]);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pacsync_core::{InstallReason, Package, PackageState, differences_by, vercmp};
+use pacsync_core::{
+    ActionKind, Available, InstallReason, Package, PackageState, Source, differences_by, vercmp,
+};
 use pacsync_host::policy::builtin_component;
 use pacsync_host::policy::wasm::{Limits, WasmRuntime};
 use pacsync_policy_mirror::Mirror;
@@ -61,6 +63,22 @@ fn states() -> (PackageState, PackageState) {
     )
 }
 
+/// What the host passes as `available` for a reporting endpoint: the target versions of the
+/// packages that would change that the endpoint can obtain (here all but every tenth).
+fn availability(current: &PackageState, target: &PackageState) -> Vec<Available> {
+    differences_by(current, target, vercmp)
+        .into_iter()
+        .filter(|a| a.kind != ActionKind::Remove)
+        .enumerate()
+        .filter(|(i, _)| i % 10 != 9)
+        .map(|(_, a)| Available {
+            name: a.name,
+            version: a.to_version.expect("not a removal"),
+            source: Source::SyncRepository,
+        })
+        .collect()
+}
+
 /// Mean time per call over `iterations`, the best of five batches: on a shared 2-core machine
 /// the minimum is the stable figure, the mean of everything mostly measures the neighbours.
 fn time<R>(iterations: u32, mut f: impl FnMut() -> R) -> Duration {
@@ -105,6 +123,20 @@ fn main() {
             .plan(&plugin, &current, &target, &config, None)
             .unwrap()
     });
+    // With availability known, as for an endpoint that reports it. The native library takes it
+    // by value: the copies are made before the clock starts.
+    let available = availability(&current, &target);
+    let mut copies: Vec<Vec<Available>> = (0..1010).map(|_| available.clone()).collect();
+    let native_plan_available = time(200, || {
+        let own = copies.pop().expect("enough copies");
+        let input = PlanInput::new(&current, &target, config.clone(), Some(own));
+        Mirror::plan(&input, &vercmp).unwrap()
+    });
+    let wasm_plan_available = time(200, || {
+        runtime
+            .plan(&plugin, &current, &target, &config, Some(&available))
+            .unwrap()
+    });
     let native_classify = time(200, || {
         let changes = differences_by(&current, &target, vercmp);
         Mirror::classify(&changes, &*current, &*target, &config)
@@ -128,11 +160,26 @@ fn main() {
         "both paths agree"
     );
 
+    let with_available = Mirror::plan(
+        &PlanInput::new(&current, &target, config.clone(), Some(available.clone())),
+        &vercmp,
+    )
+    .unwrap();
+    assert_eq!(
+        with_available,
+        runtime
+            .plan(&plugin, &current, &target, &config, Some(&available))
+            .unwrap(),
+        "both paths agree with availability"
+    );
+
     println!(
-        "policy benchmark: mirror, {} current / {} target packages, plan = {}",
+        "policy benchmark: mirror, {} current / {} target packages, plan = {}; with {} available: {}",
         current.len(),
         target.len(),
-        plan.summary
+        plan.summary,
+        available.len(),
+        with_available.summary
     );
     println!();
     println!("| measurement                                   |     per call |");
@@ -142,6 +189,8 @@ fn main() {
         ("instantiate (InstancePre → instance)", instantiate),
         ("plan, native library", native_plan),
         ("plan, wasm incl. instantiation + marshalling", wasm_plan),
+        ("plan with availability, native library", native_plan_available),
+        ("plan with availability, wasm", wasm_plan_available),
         ("classify, native library", native_classify),
         ("classify, wasm incl. instantiation", wasm_classify),
     ];
@@ -149,14 +198,15 @@ fn main() {
         println!("| {what:<45} | {} |", micros(took));
     }
     println!();
-    println!("| ratio (wasm / native) |        |");
+    println!("| ratio (wasm / native)  |        |");
     println!("|-----------------------|--------|");
     for (what, wasm, native) in [
         ("plan", wasm_plan, native_plan),
+        ("plan with availability", wasm_plan_available, native_plan_available),
         ("classify", wasm_classify, native_classify),
     ] {
         println!(
-            "| {what:<21} | {:>5.2}x |",
+            "| {what:<22} | {:>5.2}x |",
             wasm.as_secs_f64() / native.as_secs_f64()
         );
     }
