@@ -13,7 +13,8 @@ pub use availability::{AvailabilityReport, Gap, Lookup, Obtainability, analyse};
 pub use diff::{Diff, SyncStatus, classify, classify_by, diff, diff_by};
 pub use package::{InstallReason, Package, PackageError, PackageState};
 pub use plan::{
-    Action, ActionKind, Available, Plan, Skipped, Source, classify_differences, differences_by,
-    mirror_plan, mirror_plan_by, mirror_plan_from, restrict_to_available,
+    Action, ActionKind, Available, Difference, Plan, Skipped, Source, classify_differences,
+    difference_refs_by, differences_by, mirror_plan, mirror_plan_by, mirror_plan_from,
+    restrict_to_available,
 };
 pub use version::{VersionError, validate_version, vercmp};

@@ -194,29 +194,57 @@ pub fn restrict_to_available(
     Plan::from_parts(actions, skipped)
 }
 
+/// One difference between two states, borrowing their strings: an [`Action`] not yet copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Difference<'a> {
+    /// What removes the difference.
+    pub kind: ActionKind,
+    /// Package name.
+    pub name: &'a str,
+    /// Installed version; absent for installs.
+    pub from_version: Option<&'a str>,
+    /// Target version; absent for removals.
+    pub to_version: Option<&'a str>,
+    /// The target's install reason; absent for removals.
+    pub reason: Option<InstallReason>,
+}
+
+impl Difference<'_> {
+    /// The owned action.
+    pub fn to_action(&self) -> Action {
+        Action {
+            kind: self.kind,
+            name: self.name.to_owned(),
+            from_version: self.from_version.map(str::to_owned),
+            to_version: self.to_version.map(str::to_owned),
+            reason: self.reason,
+        }
+    }
+}
+
 /// Every difference between `current` and `target`, in name order, each as the action that
 /// removes it: install, upgrade, downgrade or remove, with both versions and the target's install
 /// reason. Versions compare with `cmp`; packages differing only in install reason are not
 /// differences.
 ///
 /// This is what the host hands a policy component: proportional to what differs, not to the
-/// size of the states.
-pub fn differences_by(
-    current: &PackageState,
-    target: &PackageState,
+/// size of the states. It lowers them straight from the states, without copying.
+pub fn difference_refs_by<'a>(
+    current: &'a PackageState,
+    target: &'a PackageState,
     cmp: impl Fn(&str, &str) -> Ordering,
-) -> Vec<Action> {
-    let install = |p: &Package| Action {
+) -> Vec<Difference<'a>> {
+    let install = |p: &'a Package| Difference {
         kind: ActionKind::Install,
-        name: p.name.clone(),
+        name: &p.name,
         from_version: None,
-        to_version: Some(p.version.clone()),
+        to_version: Some(&p.version),
         reason: Some(p.reason),
     };
-    let remove = |p: &Package| Action {
+    let remove = |p: &'a Package| Difference {
         kind: ActionKind::Remove,
-        name: p.name.clone(),
-        from_version: Some(p.version.clone()),
+        name: &p.name,
+        from_version: Some(&p.version),
         to_version: None,
         reason: None,
     };
@@ -250,11 +278,11 @@ pub fn differences_by(
                         Ordering::Equal => None,
                     };
                     if let Some(kind) = kind {
-                        out.push(Action {
+                        out.push(Difference {
                             kind,
-                            name: want.name.clone(),
-                            from_version: Some(have.version.clone()),
-                            to_version: Some(want.version.clone()),
+                            name: &want.name,
+                            from_version: Some(&have.version),
+                            to_version: Some(&want.version),
                             reason: Some(want.reason),
                         });
                     }
@@ -265,6 +293,18 @@ pub fn differences_by(
         }
     }
     out
+}
+
+/// [`difference_refs_by`], owned: what native policies are given.
+pub fn differences_by(
+    current: &PackageState,
+    target: &PackageState,
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> Vec<Action> {
+    difference_refs_by(current, target, cmp)
+        .iter()
+        .map(Difference::to_action)
+        .collect()
 }
 
 /// Classifies from the differences: extra or newer packages make an endpoint ahead, missing or

@@ -189,7 +189,10 @@ fn main() {
         ("instantiate (InstancePre → instance)", instantiate),
         ("plan, native library", native_plan),
         ("plan, wasm incl. instantiation + marshalling", wasm_plan),
-        ("plan with availability, native library", native_plan_available),
+        (
+            "plan with availability, native library",
+            native_plan_available,
+        ),
         ("plan with availability, wasm", wasm_plan_available),
         ("classify, native library", native_classify),
         ("classify, wasm incl. instantiation", wasm_classify),
@@ -202,7 +205,11 @@ fn main() {
     println!("|-----------------------|--------|");
     for (what, wasm, native) in [
         ("plan", wasm_plan, native_plan),
-        ("plan with availability", wasm_plan_available, native_plan_available),
+        (
+            "plan with availability",
+            wasm_plan_available,
+            native_plan_available,
+        ),
         ("classify", wasm_classify, native_classify),
     ] {
         println!(

@@ -20,8 +20,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use pacsync_core::{
-    Action, ActionKind, Available, InstallReason, Package, PackageState, Plan, Skipped, SyncStatus,
-    differences_by, validate_version,
+    Action, ActionKind, Available, Difference, InstallReason, Package, PackageState, Plan, Skipped,
+    SyncStatus, difference_refs_by, validate_version,
 };
 use sha2::{Digest, Sha256};
 use wasmtime::component::{
@@ -518,7 +518,7 @@ impl WasmRuntime {
         target: &Arc<PackageState>,
         config: &serde_json::Value,
     ) -> Result<SyncStatus, Error> {
-        let differences = differences_by(current, target, pacsync_core::vercmp);
+        let differences = difference_refs_by(current, target, pacsync_core::vercmp);
         let changes: Vec<ActionRef<'_>> = differences.iter().map(ActionRef::from).collect();
         let config = config.to_string();
         let status = self.call(&plugin.pre, plugin.name(), "classify", |instance, s| {
@@ -544,7 +544,7 @@ impl WasmRuntime {
         config: &serde_json::Value,
         available: Option<&[Available]>,
     ) -> Result<Plan, Error> {
-        let differences = differences_by(current, target, pacsync_core::vercmp);
+        let differences = difference_refs_by(current, target, pacsync_core::vercmp);
         let changes: Vec<ActionRef<'_>> = differences.iter().map(ActionRef::from).collect();
         let config = config.to_string();
         let available: Option<Vec<AvailableRef<'_>>> =
@@ -561,10 +561,8 @@ impl WasmRuntime {
             };
             plugin.exports.plan(instance, s, &request)
         })?;
-        // The plan's steps refer to the differences, which are moved into it.
-        drop(changes);
         match outcome {
-            Ok(plan) => check_plan(name, plan, current, differences),
+            Ok(plan) => check_plan(name, plan, current, &differences),
             Err(wit::PolicyError::InvalidConfig(m)) => {
                 Err(fault(format!("policy {name} rejected its config: {m}")))
             }
@@ -619,13 +617,13 @@ enum Resolved {
 /// Converts a plugin's plan and rejects garbage: a step must name an existing change or be an
 /// action consistent with the endpoint's state, and no package may appear twice.
 ///
-/// `change(n)` steps take the host's own difference, moved rather than copied (it was checked
-/// when it was computed); only spelled-out actions are checked against the states.
+/// `change(n)` steps take the host's own difference (it was checked when it was computed); only
+/// spelled-out actions are checked against the states.
 fn check_plan(
     name: &str,
     plan: wit::Plan,
     current: &PackageState,
-    differences: Vec<Action>,
+    differences: &[Difference<'_>],
 ) -> Result<Plan, Error> {
     let garbage = |why: String| fault(format!("policy {name} returned an invalid plan: {why}"));
     let mut taken = vec![false; differences.len()];
@@ -648,9 +646,7 @@ fn check_plan(
             }
             wit::Step::Action(a) => {
                 // The differences are in name order: a binary search finds a package's.
-                let index = differences
-                    .binary_search_by(|d| d.name.as_str().cmp(&a.name))
-                    .ok();
+                let index = differences.binary_search_by(|d| d.name.cmp(&a.name)).ok();
                 if index.is_none() {
                     outside.push(a.name.clone());
                 }
@@ -676,13 +672,10 @@ fn check_plan(
             twice[0]
         )));
     }
-    let mut differences: Vec<Option<Action>> = differences.into_iter().map(Some).collect();
     let actions = resolved
         .into_iter()
         .map(|step| match step {
-            Resolved::Given(i) => differences[i]
-                .take()
-                .expect("each change is taken at most once"),
+            Resolved::Given(i) => differences[i].to_action(),
             Resolved::Own(action) => action,
         })
         .collect();
@@ -705,7 +698,7 @@ fn check_plan(
 /// has one) or else the endpoint's state.
 fn own_action(
     a: wit::Action,
-    change: Option<&Action>,
+    change: Option<&Difference<'_>>,
     current: &PackageState,
 ) -> Result<Action, String> {
     let kind = match a.kind {
@@ -716,7 +709,7 @@ fn own_action(
     };
     // The installed version, and whether the target has the package.
     let (have, wanted): (Option<&str>, bool) = match change {
-        Some(change) => (change.from_version.as_deref(), change.to_version.is_some()),
+        Some(change) => (change.from_version, change.to_version.is_some()),
         // Not a difference: the same version on both sides, or in neither state.
         None => {
             let installed = current.get(&a.name).map(|p| p.version.as_str());
@@ -724,7 +717,8 @@ fn own_action(
         }
     };
     // The same change with another install reason was checked when it was computed.
-    let as_given = change.is_some_and(|c| c.kind == kind && c.to_version == a.to_version);
+    let as_given =
+        change.is_some_and(|c| c.kind == kind && c.to_version == a.to_version.as_deref());
     if !as_given {
         check_action(kind, &a, have, wanted)?;
     }
@@ -885,13 +879,13 @@ mod tests {
     fn check(steps: Vec<wit::Step>) -> Result<Plan, Error> {
         let current = state(&[("a", "1-1"), ("b", "2-1"), ("c", "1-1")]);
         let target = state(&[("a", "2-1"), ("c", "1-1"), ("d", "1-1")]);
-        let differences = differences_by(&current, &target, pacsync_core::vercmp);
+        let differences = difference_refs_by(&current, &target, pacsync_core::vercmp);
         let plan = wit::Plan {
             steps,
             skipped: Vec::new(),
             summary: String::new(),
         };
-        check_plan("test", plan, &current, differences)
+        check_plan("test", plan, &current, &differences)
     }
 
     #[test]

@@ -163,8 +163,15 @@ pub fn steps(actions: Vec<Action>, changes: &[Action]) -> Vec<Step> {
                 Some(n) if changes[n].name == action.name => Some(n),
                 _ => changes.binary_search_by(|c| c.name.cmp(&action.name)).ok(),
             };
+            // `found` has the action's name already; the rest decides whether it is as given.
+            let as_given = |c: &Action| {
+                c.kind == action.kind
+                    && c.reason == action.reason
+                    && c.to_version == action.to_version
+                    && c.from_version == action.from_version
+            };
             match found {
-                Some(n) if changes[n] == action => {
+                Some(n) if as_given(&changes[n]) => {
                     resume[kind] = n + 1;
                     Step::Change(u32::try_from(n).expect("fewer than 2^32 changes"))
                 }

@@ -1,11 +1,11 @@
 //! Arguments of `classify` and `plan` lowered straight from the host's own data.
 //!
-//! `bindgen!`'s generated records own their strings, so calling through them copies every
-//! difference (three strings each) once more on the host before lowering copies it into the
-//! guest. These records have the same WIT shape but borrow; wasmtime checks that shape against
+//! `bindgen!`'s generated records own their strings, so calling through them would copy every
+//! difference (three strings each) on the host before lowering copies it into the guest; these
+//! lower straight from the states. These records have the same WIT shape but borrow; wasmtime checks that shape against
 //! the component's export types when the export is looked up ([`Exports::new`]).
 
-use pacsync_core::{Action, ActionKind, Available, InstallReason, Source};
+use pacsync_core::{ActionKind, Available, Difference, InstallReason, Source};
 use wasmtime::component::{
     ComponentExportIndex, ComponentType, Instance, Lower, Resource, TypedFunc,
 };
@@ -14,7 +14,7 @@ use wasmtime::{AsContextMut, Store};
 use super::bindings::pacsync::policy::types as wit;
 use super::{CallState, SharedState};
 
-/// `action`, borrowing a host [`Action`].
+/// `action`, borrowing a [`Difference`] (which borrows the states).
 #[derive(ComponentType, Lower)]
 #[component(record)]
 pub(super) struct ActionRef<'a> {
@@ -27,8 +27,8 @@ pub(super) struct ActionRef<'a> {
     reason: Option<wit::InstallReason>,
 }
 
-impl<'a> From<&'a Action> for ActionRef<'a> {
-    fn from(a: &'a Action) -> Self {
+impl<'a> From<&Difference<'a>> for ActionRef<'a> {
+    fn from(a: &Difference<'a>) -> Self {
         ActionRef {
             kind: match a.kind {
                 ActionKind::Install => wit::ActionKind::Install,
@@ -36,9 +36,9 @@ impl<'a> From<&'a Action> for ActionRef<'a> {
                 ActionKind::Downgrade => wit::ActionKind::Downgrade,
                 ActionKind::Remove => wit::ActionKind::Remove,
             },
-            name: &a.name,
-            from_version: a.from_version.as_deref(),
-            to_version: a.to_version.as_deref(),
+            name: a.name,
+            from_version: a.from_version,
+            to_version: a.to_version,
             reason: a.reason.map(reason_to),
         }
     }
