@@ -7,77 +7,14 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pacsync_core::{
-    ActionKind, Available, InstallReason, Package, PackageState, Source, differences_by, vercmp,
-};
+mod fixtures;
+
+use fixtures::{availability, states};
+use pacsync_core::{Available, differences_by, vercmp};
 use pacsync_host::policy::builtin_component;
 use pacsync_host::policy::wasm::{Limits, WasmRuntime};
 use pacsync_policy_mirror::Mirror;
 use pacsync_policy_sdk::{PlanInput, PolicyLogic};
-
-fn package(i: usize, version: String) -> Package {
-    Package {
-        name: format!("pkg-{i:04}"),
-        version,
-        repository: Some(if i.is_multiple_of(3) { "core" } else { "extra" }.into()),
-        architecture: Some("x86_64".into()),
-        reason: if i.is_multiple_of(4) {
-            InstallReason::Explicit
-        } else {
-            InstallReason::Dependency
-        },
-    }
-}
-
-/// 2,000 installed packages, and a target where 105 (about 5%) differ: 15 new packages,
-/// 40 upgrades, 30 downgrades and 20 removals.
-fn states() -> (PackageState, PackageState) {
-    let version = |i: usize, major: usize| format!("{}.{}.{}-{}", major, i % 13, i % 5, 1 + i % 3);
-    let current: Vec<Package> = (0..2000)
-        .map(|i| package(i, version(i, 1 + i % 7)))
-        .collect();
-    let mut target = Vec::new();
-    for i in 0..2000usize {
-        let slot = i / 20;
-        match (i.is_multiple_of(20), slot % 5) {
-            (true, 0 | 1) => target.push(package(i, version(i, 10 + i % 7))),
-            (true, 2) => target.push(package(i, version(i, 0))),
-            (true, 3) => {}
-            _ => target.push(package(i, version(i, 1 + i % 7))),
-        }
-    }
-    // Extra downgrades and new packages to reach the mix above.
-    for (n, i) in (0..2000).filter(|i| i % 20 == 10).take(10).enumerate() {
-        target.retain(|p| p.name != format!("pkg-{i:04}"));
-        target.push(package(i, version(i, 0)));
-        if n < 15 {
-            target.push(package(2000 + n, "1.0-1".into()));
-        }
-    }
-    for n in 10..15 {
-        target.push(package(2000 + n, "1.0-1".into()));
-    }
-    (
-        PackageState::new(current).unwrap(),
-        PackageState::new(target).unwrap(),
-    )
-}
-
-/// What the host passes as `available` for a reporting endpoint: the target versions of the
-/// packages that would change that the endpoint can obtain (here all but every tenth).
-fn availability(current: &PackageState, target: &PackageState) -> Vec<Available> {
-    differences_by(current, target, vercmp)
-        .into_iter()
-        .filter(|a| a.kind != ActionKind::Remove)
-        .enumerate()
-        .filter(|(i, _)| i % 10 != 9)
-        .map(|(_, a)| Available {
-            name: a.name,
-            version: a.to_version.expect("not a removal"),
-            source: Source::SyncRepository,
-        })
-        .collect()
-}
 
 /// Mean time per call over `iterations`, the best of five batches: on a shared 2-core machine
 /// the minimum is the stable figure, the mean of everything mostly measures the neighbours.
