@@ -34,6 +34,40 @@ fn time<R>(iterations: u32, mut f: impl FnMut() -> R) -> Duration {
         .expect("five batches")
 }
 
+/// Batches per comparison; the native and wasm batches alternate.
+const ROUNDS: usize = 9;
+
+/// Like [`time`], for a native and a wasm path compared as a ratio: their batches alternate, so
+/// both minimums come from the same stretch of the run rather than from whenever each path's
+/// turn came (on this shared machine that alone moved the ratio by ±5%).
+fn time_pair<A, B>(
+    iterations: u32,
+    mut native: impl FnMut() -> A,
+    mut wasm: impl FnMut() -> B,
+) -> (Duration, Duration) {
+    for _ in 0..iterations.min(10) {
+        black_box(native());
+        black_box(wasm());
+    }
+    let batch = |f: &mut dyn FnMut()| {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            f();
+        }
+        started.elapsed() / iterations
+    };
+    let (mut best_native, mut best_wasm) = (Duration::MAX, Duration::MAX);
+    for _ in 0..ROUNDS {
+        best_native = best_native.min(batch(&mut || {
+            black_box(native());
+        }));
+        best_wasm = best_wasm.min(batch(&mut || {
+            black_box(wasm());
+        }));
+    }
+    (best_native, best_wasm)
+}
+
 fn micros(d: Duration) -> String {
     format!("{:>10.1} µs", d.as_secs_f64() * 1e6)
 }
@@ -51,38 +85,48 @@ fn main() {
 
     // Native: the library as the host would call it, including computing the differences from
     // the two states, which the wasm path also pays (on the host side).
-    let native_plan = time(200, || {
-        let input = PlanInput::new(&current, &target, config.clone(), None);
-        Mirror::plan(&input, &vercmp).unwrap()
-    });
-    let wasm_plan = time(200, || {
-        runtime
-            .plan(&plugin, &current, &target, &config, None)
-            .unwrap()
-    });
+    let (native_plan, wasm_plan) = time_pair(
+        200,
+        || {
+            let input = PlanInput::new(&current, &target, config.clone(), None);
+            Mirror::plan(&input, &vercmp).unwrap()
+        },
+        || {
+            runtime
+                .plan(&plugin, &current, &target, &config, None)
+                .unwrap()
+        },
+    );
     // With availability known, as for an endpoint that reports it. The native library takes it
     // by value: the copies are made before the clock starts.
     let available = availability(&current, &target);
-    let mut copies: Vec<Vec<Available>> = (0..1010).map(|_| available.clone()).collect();
-    let native_plan_available = time(200, || {
-        let own = copies.pop().expect("enough copies");
-        let input = PlanInput::new(&current, &target, config.clone(), Some(own));
-        Mirror::plan(&input, &vercmp).unwrap()
-    });
-    let wasm_plan_available = time(200, || {
-        runtime
-            .plan(&plugin, &current, &target, &config, Some(&available))
-            .unwrap()
-    });
-    let native_classify = time(200, || {
-        let changes = differences_by(&current, &target, vercmp);
-        Mirror::classify(&changes, &*current, &*target, &config)
-    });
-    let wasm_classify = time(200, || {
-        runtime
-            .classify(&plugin, &current, &target, &config)
-            .unwrap()
-    });
+    let mut copies: Vec<Vec<Available>> =
+        (0..10 + 200 * ROUNDS).map(|_| available.clone()).collect();
+    let (native_plan_available, wasm_plan_available) = time_pair(
+        200,
+        || {
+            let own = copies.pop().expect("enough copies");
+            let input = PlanInput::new(&current, &target, config.clone(), Some(own));
+            Mirror::plan(&input, &vercmp).unwrap()
+        },
+        || {
+            runtime
+                .plan(&plugin, &current, &target, &config, Some(&available))
+                .unwrap()
+        },
+    );
+    let (native_classify, wasm_classify) = time_pair(
+        200,
+        || {
+            let changes = differences_by(&current, &target, vercmp);
+            Mirror::classify(&changes, &*current, &*target, &config)
+        },
+        || {
+            runtime
+                .classify(&plugin, &current, &target, &config)
+                .unwrap()
+        },
+    );
 
     let plan = Mirror::plan(
         &PlanInput::new(&current, &target, config.clone(), None),
@@ -139,7 +183,7 @@ fn main() {
     }
     println!();
     println!("| ratio (wasm / native)  |        |");
-    println!("|-----------------------|--------|");
+    println!("|------------------------|--------|");
     for (what, wasm, native) in [
         ("plan", wasm_plan, native_plan),
         (

@@ -122,11 +122,24 @@ pub fn classify<P: PolicyLogic>(
 ) -> wit::SyncStatus {
     let config = parse_config(&config).unwrap_or(serde_json::Value::Null);
     let changes: Vec<Action> = changes.into_iter().map(action_from).collect();
-    match P::classify(&changes, &current, &target, &config) {
+    let status = match P::classify(&changes, &current, &target, &config) {
         SyncStatus::InSync | SyncStatus::Unknown => wit::SyncStatus::InSync,
         SyncStatus::Ahead => wit::SyncStatus::Ahead,
         SyncStatus::Behind => wit::SyncStatus::Behind,
         SyncStatus::Diverged => wit::SyncStatus::Diverged,
+    };
+    discard(changes);
+    status
+}
+
+/// Lets go of `value`. With the arena allocator it is not freed: the instance and its memory are
+/// discarded after the call, and dropping a hundred changes would be hundreds of calls that free
+/// nothing.
+fn discard<T>(value: T) {
+    if cfg!(feature = "arena") {
+        std::mem::forget(value);
+    } else {
+        drop(value);
     }
 }
 
@@ -152,22 +165,27 @@ pub fn plan<P: PolicyLogic>(request: wit::PlanRequest) -> Result<wit::Plan, wit:
                 .collect()
         }),
     };
-    match P::plan(&input, &version_order) {
+    let outcome = match P::plan(&input, &version_order) {
         Ok(plan) => Ok(plan_to(plan, &input.changes)),
         Err(PolicyError::InvalidConfig(m)) => Err(wit::PolicyError::InvalidConfig(m)),
         Err(PolicyError::Unsatisfiable(m)) => Err(wit::PolicyError::Unsatisfiable(m)),
-    }
+    };
+    discard(input.changes);
+    discard(input.available);
+    outcome
 }
 
 fn plan_to(plan: Plan, changes: &[Action]) -> wit::Plan {
+    let steps = crate::steps(&plan.actions, changes)
+        .into_iter()
+        .map(|step| match step {
+            Step::Change(n) => wit::Step::Change(n),
+            Step::Action(action) => wit::Step::Action(action_to(action)),
+        })
+        .collect();
+    discard(plan.actions);
     wit::Plan {
-        steps: crate::steps(plan.actions, changes)
-            .into_iter()
-            .map(|step| match step {
-                Step::Change(n) => wit::Step::Change(n),
-                Step::Action(action) => wit::Step::Action(action_to(action)),
-            })
-            .collect(),
+        steps,
         skipped: plan
             .skipped
             .into_iter()

@@ -147,10 +147,10 @@ const RESUME_WINDOW: usize = 64;
 /// they keep in the given order within each kind. Each kind resumes where its previous match
 /// was and compares one name; anything else falls back to a binary search (the host gives the
 /// changes in name order).
-pub fn steps(actions: Vec<Action>, changes: &[Action]) -> Vec<Step> {
+pub fn steps(actions: &[Action], changes: &[Action]) -> Vec<Step> {
     let mut resume = [0usize; 4];
     actions
-        .into_iter()
+        .iter()
         .map(|action| {
             let kind = action.kind as usize;
             let start = resume[kind].min(changes.len());
@@ -175,7 +175,7 @@ pub fn steps(actions: Vec<Action>, changes: &[Action]) -> Vec<Step> {
                     resume[kind] = n + 1;
                     Step::Change(u32::try_from(n).expect("fewer than 2^32 changes"))
                 }
-                _ => Step::Action(action),
+                _ => Step::Action(action.clone()),
             }
         })
         .collect()
@@ -245,7 +245,7 @@ mod tests {
         let changes = changes();
         // Grouped by kind, as the mirror returns them.
         let plan = mirror_plan_from(changes.clone());
-        let found = steps(plan.actions.clone(), &changes);
+        let found = steps(&plan.actions, &changes);
         for (step, action) in found.iter().zip(&plan.actions) {
             let Step::Change(n) = step else {
                 panic!("{} was not found", action.name)
@@ -255,7 +255,7 @@ mod tests {
         // Reversed, and with most changes left out (beyond the resume window).
         let sparse: Vec<Action> = changes.iter().rev().step_by(97).cloned().collect();
         let expected: Vec<Option<u32>> = (0..300u32).rev().step_by(97).map(Some).collect();
-        assert_eq!(indices(&steps(sparse, &changes)), expected);
+        assert_eq!(indices(&steps(&sparse, &changes)), expected);
     }
 
     #[test]
@@ -272,7 +272,7 @@ mod tests {
             changes[4].clone(),
         ];
         assert_eq!(
-            steps(actions, &changes),
+            steps(&actions, &changes),
             [
                 Step::Action(other_reason),
                 Step::Action(other_version),
