@@ -228,7 +228,8 @@ impl Difference<'_> {
 /// differences.
 ///
 /// This is what the host hands a policy component: proportional to what differs, not to the
-/// size of the states. It lowers them straight from the states, without copying.
+/// size of the states. The host lowers them into the guest straight from the states;
+/// [`differences_by`] is the owned copy.
 pub fn difference_refs_by<'a>(
     current: &'a PackageState,
     target: &'a PackageState,

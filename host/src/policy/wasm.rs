@@ -9,8 +9,8 @@
 //! A call passes the differences between the two states (computed here, natively) and the
 //! states themselves as `package-state` resources, which the plugin reads only if it needs to:
 //! copying two 2,000-package lists into every instance cost 60 times the policy's own work. A
-//! plan names the differences it keeps by index, so nothing is copied back but what the plugin
-//! changed. Instances live in the pooling allocator's pre-reserved slots, one per concurrent
+//! plan names the differences it keeps by index, so only what the plugin changed is lifted
+//! back; the host copies the kept differences, borrowed from the states, into the plan. Instances live in the pooling allocator's pre-reserved slots, one per concurrent
 //! call (see BENCHMARKS.md for what each of these choices bought).
 
 use std::cmp::Ordering;

@@ -1,8 +1,8 @@
 //! Arguments of `classify` and `plan` lowered straight from the host's own data.
 //!
 //! `bindgen!`'s generated records own their strings, so calling through them would copy every
-//! difference (three strings each) on the host before lowering copies it into the guest; these
-//! lower straight from the states. These records have the same WIT shape but borrow; wasmtime checks that shape against
+//! difference (up to three strings each) on the host before lowering copies it into the guest;
+//! these lower straight from the states. These records have the same WIT shape but borrow; wasmtime checks that shape against
 //! the component's export types when the export is looked up ([`Exports::new`]).
 
 use pacsync_core::{ActionKind, Available, Difference, InstallReason, Source};
@@ -79,10 +79,15 @@ impl<'a> From<&'a Available> for AvailableRef<'a> {
 #[derive(ComponentType, Lower)]
 #[component(record)]
 pub(super) struct PlanRequestRef<'a> {
+    /// The differences, in name order.
     pub changes: &'a [ActionRef<'a>],
+    /// The endpoint's state, lent.
     pub current: Resource<SharedState>,
+    /// The pool target, lent.
     pub target: Resource<SharedState>,
+    /// The pool's policy config, JSON text.
     pub config: &'a str,
+    /// What the endpoint can obtain, when known.
     pub available: Option<&'a [AvailableRef<'a>]>,
 }
 
