@@ -40,7 +40,7 @@ pub struct Settings {
     /// Wall-clock budget of one policy plugin call, in milliseconds [default: 1000].
     #[arg(long, env = "PACSYNC_PLUGIN_DEADLINE_MS")]
     pub plugin_deadline_ms: Option<u64>,
-    /// Memory cap of one policy plugin instance, in MiB [default: 64].
+    /// Memory cap of one policy plugin instance, in MiB, at most 4096 [default: 64].
     #[arg(long, env = "PACSYNC_PLUGIN_MEMORY_MIB")]
     pub plugin_memory_mib: Option<usize>,
     /// Policy plugin calls that may run at once; more wait for a free slot [default: 16].
@@ -222,6 +222,12 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
+        if plugin_memory_mib > 4096 {
+            return Err(ConfigError::Invalid {
+                name: "plugin_memory_mib",
+                reason: "must be at most 4096 (a 32-bit WebAssembly memory's limit)",
+            });
+        }
         let ping = s.ws_ping_ms.unwrap_or(20_000).max(10);
         let keepalive = crate::events::Keepalive {
             ping_every: Duration::from_millis(ping),
@@ -306,6 +312,17 @@ mod tests {
         assert!(matches!(
             Config::resolve(zero, None),
             Err(ConfigError::Invalid { .. })
+        ));
+        let beyond_wasm32 = Settings {
+            plugin_memory_mib: Some(4097),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            Config::resolve(beyond_wasm32, None),
+            Err(ConfigError::Invalid {
+                name: "plugin_memory_mib",
+                ..
+            })
         ));
         let no_slots = Settings {
             plugin_concurrency: Some(0),

@@ -838,6 +838,22 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_configurable_memory_cap_is_a_valid_pool() {
+        // `plugin_memory_mib` accepts up to 4096: the pooling allocator must take it.
+        let runtime = WasmRuntime::new(
+            Limits {
+                memory_bytes: 4096 << 20,
+                ..Limits::default()
+            },
+            None,
+        );
+        let mirror = runtime
+            .load(crate::policy::builtin_component("mirror").unwrap())
+            .unwrap();
+        runtime.instantiate(&mirror).unwrap();
+    }
+
+    #[test]
     fn more_callers_than_slots_all_get_their_plan() {
         // Each call gives its slot back only after its instance is gone; otherwise the pooling
         // allocator would refuse the next caller's instance although the semaphore let it in.
