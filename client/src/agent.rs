@@ -7,6 +7,7 @@
 //! it with the state pacman actually left, or fails it with pacman's own message and reports the
 //! real state. Nothing is recorded as done that was not done.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -42,6 +43,7 @@ pub struct Agent {
     token: String,
     endpoint: Uuid,
     pacman: Pacman,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// Reconnect delays: doubling from 1 s to 60 s, with up to 25% jitter so that a fleet does not
@@ -111,13 +113,14 @@ impl Reporter for Heartbeat<'_> {
 
 impl Agent {
     /// An agent for the configured endpoint.
-    pub fn new(config: &AgentConfig) -> Self {
+    pub fn new(config: &AgentConfig, tls: &Arc<rustls::ClientConfig>) -> Self {
         Self {
-            api: Api::new(&config.server, Some(config.token.clone())),
+            api: Api::new(&config.server, Some(config.token.clone()), tls),
             server: config.server.clone(),
             token: config.token.clone(),
             endpoint: config.endpoint_id,
-            pacman: Pacman::new(config.pacman.clone()),
+            pacman: Pacman::new(config.pacman.clone(), tls),
+            tls: tls.clone(),
         }
     }
 
@@ -167,7 +170,9 @@ impl Agent {
         loop {
             // Subscribe before looking for work, so nothing created in between is missed.
             if !once && stream.is_none() && Instant::now() >= reconnect_at {
-                match EventStream::connect(&self.server, &self.token, self.endpoint).await {
+                match EventStream::connect(&self.server, &self.token, self.endpoint, &self.tls)
+                    .await
+                {
                     Ok(live) => {
                         stream = Some(live);
                         connected_at = Instant::now();

@@ -1,5 +1,7 @@
 //! The host's HTTP API as the endpoint uses it.
 
+use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pacsync_core::{AvailabilityReport, Package};
@@ -94,12 +96,13 @@ pub struct Api {
 
 impl Api {
     /// A client for `base` with an optional bearer token.
-    pub fn new(base: &str, token: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("HTTP client");
+    pub fn new(base: &str, token: Option<String>, tls: &Arc<rustls::ClientConfig>) -> Self {
+        let http = crate::tls::http_client(
+            tls,
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .connect_timeout(Duration::from_secs(5)),
+        );
         Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
@@ -122,9 +125,9 @@ impl Api {
         }
         let response = request.send().await.map_err(|e| {
             if e.is_timeout() {
-                ApiError::Timeout(e.to_string())
+                ApiError::Timeout(causes(&e))
             } else {
-                ApiError::Unreachable(e.to_string())
+                ApiError::Unreachable(causes(&e))
             }
         })?;
         let status = response.status().as_u16();
@@ -272,4 +275,17 @@ impl Api {
             .await?,
         )
     }
+}
+
+/// The error with its causes: reqwest's own message ("error sending request") hides the reason
+/// a user can act on (connection refused, an unknown certificate issuer).
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

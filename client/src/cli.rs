@@ -3,8 +3,9 @@
 //! Exit codes: 0 success, 1 operation failed (or refused), 2 usage/config error, 3 auth error,
 //! 4 server unreachable, 5 timed out, 130 interrupted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -30,9 +31,13 @@ struct Cli {
 enum Command {
     /// Register this machine with an enrollment token and store its credentials.
     Register {
-        /// Host URL, e.g. http://pacsync.lan:8080.
+        /// Host URL, e.g. https://pacsync.lan:8080.
         #[arg(long)]
         server: String,
+        /// A CA certificate (PEM) to trust for the host besides the system's roots; stored in
+        /// the config for later commands.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
         /// Enrollment token from the pool's admin.
         #[arg(long)]
         enrollment_token: String,
@@ -134,6 +139,7 @@ fn api_exit(e: &ApiError) -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     if let Command::Register {
         server,
+        ca_cert,
         enrollment_token,
         name,
         pacman_args,
@@ -146,7 +152,11 @@ async fn run(cli: Cli) -> ExitCode {
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".into());
         let name = name.clone().unwrap_or_else(|| hostname.clone());
-        let api = Api::new(server, None);
+        let tls = match client_tls(ca_cert.as_deref()) {
+            Ok(tls) => tls,
+            Err(code) => return code,
+        };
+        let api = Api::new(server, None, &tls);
         return match api.register(&name, &hostname, enrollment_token).await {
             Ok((endpoint_id, token)) => {
                 let mut pacman = PacmanConfig {
@@ -164,6 +174,7 @@ async fn run(cli: Cli) -> ExitCode {
                 }
                 let config = AgentConfig {
                     server: server.clone(),
+                    ca_cert: ca_cert.clone(),
                     endpoint_id,
                     token,
                     pacman,
@@ -192,11 +203,15 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let api = Api::new(&config.server, Some(config.token.clone()));
+    let tls = match client_tls(config.ca_cert.as_deref()) {
+        Ok(tls) => tls,
+        Err(code) => return code,
+    };
+    let api = Api::new(&config.server, Some(config.token.clone()), &tls);
     let endpoint = config.endpoint_id;
     match cli.command {
         Command::Register { .. } => unreachable!("handled above"),
-        Command::Report => match Agent::new(&config).report().await {
+        Command::Report => match Agent::new(&config, &tls).report().await {
             Ok(reply) => {
                 println!(
                     "reported state {} ({})",
@@ -218,11 +233,13 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => api_exit(&e),
         },
-        Command::Sync(follow) => request(&config, &api, "sync-to-latest", None, follow).await,
-        Command::SetLatest(follow) => request(&config, &api, "set-as-latest", None, follow).await,
+        Command::Sync(follow) => request(&config, &api, &tls, "sync-to-latest", None, follow).await,
+        Command::SetLatest(follow) => {
+            request(&config, &api, &tls, "set-as-latest", None, follow).await
+        }
         Command::Revert { to, follow } => {
             let body = to.map(|state_id| json!({ "state_id": state_id }));
-            request(&config, &api, "revert", body, follow).await
+            request(&config, &api, &tls, "revert", body, follow).await
         }
         Command::Ops { limit, json } => match api.operations(endpoint, limit.clamp(1, 200)).await {
             Ok(ops) => {
@@ -243,7 +260,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => api_exit(&e),
         },
-        Command::Agent { once, poll_ms } => match Agent::new(&config)
+        Command::Agent { once, poll_ms } => match Agent::new(&config, &tls)
             .run(once, Duration::from_millis(poll_ms))
             .await
         {
@@ -255,6 +272,14 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The TLS roots for this run; a CA file that cannot be used is a config error (exit 2).
+fn client_tls(ca_cert: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, ExitCode> {
+    crate::tls::client_config(ca_cert).map_err(|e| {
+        eprintln!("pacsync: {e}");
+        ExitCode::from(2)
+    })
 }
 
 fn agent_exit(e: &AgentError) -> ExitCode {
@@ -294,13 +319,14 @@ fn print_diff(diff: &Value) {
 async fn request(
     config: &AgentConfig,
     api: &Api,
+    tls: &Arc<rustls::ClientConfig>,
     verb: &str,
     body: Option<Value>,
     follow: Follow,
 ) -> ExitCode {
     let endpoint = config.endpoint_id;
     // Subscribe first, so no event of the new operation can be missed.
-    let mut stream = EventStream::connect(&config.server, &config.token, endpoint)
+    let mut stream = EventStream::connect(&config.server, &config.token, endpoint, tls)
         .await
         .ok();
     let op = match api.request(endpoint, verb, body).await {

@@ -84,8 +84,12 @@ impl Default for PacmanConfig {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// Host base URL, e.g. `http://pacsync.lan:8080`.
+    /// Host base URL, e.g. `https://pacsync.lan:8080`.
     pub server: String,
+    /// A CA certificate (PEM) trusted for the host besides the system's roots, for a host with
+    /// a private certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
     /// This machine's endpoint id.
     pub endpoint_id: Uuid,
     /// This machine's bearer token.
@@ -100,6 +104,7 @@ impl std::fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentConfig")
             .field("server", &self.server)
+            .field("ca_cert", &self.ca_cert)
             .field("endpoint_id", &self.endpoint_id)
             .field("token", &"<redacted>")
             .field("pacman", &self.pacman)
@@ -196,7 +201,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let path = temp("roundtrip");
         let config = AgentConfig {
-            server: "http://h:8080".into(),
+            server: "https://h:8080".into(),
+            ca_cert: Some(PathBuf::from("/etc/pacsync/ca.pem")),
             endpoint_id: Uuid::new_v4(),
             token: "secret-token".into(),
             pacman: PacmanConfig::default(),
@@ -211,6 +217,7 @@ mod tests {
             (loaded.endpoint_id, loaded.token.as_str()),
             (config.endpoint_id, "secret-token")
         );
+        assert_eq!(loaded.ca_cert, config.ca_cert);
         assert!(!format!("{loaded:?}").contains("secret-token"));
     }
 

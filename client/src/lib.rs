@@ -6,6 +6,7 @@
 //! - [`execute`]: turning a plan into pacman transactions, with progress;
 //! - [`stream`]: the endpoint's live event stream (WebSocket), for following and waking up;
 //! - [`agent`]: the daemon loop that claims and carries out operations;
+//! - [`tls`]: the trust roots of every HTTPS/WSS connection;
 //! - [`cli`]: the commands.
 
 pub mod agent;
@@ -15,3 +16,4 @@ pub mod config;
 pub mod execute;
 pub mod pacman;
 pub mod stream;
+pub mod tls;

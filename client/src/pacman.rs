@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use pacsync_core::{AvailabilityReport, Available, InstallReason, Package, Source};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -37,12 +38,18 @@ pub enum PacmanError {
 #[derive(Debug, Clone)]
 pub struct Pacman {
     config: PacmanConfig,
+    /// For the archive's HEAD checks.
+    http: reqwest::Client,
 }
 
 impl Pacman {
-    /// Uses the configured program and arguments.
-    pub fn new(config: PacmanConfig) -> Self {
-        Self { config }
+    /// Uses the configured program and arguments; archive lookups verify servers with `tls`.
+    pub fn new(config: PacmanConfig, tls: &Arc<rustls::ClientConfig>) -> Self {
+        let http = crate::tls::http_client(
+            tls,
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)),
+        );
+        Self { config, http }
     }
 
     fn command(&self) -> Command {
@@ -247,11 +254,14 @@ impl Pacman {
         match url.strip_prefix("file://") {
             Some(path) => PathBuf::from(path).is_file().then(|| path.to_owned()),
             None => {
-                let client = reqwest::Client::builder()
-                    .timeout(std::time::Duration::from_secs(15))
-                    .build()
-                    .ok()?;
-                let found = client.head(&url).send().await.ok()?.status().is_success();
+                let found = self
+                    .http
+                    .head(&url)
+                    .send()
+                    .await
+                    .ok()?
+                    .status()
+                    .is_success();
                 found.then_some(url)
             }
         }

@@ -4,6 +4,7 @@
 //! a slow HTTP refresh as a safety net, so a proxy that drops WebSockets costs latency, not
 //! correctness. After a drop, reconnecting with `?after=` replays what was missed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
 use crate::api::Operation;
@@ -20,7 +21,7 @@ use crate::api::Operation;
 /// Why the stream could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    /// The server URL has no WebSocket equivalent (only `http://` is supported).
+    /// The server URL has no WebSocket equivalent (it is neither `http://` nor `https://`).
     #[error("no WebSocket URL for {0}")]
     Unsupported(String),
     /// Connecting or the handshake failed (refused, 401/403, timeout).
@@ -50,25 +51,35 @@ pub struct EventStream {
     last_event_id: Option<i64>,
     url: String,
     token: String,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl EventStream {
     /// Opens the stream of `endpoint` on `server` with `token`.
-    pub async fn connect(server: &str, token: &str, endpoint: Uuid) -> Result<Self, StreamError> {
+    pub async fn connect(
+        server: &str,
+        token: &str,
+        endpoint: Uuid,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Self, StreamError> {
         let base = server.trim_end_matches('/');
-        let ws_base = base
-            .strip_prefix("http://")
-            .map(|rest| format!("ws://{rest}"))
-            .ok_or_else(|| StreamError::Unsupported(base.to_owned()))?;
+        let ws_base = if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            return Err(StreamError::Unsupported(base.to_owned()));
+        };
         let url = format!("{ws_base}/api/sync/{endpoint}/status");
-        let ws = open(&url, token, None).await?;
+        let ws = open(&url, token, None, tls).await?;
         Ok(Self {
             ws,
             last_event_id: None,
             url,
             token: token.to_owned(),
+            tls: tls.clone(),
         })
     }
 
@@ -103,7 +114,7 @@ impl EventStream {
 
     /// Reopens a dropped stream, replaying every event since the last one seen.
     pub async fn reconnect(&mut self) -> Result<(), StreamError> {
-        self.ws = open(&self.url, &self.token, self.last_event_id).await?;
+        self.ws = open(&self.url, &self.token, self.last_event_id, &self.tls).await?;
         Ok(())
     }
 
@@ -118,6 +129,7 @@ async fn open(
     url: &str,
     token: &str,
     after: Option<i64>,
+    tls: &Arc<rustls::ClientConfig>,
 ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, StreamError> {
     let url = match after {
         Some(after) => format!("{url}?after={after}"),
@@ -130,7 +142,11 @@ async fn open(
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| StreamError::Connect("the token is not a valid header value".into()))?;
     request.headers_mut().insert("authorization", bearer);
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    // Only `wss://` uses the connector; its roots are the same as the HTTP client's.
+    let connector = Connector::Rustls(tls.clone());
+    let handshake =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector));
+    match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
         Ok(Ok((ws, _))) => Ok(ws),
         // The handshake's error names the status (401, 403, 404), never the token.
         Ok(Err(tungstenite::Error::Http(response))) => Err(StreamError::Connect(format!(

@@ -25,8 +25,9 @@ enum Command {
         /// TOML config file; command-line flags and PACSYNC_* variables override it.
         #[arg(long, env = "PACSYNC_CONFIG")]
         config: Option<PathBuf>,
+        // Boxed: the settings dwarf every other command's arguments.
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
     },
     /// Manage tokens.
     Token {
@@ -121,7 +122,7 @@ pub fn main() -> ExitCode {
         }
         Command::Serve { config, settings } => {
             init_tracing();
-            let config = match Config::resolve(settings, config.as_deref()) {
+            let config = match Config::resolve(*settings, config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };

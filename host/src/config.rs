@@ -64,6 +64,13 @@ pub struct Settings {
     /// Directory holding initdb/pg_ctl [default: PATH, then /usr/lib/postgresql/<newest>/bin].
     #[arg(long, env = "PACSYNC_POSTGRES_BIN_DIR")]
     pub postgres_bin_dir: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) to serve HTTPS and WSS with; needs --tls-key
+    /// [default: plain HTTP, e.g. behind a TLS-terminating load balancer].
+    #[arg(long, env = "PACSYNC_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PACSYNC_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -86,6 +93,8 @@ impl Settings {
             ws_timeout_ms: self.ws_timeout_ms.or(lower.ws_timeout_ms),
             event_buffer: self.event_buffer.or(lower.event_buffer),
             socket_send_buffer: self.socket_send_buffer.or(lower.socket_send_buffer),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
         }
     }
 }
@@ -148,6 +157,17 @@ pub struct Config {
     pub event_buffer: usize,
     /// Kernel send buffer per connection, if bounded.
     pub socket_send_buffer: Option<usize>,
+    /// Certificate and key when the host serves TLS itself.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files the host serves HTTPS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key.
+    pub key: PathBuf,
 }
 
 // Hand-written so that a password in the database URL never reaches a log line.
@@ -170,6 +190,7 @@ impl fmt::Debug for Config {
             .field("keepalive", &self.keepalive)
             .field("event_buffer", &self.event_buffer)
             .field("socket_send_buffer", &self.socket_send_buffer)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -228,6 +249,16 @@ impl Config {
                 reason: "must be at most 4096 (a 32-bit WebAssembly memory's limit)",
             });
         }
+        let tls = match (s.tls_cert, s.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "tls_cert / tls_key",
+                    reason: "give both (a certificate and its key) or neither",
+                });
+            }
+        };
         let ping = s.ws_ping_ms.unwrap_or(20_000).max(10);
         let keepalive = crate::events::Keepalive {
             ping_every: Duration::from_millis(ping),
@@ -237,6 +268,7 @@ impl Config {
             keepalive,
             event_buffer: s.event_buffer.unwrap_or(1024).max(1),
             socket_send_buffer: s.socket_send_buffer,
+            tls,
             plugin_limits: crate::policy::wasm::Limits {
                 deadline: Duration::from_millis(plugin_deadline_ms),
                 memory_bytes: plugin_memory_mib << 20,
@@ -293,6 +325,7 @@ mod tests {
         assert_eq!(config.lease, Duration::from_secs(7));
         assert_eq!(config.jwt_key_file, PathBuf::from("/srv/p/jwt-secret"));
         assert_eq!(config.reaper_interval, Duration::from_secs(5));
+        assert_eq!(config.tls, None, "plain HTTP unless a certificate is given");
     }
 
     #[test]
@@ -332,6 +365,17 @@ mod tests {
             Config::resolve(no_slots, None),
             Err(ConfigError::Invalid {
                 name: "plugin limits",
+                ..
+            })
+        ));
+        let cert_without_key = Settings {
+            tls_cert: Some("/etc/pacsync/cert.pem".into()),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            Config::resolve(cert_without_key, None),
+            Err(ConfigError::Invalid {
+                name: "tls_cert / tls_key",
                 ..
             })
         ));

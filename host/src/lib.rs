@@ -24,3 +24,4 @@ pub mod policy;
 pub mod pools;
 pub mod reaper;
 pub mod server;
+pub mod tls;

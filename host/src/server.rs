@@ -42,6 +42,9 @@ pub enum StartError {
     /// The signing key could not be loaded.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -71,6 +74,11 @@ const MAX_CONNECTIONS: u32 = 32;
 impl Host {
     /// Starts the database (embedded or external), migrates it, and serves the API.
     pub async fn start(config: Config) -> Result<Host, StartError> {
+        // Unusable certificates fail the start before any database work.
+        let tls = match &config.tls {
+            Some(files) => Some(crate::tls::acceptor(&files.cert, &files.key)?),
+            None => None,
+        };
         let embedded = match &config.database_url {
             Some(_) => None,
             None => {
@@ -130,12 +138,20 @@ impl Host {
                     let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes);
                 }
             });
-        let server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
+        let server = match tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(listener, acceptor)
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                tokio::spawn(serve(listener, app, shutdown.clone()))
+            }
+            None => tokio::spawn(serve(listener, app, shutdown.clone())),
+        };
+        tracing::info!(
+            %addr,
+            embedded = embedded.is_some(),
+            tls = state.config.tls.is_some(),
+            "pacsync host listening"
         );
-        tracing::info!(%addr, embedded = embedded.is_some(), "pacsync host listening");
         Ok(Host {
             addr,
             state,
@@ -173,4 +189,19 @@ impl Host {
         tracing::info!("pacsync host stopped");
         Ok(())
     }
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets in-flight requests finish.
+async fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

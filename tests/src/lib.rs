@@ -162,6 +162,7 @@ impl TestHost {
         let mut settings = test_settings(cluster.url(), data.path());
         adjust(&mut settings);
         let config = Config::resolve(settings, None).expect("config");
+        let tls = config.tls.clone();
         let host = Host::start(config).await.expect("host starts");
         let admin = host.state.keys.issue(
             "test-admin",
@@ -169,7 +170,20 @@ impl TestHost {
             None,
             Duration::from_secs(3600),
         );
-        let api = Api::new(format!("http://{}", host.addr), admin);
+        let api = match tls {
+            // A host serving TLS is addressed by the name in its certificate; the test's CA
+            // file sits beside the certificate as `ca.pem`.
+            Some(files) => {
+                let ca = files.cert.with_file_name("ca.pem");
+                let ca = std::fs::read(&ca).unwrap_or_else(|e| panic!("{}: {e}", ca.display()));
+                Api::with_ca(
+                    format!("https://localhost:{}", host.addr.port()),
+                    admin,
+                    &ca,
+                )
+            }
+            None => Api::new(format!("http://{}", host.addr), admin),
+        };
         Self {
             host: Some(host),
             api,
@@ -257,6 +271,20 @@ impl Api {
     pub fn new(base: String, admin: String) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            base,
+            admin,
+            client,
+        }
+    }
+
+    /// Client for an HTTPS `base` whose certificate is issued by the PEM CA `ca`.
+    pub fn with_ca(base: String, admin: String, ca: &[u8]) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .add_root_certificate(reqwest::Certificate::from_pem(ca).expect("CA PEM"))
             .build()
             .unwrap();
         Self {

@@ -1,0 +1,241 @@
+//! HTTPS and WSS: a host serving its own certificate (issued by a private CA made here), the
+//! real `pacsync` CLI trusting that CA with `--ca-cert`, and the agent's event stream over
+//! `wss://`. Also what happens without the CA, with a bad CA file and with a bad key pair.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use pacsync_client::config::AgentConfig;
+use pacsync_client::stream::{Event, EventStream};
+use pacsync_host::config::{Config, Settings};
+use pacsync_host::server::{Host, StartError};
+use pacsync_host::tls::TlsError;
+use pacsync_tests::{TestHost, shared_tempdir};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+const PACSYNC: &str = env!("CARGO_BIN_EXE_pacsync-under-test");
+
+/// A private CA, a `localhost` certificate it issued, and that certificate's key; plus a key
+/// that belongs to nothing.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    stray_key: PathBuf,
+}
+
+fn pki() -> Pki {
+    let dir = shared_tempdir();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pacsync test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    Pki {
+        ca: write("ca.pem", ca_cert.pem()),
+        cert: write("cert.pem", leaf.pem()),
+        key: write("key.pem", leaf_key.serialize_pem()),
+        stray_key: write("stray.pem", KeyPair::generate().unwrap().serialize_pem()),
+        _dir: dir,
+    }
+}
+
+fn pacsync(config: &Path, args: &[&str]) -> Output {
+    Command::new(PACSYNC)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_and_event_stream_over_https_and_wss() {
+    let pki = pki();
+    let t = TestHost::start_with(|s| {
+        s.tls_cert = Some(pki.cert.clone());
+        s.tls_key = Some(pki.key.clone());
+    })
+    .await;
+    let api = &t.api;
+    assert!(api.base.starts_with("https://localhost:"), "{}", api.base);
+    let pool = api.create_pool("tls").await;
+    let enrollment = api.enrollment_token(&pool).await;
+    let work = shared_tempdir();
+    let config = work.path().join("agent.toml");
+    let ca = pki.ca.to_str().unwrap();
+
+    // Without the private CA the certificate is not trusted, and nothing falls back to HTTP.
+    let untrusted = pacsync(
+        &config,
+        &[
+            "register",
+            "--server",
+            &api.base,
+            "--enrollment-token",
+            &enrollment,
+        ],
+    );
+    assert_eq!(untrusted.status.code(), Some(4), "{}", stderr(&untrusted));
+    assert!(
+        stderr(&untrusted).contains("certificate"),
+        "the reason names the certificate: {}",
+        stderr(&untrusted)
+    );
+    assert!(!config.exists(), "nothing is saved after a failed register");
+
+    // A CA file that cannot be used is a configuration error.
+    let missing = pacsync(
+        &config,
+        &[
+            "register",
+            "--server",
+            &api.base,
+            "--ca-cert",
+            "/nonexistent/ca.pem",
+            "--enrollment-token",
+            &enrollment,
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("cannot read the CA certificate /nonexistent/ca.pem"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let registered = pacsync(
+        &config,
+        &[
+            "register",
+            "--server",
+            &api.base,
+            "--ca-cert",
+            ca,
+            "--enrollment-token",
+            &enrollment,
+            "--name",
+            "tls-box",
+        ],
+    );
+    assert!(registered.status.success(), "{}", stderr(&registered));
+    let saved = AgentConfig::load(&config).unwrap();
+    assert_eq!(saved.ca_cert.as_deref(), Some(pki.ca.as_path()));
+    let endpoint = saved.endpoint_id;
+    let seen = api.get(&format!("/api/endpoints/{endpoint}")).await;
+    assert_eq!(seen.body["name"], "tls-box", "{}", seen.body);
+
+    // Later commands reuse the stored CA.
+    let ops = pacsync(&config, &["ops", "--json"]);
+    assert!(ops.status.success(), "{}", stderr(&ops));
+
+    // The event stream: wss:// with the same roots, authorized by the endpoint's token.
+    let tls = pacsync_client::tls::client_config(Some(&pki.ca)).unwrap();
+    let mut stream = EventStream::connect(&api.base, &saved.token, endpoint, &tls)
+        .await
+        .expect("wss stream opens");
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a first message in time");
+    match first {
+        Some(Event::Other(value)) => assert_eq!(value["type"], "connected", "{value}"),
+        other => panic!("expected the connected message, got {other:?}"),
+    }
+    stream.close().await;
+    let system_roots_only = pacsync_client::tls::client_config(None).unwrap();
+    match EventStream::connect(&api.base, &saved.token, endpoint, &system_roots_only).await {
+        Err(e) => assert!(e.to_string().contains("certificate"), "{e}"),
+        Ok(_) => panic!("a stream opened without trusting the host's CA"),
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_handshakes_does_not_hold_up_others() {
+    let pki = pki();
+    let t = TestHost::start_with(|s| {
+        s.tls_cert = Some(pki.cert.clone());
+        s.tls_key = Some(pki.key.clone());
+    })
+    .await;
+    let addr = t.host.as_ref().unwrap().addr;
+    // Open connections that never send a ClientHello; the handshake timeout is 10 s.
+    let mut silent = Vec::new();
+    for _ in 0..5 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let reply = tokio::time::timeout(Duration::from_secs(5), t.api.get("/api/sync/health"))
+        .await
+        .expect("served while silent connections wait for their handshakes");
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.body);
+    drop(silent);
+    t.stop().await;
+}
+
+/// Settings pointing at TLS files; the database URL is never used because the certificate is
+/// checked first.
+fn settings(cert: &Path, key: &Path) -> Settings {
+    Settings {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(std::env::temp_dir().join("pacsync-tls-refused")),
+        database_url: Some("postgres://nobody@127.0.0.1:1/none".into()),
+        tls_cert: Some(cert.to_owned()),
+        tls_key: Some(key.to_owned()),
+        ..Settings::default()
+    }
+}
+
+#[tokio::test]
+async fn the_host_refuses_to_start_with_unusable_tls_files() {
+    let pki = pki();
+    let start = |cert: &Path, key: &Path| {
+        let config = Config::resolve(settings(cert, key), None).unwrap();
+        Host::start(config)
+    };
+    match start(&pki.cert, &pki.stray_key).await {
+        Err(StartError::Tls(e @ TlsError::Config { .. })) => {
+            assert!(e.to_string().contains("stray.pem"), "{e}");
+        }
+        Err(e) => panic!("expected a key mismatch, got {e}"),
+        Ok(_) => panic!("started with a key that does not match the certificate"),
+    }
+    match start(Path::new("/nonexistent/cert.pem"), &pki.key).await {
+        Err(StartError::Tls(TlsError::Pem { what, .. })) => assert_eq!(what, "certificate chain"),
+        Err(e) => panic!("expected an unreadable certificate, got {e}"),
+        Ok(_) => panic!("started without a certificate"),
+    }
+    // A key file given as the certificate holds no CERTIFICATE block.
+    match start(&pki.key, &pki.key).await {
+        Err(StartError::Tls(TlsError::Pem { what, reason, .. })) => {
+            assert_eq!(what, "certificate chain");
+            assert!(reason.contains("no CERTIFICATE"), "{reason}");
+        }
+        Err(e) => panic!("expected no certificate, got {e}"),
+        Ok(_) => panic!("started with a key as its certificate"),
+    }
+    // A certificate given as the key holds no private key.
+    match start(&pki.cert, &pki.cert).await {
+        Err(StartError::Tls(TlsError::Pem { what, .. })) => assert_eq!(what, "private key"),
+        Err(e) => panic!("expected no private key, got {e}"),
+        Ok(_) => panic!("started with a certificate as its key"),
+    }
+}
