@@ -235,8 +235,15 @@ impl FromRequestParts<AppState> for Principal {
 
 /// Verifies a bearer token and, for endpoints, that it has not been revoked.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Error> {
+    authenticate_until(state, token).await.map(|(who, _)| who)
+}
+
+/// Like [`authenticate`], also returning when the token expires (seconds since the epoch), for
+/// connections that outlive the request that opened them.
+pub async fn authenticate_until(state: &AppState, token: &str) -> Result<(Principal, i64), Error> {
     let claims = state.keys.verify(token)?;
-    match claims.role {
+    let expires = claims.exp;
+    let who = match claims.role {
         Role::Admin => Ok(Principal::Admin {
             subject: claims.sub,
         }),
@@ -258,7 +265,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Er
                 )),
             }
         }
-    }
+    }?;
+    Ok((who, expires))
 }
 
 #[cfg(test)]

@@ -52,6 +52,11 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
 }
 
+/// The endpoint was deleted and its tokens revoked (V7).
+const ENDPOINT_DELETED: &str = "endpoint_deleted";
+/// The endpoint moved to another pool; the event belongs to the new pool (V7).
+const ENDPOINT_MOVED: &str = "endpoint_moved";
+
 const EVENT_COLUMNS: &str =
     "position, event_type, operation_id, endpoint_id, pool_id, payload, created_at";
 
@@ -82,8 +87,30 @@ impl Scope {
                 event.endpoint_id == Some(endpoint_id)
                     || (event.event_type == "target_changed" && event.pool_id == Some(pool_id))
             }
-            Scope::Pool { pool_id } => event.pool_id == Some(pool_id),
+            Scope::Pool { pool_id } => {
+                event.pool_id == Some(pool_id)
+                    || (event.event_type == ENDPOINT_MOVED
+                        && event.payload["from_pool_id"].as_str() == Some(&pool_id.to_string()))
+            }
         }
+    }
+
+    /// Applies a delivered event to the scope: an endpoint stream follows its endpoint into a
+    /// new pool, and ends (false) when the endpoint is deleted.
+    fn follow(&mut self, event: &Event) -> bool {
+        if let Scope::Endpoint {
+            endpoint_id,
+            pool_id,
+        } = self
+            && event.endpoint_id == Some(*endpoint_id)
+        {
+            match event.event_type.as_str() {
+                ENDPOINT_DELETED => return false,
+                ENDPOINT_MOVED => *pool_id = event.pool_id.unwrap_or(*pool_id),
+                _ => {}
+            }
+        }
+        true
     }
 }
 
@@ -206,7 +233,9 @@ async fn backlog(
     sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM operation_events
          WHERE position > $1 AND position <= $2
-           AND (CASE WHEN $3::uuid IS NULL THEN pool_id = $4
+           AND (CASE WHEN $3::uuid IS NULL
+                     THEN pool_id = $4
+                          OR (event_type = 'endpoint_moved' AND payload->>'from_pool_id' = $4::text)
                      ELSE endpoint_id = $3 OR (event_type = 'target_changed' AND pool_id = $4) END)
          ORDER BY position"
     ))
@@ -248,12 +277,14 @@ pub struct Keepalive {
     pub timeout: Duration,
 }
 
-/// Serves one WebSocket subscriber until it leaves, dies, lags or the host shuts down.
+/// Serves one WebSocket subscriber until it leaves, dies, lags, its token expires (`expires`,
+/// seconds since the epoch), its endpoint is deleted, or the host shuts down.
 pub async fn run_session(
     app: AppState,
     socket: WebSocket,
-    scope: Scope,
+    mut scope: Scope,
     after: Option<i64>,
+    expires: i64,
     shutdown: CancellationToken,
 ) {
     crate::metrics::websocket_connections(1.0);
@@ -289,6 +320,10 @@ pub async fn run_session(
                     {
                         return;
                     }
+                    if !scope.follow(event) {
+                        let _ = sink.send(Message::Close(Some(endpoint_deleted()))).await;
+                        return;
+                    }
                 }
             }
             Err(e) => {
@@ -304,8 +339,17 @@ pub async fn run_session(
     let mut ping = tokio::time::interval(keepalive.ping_every);
     ping.tick().await;
     let mut last_heard = tokio::time::Instant::now();
+    let left = u64::try_from(expires - Utc::now().timestamp()).unwrap_or(0);
+    let expiry = tokio::time::sleep(Duration::from_secs(left));
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
+            // The token was checked once, at the upgrade: the stream lasts no longer than it.
+            () = &mut expiry => {
+                let frame = CloseFrame { code: axum::extract::ws::close_code::POLICY, reason: "token expired".into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return;
+            }
             _ = shutdown.cancelled() => {
                 let frame = CloseFrame { code: axum::extract::ws::close_code::AWAY, reason: "host shutting down".into() };
                 let _ = sink.send(Message::Close(Some(frame))).await;
@@ -330,6 +374,10 @@ pub async fn run_session(
                         return;
                     }
                     crate::metrics::event_fanned_out();
+                    if !scope.follow(&event) {
+                        let _ = sink.send(Message::Close(Some(endpoint_deleted()))).await;
+                        return;
+                    }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::info!(missed, "WebSocket subscriber too slow; asking it to resync");
@@ -355,6 +403,14 @@ pub async fn run_session(
                 }
             }
         }
+    }
+}
+
+/// Closes an endpoint's stream once the endpoint is gone (its tokens were revoked with it).
+fn endpoint_deleted() -> CloseFrame {
+    CloseFrame {
+        code: axum::extract::ws::close_code::POLICY,
+        reason: "endpoint deleted".into(),
     }
 }
 

@@ -491,3 +491,132 @@ async fn metrics_are_exported_for_admins() {
     }
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_with_its_endpoint_or_its_token() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (pool, b, tb) = fleet(api, "gone").await;
+    let mut on_b = Stream::open(&api.base, &format!("/api/sync/{b}/status"), Some(&tb))
+        .await
+        .unwrap();
+    let mut dashboard = Stream::open(
+        &api.base,
+        &format!("/api/sync/pools/{pool}/events"),
+        Some(&api.admin),
+    )
+    .await
+    .unwrap();
+    for stream in [&mut on_b, &mut dashboard] {
+        assert_eq!(stream.next(WAIT).await.unwrap()["type"], "connected");
+    }
+
+    api.call(
+        Method::DELETE,
+        &format!("/api/endpoints/{b}"),
+        Some(&api.admin),
+        None,
+    )
+    .await
+    .expect(204, None);
+    // The endpoint's own stream hears why, then is closed: its token no longer exists.
+    let deleted = on_b.next_of(&["endpoint_deleted"], WAIT).await;
+    assert_eq!(deleted["endpoint_id"], b.as_str());
+    assert_eq!(on_b.close_code(WAIT).await, Some(1008));
+    assert_eq!(
+        Stream::open(&api.base, &format!("/api/sync/{b}/status"), Some(&tb))
+            .await
+            .err(),
+        Some(401)
+    );
+    // The pool's dashboard hears it too, and stays open.
+    let seen = dashboard.next_of(&["endpoint_deleted"], WAIT).await;
+    assert_eq!(seen["endpoint_id"], b.as_str());
+    dashboard.send(json!({"type": "ping"})).await;
+    assert_eq!(dashboard.next_of(&["pong"], WAIT).await["type"], "pong");
+
+    // A stream lasts no longer than the token that opened it.
+    let short = t.host.as_ref().unwrap().state.keys.issue(
+        "short-lived",
+        pacsync_host::auth::Role::Admin,
+        None,
+        Duration::from_secs(2),
+    );
+    let mut brief = Stream::open(
+        &api.base,
+        &format!("/api/sync/pools/{pool}/events"),
+        Some(&short),
+    )
+    .await
+    .unwrap();
+    assert_eq!(brief.next(WAIT).await.unwrap()["type"], "connected");
+    assert_eq!(brief.close_code(WAIT).await, Some(1008));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_stream_follows_its_endpoint_into_another_pool() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (from, b, tb) = fleet(api, "from").await;
+    let to = api.create_pool("to").await;
+    let mut on_b = Stream::open(&api.base, &format!("/api/sync/{b}/status"), Some(&tb))
+        .await
+        .unwrap();
+    let mut old_dashboard = Stream::open(
+        &api.base,
+        &format!("/api/sync/pools/{from}/events"),
+        Some(&api.admin),
+    )
+    .await
+    .unwrap();
+    let before_move = old_dashboard.next(WAIT).await.unwrap()["event_id"]
+        .as_i64()
+        .unwrap();
+
+    api.call(
+        Method::PUT,
+        &format!("/api/endpoints/{b}/pool"),
+        Some(&api.admin),
+        Some(json!({ "pool_id": to })),
+    )
+    .await
+    .expect(200, None);
+    for stream in [&mut on_b, &mut old_dashboard] {
+        let moved = stream.next_of(&["endpoint_moved"], WAIT).await;
+        assert_eq!(
+            (
+                moved["endpoint_id"].as_str(),
+                moved["from_pool_id"].as_str(),
+                moved["to_pool_id"].as_str()
+            ),
+            (Some(b.as_str()), Some(from.as_str()), Some(to.as_str()))
+        );
+    }
+
+    // The new pool gets a target: b's stream hears it, with b's status against it.
+    let (c, tc) = api.register(&to, "to-ref").await;
+    api.report(&c, &tc, &[("linux", "6.3-1")])
+        .await
+        .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{c}/set-as-latest"),
+        Some(&tc),
+        None,
+    )
+    .await
+    .expect(202, None);
+    let target = on_b.next_of(&["target_changed"], WAIT).await;
+    assert_eq!(target["pool_id"], to.as_str());
+    assert_eq!(target["sync_status"], "behind");
+
+    // A dashboard resuming from before the move gets it from the log.
+    let resumed = format!("/api/sync/pools/{from}/events?after={before_move}");
+    let mut replay = Stream::open(&api.base, &resumed, Some(&api.admin))
+        .await
+        .unwrap();
+    let moved = replay.next_of(&["endpoint_moved"], WAIT).await;
+    assert_eq!(moved["to_pool_id"], to.as_str());
+    t.stop().await;
+}

@@ -25,8 +25,13 @@ pub struct StreamParams {
     pub after: Option<i64>,
 }
 
-/// The caller, from `Authorization: Bearer` or the `access_token` query parameter.
-async fn caller(app: &AppState, headers: &HeaderMap, params: &StreamParams) -> Result<Principal> {
+/// The caller, from `Authorization: Bearer` or the `access_token` query parameter, and when its
+/// token expires.
+async fn caller(
+    app: &AppState,
+    headers: &HeaderMap,
+    params: &StreamParams,
+) -> Result<(Principal, i64)> {
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -38,7 +43,7 @@ async fn caller(app: &AppState, headers: &HeaderMap, params: &StreamParams) -> R
             "send `Authorization: Bearer <token>` or ?access_token=",
         )
     })?;
-    auth::authenticate(app, token).await
+    auth::authenticate_until(app, token).await
 }
 
 /// Subscribers only send small requests; small buffers keep thousands of idle connections cheap
@@ -70,7 +75,7 @@ pub async fn endpoint_status(
     Query(params): Query<StreamParams>,
     ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let who = caller(&app, &headers, &params).await?;
+    let (who, expires) = caller(&app, &headers, &params).await?;
     who.require_admin_or_endpoint(endpoint_id)?;
     let ws = upgrade(ws)?;
     let endpoint = crate::endpoints::get(&app, endpoint_id).await?;
@@ -79,11 +84,9 @@ pub async fn endpoint_status(
         pool_id: endpoint.pool_id,
     };
     let shutdown = app.shutdown.clone();
-    Ok(
-        ws.on_upgrade(move |socket| {
-            events::run_session(app, socket, scope, params.after, shutdown)
-        }),
-    )
+    Ok(ws.on_upgrade(move |socket| {
+        events::run_session(app, socket, scope, params.after, expires, shutdown)
+    }))
 }
 
 /// Live events of every endpoint of a pool (admin).
@@ -97,12 +100,13 @@ pub async fn pool_events(
     Query(params): Query<StreamParams>,
     ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let who = caller(&app, &headers, &params).await?;
+    let (who, expires) = caller(&app, &headers, &params).await?;
     who.require_admin()?;
     let ws = upgrade(ws)?;
     crate::pools::get(&app, pool_id).await?;
     let shutdown = app.shutdown.clone();
     Ok(ws.on_upgrade(move |socket| {
-        events::run_session(app, socket, Scope::Pool { pool_id }, params.after, shutdown)
+        let scope = Scope::Pool { pool_id };
+        events::run_session(app, socket, scope, params.after, expires, shutdown)
     }))
 }
