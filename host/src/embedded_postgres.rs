@@ -115,17 +115,6 @@ impl EmbeddedPostgres {
             .database(DATABASE)
     }
 
-    /// A `tokio_postgres` config for the same database, used by the migration runner.
-    pub fn tokio_postgres_config(&self) -> tokio_postgres::Config {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host_path(&self.cluster_dir)
-            .port(5432)
-            .user(USER)
-            .dbname(DATABASE);
-        config
-    }
-
     /// Creates the cluster on first use, starts it (or adopts a running one) and makes sure
     /// the host's database exists.
     pub async fn start(&self) -> Result<(), EmbeddedPostgresError> {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{KeyError, Keys};
 use crate::config::Config;
-use crate::db::{self, DatabaseSetupError, DatabaseTarget};
+use crate::db::{self, DatabaseSetupError};
 use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError};
 use crate::policy::Policies;
 
@@ -88,15 +88,12 @@ impl Host {
                 Some(cluster)
             }
         };
-        let target = match (&config.database_url, &embedded) {
-            (Some(url), _) => DatabaseTarget::from_url(url)?,
-            (None, Some(cluster)) => DatabaseTarget {
-                sqlx: cluster.connect_options(),
-                migrations: cluster.tokio_postgres_config(),
-            },
+        let options = match (&config.database_url, &embedded) {
+            (Some(url), _) => db::options_from_url(url)?,
+            (None, Some(cluster)) => cluster.connect_options(),
             (None, None) => unreachable!("embedded cluster is started when no URL is configured"),
         };
-        let pool = db::connect_and_migrate(&target, MAX_CONNECTIONS).await?;
+        let pool = db::connect_and_migrate(&options, MAX_CONNECTIONS).await?;
         let default_key = config.jwt_key_file == config.data_dir.join("jwt-secret");
         let keys = Keys::load(&config.jwt_key_file, default_key)?;
         let listener = tokio::net::TcpListener::bind(config.listen)

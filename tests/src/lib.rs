@@ -75,6 +75,51 @@ impl PrivateCluster {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Restarts the cluster listening on 127.0.0.1 (a free port) as an external PostgreSQL
+    /// would, with TLS required for TCP: `pg_hba.conf` rejects unencrypted connections. The
+    /// certificate and key are copied into the cluster, owned by its user and private to it
+    /// (PostgreSQL refuses a key others can read). Returns the port.
+    pub async fn serve_tls(&self, cert: &Path, key: &Path) -> u16 {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        self.stop().await;
+        let dir = self.cluster.cluster_dir();
+        let owner = std::fs::metadata(dir).expect("cluster dir");
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = dir.join(name);
+            std::fs::copy(from, &to).expect("copy TLS file");
+            std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).expect("chown");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        std::fs::write(
+            dir.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("pg_hba.conf");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='{}' \
+             -c unix_socket_permissions=0700 -c ssl=on -c ssl_cert_file=server.crt \
+             -c ssl_key_file=server.key",
+            dir.display()
+        );
+        let status = pg_ctl()
+            .args(["start", "-w", "-t", "60", "-D"])
+            .arg(dir)
+            .arg("-l")
+            .arg(dir.join("postgres.log"))
+            .arg("-o")
+            .arg(options)
+            .current_dir("/")
+            .stdout(Stdio::null())
+            .status()
+            .expect("pg_ctl");
+        assert!(status.success(), "PostgreSQL with TLS did not start");
+        port
+    }
 }
 
 impl Drop for PrivateCluster {
@@ -88,21 +133,25 @@ pub fn stop_cluster_blocking(cluster_dir: &Path) {
     if !cluster_dir.join("postmaster.pid").exists() {
         return;
     }
-    let pg_ctl = which("pg_ctl");
-    let mut command = if nix::unistd::geteuid().is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--"]).arg(pg_ctl);
-        c
-    } else {
-        Command::new(pg_ctl)
-    };
-    let _ = command
+    let _ = pg_ctl()
         .args(["stop", "-m", "immediate", "-w", "-D"])
         .arg(cluster_dir)
         .current_dir("/")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// `pg_ctl`, run as the clusters' owner (`nobody` when the tests run as root).
+fn pg_ctl() -> Command {
+    let pg_ctl = which("pg_ctl");
+    if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(pg_ctl);
+        c
+    } else {
+        Command::new(pg_ctl)
+    }
 }
 
 fn which(program: &str) -> PathBuf {

@@ -1,6 +1,7 @@
 //! HTTPS and WSS: a host serving its own certificate (issued by a private CA made here), the
 //! real `pacsync` CLI trusting that CA with `--ca-cert`, and the agent's event stream over
-//! `wss://`. Also what happens without the CA, with a bad CA file and with a bad key pair.
+//! `wss://`. Also what happens without the CA, with a bad CA file and with a bad key pair; and
+//! the host's own connections to an external PostgreSQL that requires TLS.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -9,9 +10,10 @@ use std::time::Duration;
 use pacsync_client::config::AgentConfig;
 use pacsync_client::stream::{Event, EventStream};
 use pacsync_host::config::{Config, Settings};
+use pacsync_host::db::DatabaseSetupError;
 use pacsync_host::server::{Host, StartError};
 use pacsync_host::tls::TlsError;
-use pacsync_tests::{TestHost, shared_tempdir};
+use pacsync_tests::{Api, PrivateCluster, TestHost, shared_tempdir, test_settings};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 const PACSYNC: &str = env!("CARGO_BIN_EXE_pacsync-under-test");
@@ -238,4 +240,63 @@ async fn the_host_refuses_to_start_with_unusable_tls_files() {
         Err(e) => panic!("expected no private key, got {e}"),
         Ok(_) => panic!("started with a certificate as its key"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_uses_an_external_postgresql_that_requires_tls() {
+    let pki = pki();
+    let cluster = PrivateCluster::start().await;
+    let port = cluster.serve_tls(&pki.cert, &pki.key).await;
+    let data = shared_tempdir();
+    // A password in the URL (trust auth ignores it) must never show in an error.
+    let url =
+        |query: &str| format!("postgresql://pacsync:hunter2@localhost:{port}/pacsync?{query}");
+    let start = |url: String| {
+        let config = Config::resolve(test_settings(url, data.path()), None).unwrap();
+        Host::start(config)
+    };
+
+    // Unencrypted: refused by the server, reported as a connection failure.
+    match start(url("sslmode=disable")).await {
+        Err(e @ StartError::Database(DatabaseSetupError::MigrationConnect(_))) => {
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        Err(e) => panic!("expected a refused connection, got {e}"),
+        Ok(_) => panic!("connected without TLS to a server that requires it"),
+    }
+    // Verified against the system's roots only: the private CA is unknown.
+    match start(url("sslmode=verify-full")).await {
+        Err(StartError::Database(DatabaseSetupError::MigrationConnect(e))) => {
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        Err(e) => panic!("expected an untrusted certificate, got {e}"),
+        Ok(_) => panic!("trusted a certificate from an unknown CA"),
+    }
+
+    // With the CA: migrations and the pool both go over TLS, and the API works.
+    let verified = url(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        pki.ca.display()
+    ));
+    let host = start(verified).await.expect("host starts over TLS");
+    let admin = host.state.keys.issue(
+        "tls-admin",
+        pacsync_host::auth::Role::Admin,
+        None,
+        Duration::from_secs(600),
+    );
+    let api = Api::new(format!("http://{}", host.addr), admin);
+    api.create_pool("over-tls").await;
+    let encrypted: Vec<bool> = sqlx::query_scalar(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.usename = 'pacsync' AND a.pid <> pg_backend_pid() AND a.client_port IS NOT NULL",
+    )
+    .fetch_all(&host.state.db)
+    .await
+    .unwrap();
+    assert!(
+        !encrypted.is_empty() && encrypted.iter().all(|ssl| *ssl),
+        "every TCP session of the host is encrypted: {encrypted:?}"
+    );
+    host.stop().await.unwrap();
 }

@@ -6,6 +6,7 @@
 pub mod availability;
 pub mod endpoints;
 pub mod enrollment;
+pub mod migrator;
 pub mod operations;
 pub mod plugins;
 pub mod pools;
@@ -14,7 +15,7 @@ pub mod states;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
 refinery::embed_migrations!("../sql");
 
@@ -28,9 +29,9 @@ pub enum DatabaseSetupError {
     /// The database URL is malformed.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
-    /// Connecting for migrations failed.
+    /// Connecting for migrations failed (refused, authentication, TLS).
     #[error("cannot connect to PostgreSQL for migrations: {0}")]
-    MigrationConnect(#[from] tokio_postgres::Error),
+    MigrationConnect(sqlx::Error),
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] refinery::Error),
@@ -39,39 +40,43 @@ pub enum DatabaseSetupError {
     Connect(#[from] sqlx::Error),
 }
 
-/// Where the host's database is: connection options for sqlx and for the migration runner.
-pub struct DatabaseTarget {
-    /// Options for the sqlx pool.
-    pub sqlx: PgConnectOptions,
-    /// The same database for `tokio_postgres`, which refinery drives.
-    pub migrations: tokio_postgres::Config,
+/// Parses an external PostgreSQL URL (libpq's syntax, including `sslmode` and `sslrootcert`).
+/// The error never echoes the URL, which may hold a password.
+pub fn options_from_url(url: &str) -> Result<PgConnectOptions, DatabaseSetupError> {
+    url.parse::<PgConnectOptions>()
+        .map_err(|e| DatabaseSetupError::InvalidUrl(without_secrets(&e)))
 }
 
-impl DatabaseTarget {
-    /// Parses an external PostgreSQL URL. The error never echoes the URL, which may hold a password.
-    pub fn from_url(url: &str) -> Result<Self, DatabaseSetupError> {
-        let sqlx = url.parse::<PgConnectOptions>().map_err(|_| {
-            DatabaseSetupError::InvalidUrl("not a postgres:// URL sqlx accepts".into())
-        })?;
-        let migrations = url.parse::<tokio_postgres::Config>().map_err(|_| {
-            DatabaseSetupError::InvalidUrl("not a postgres:// URL tokio-postgres accepts".into())
-        })?;
-        Ok(Self { sqlx, migrations })
+/// sqlx's reason for refusing a URL, unless it might quote the URL (and so a password).
+fn without_secrets(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Configuration(reason) if !reason.to_string().contains('@') => {
+            reason.to_string()
+        }
+        _ => "not a postgres:// URL".into(),
     }
 }
 
 /// Runs pending migrations from `sql/` and opens the connection pool.
 pub async fn connect_and_migrate(
-    target: &DatabaseTarget,
+    options: &PgConnectOptions,
     max_connections: u32,
 ) -> Result<PgPool, DatabaseSetupError> {
-    let (mut client, connection) = target.migrations.connect(tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
-    client.execute(MIGRATION_LOCK, &[]).await?;
-    let outcome = migrations::runner().run_async(&mut client).await;
-    client.execute(MIGRATION_UNLOCK, &[]).await?;
-    drop(client);
-    let _ = driver.await;
+    use sqlx::Connection;
+    let connection = PgConnection::connect_with(options)
+        .await
+        .map_err(DatabaseSetupError::MigrationConnect)?;
+    let mut migrator = migrator::Migrator(connection);
+    sqlx::query(MIGRATION_LOCK)
+        .execute(&mut migrator.0)
+        .await
+        .map_err(DatabaseSetupError::MigrationConnect)?;
+    let outcome = migrations::runner().run_async(&mut migrator).await;
+    sqlx::query(MIGRATION_UNLOCK)
+        .execute(&mut migrator.0)
+        .await
+        .map_err(DatabaseSetupError::MigrationConnect)?;
+    let _ = migrator.0.close().await;
     let report = outcome?;
     for migration in report.applied_migrations() {
         tracing::info!(migration = %migration, "applied database migration");
@@ -79,7 +84,7 @@ pub async fn connect_and_migrate(
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(target.sqlx.clone())
+        .connect_with(options.clone())
         .await?;
     Ok(pool)
 }
