@@ -4,6 +4,11 @@
 --                     pool and names the old one in its payload, so both pools' dashboards see it.
 -- Bodies are those of V2 plus the ps_emit calls.
 
+-- Resuming streams look for these across pools (a pool's dashboard for moves out of it, an
+-- endpoint's stream for the target changes of each pool it was in).
+CREATE INDEX operation_events_pool_changes ON operation_events (position)
+    WHERE event_type IN ('target_changed', 'endpoint_moved');
+
 CREATE OR REPLACE FUNCTION ps_endpoint_move(p_endpoint uuid, p_pool uuid, p_actor text) RETURNS endpoints
 LANGUAGE plpgsql AS $$
 DECLARE

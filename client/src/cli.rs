@@ -174,7 +174,10 @@ async fn run(cli: Cli) -> ExitCode {
                 }
                 let config = AgentConfig {
                     server: server.clone(),
-                    ca_cert: ca_cert.clone(),
+                    // Absolute: the agent runs from `/` under systemd, not from here.
+                    ca_cert: ca_cert
+                        .as_deref()
+                        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_owned())),
                     endpoint_id,
                     token,
                     pacman,

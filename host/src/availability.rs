@@ -5,9 +5,12 @@
 //! that some endpoint can neither keep (installed at the target version) nor obtain (its sync
 //! repositories, its cache, or an archive covering the package's repository) is excluded: sync
 //! plans skip it on every endpoint, with the reason. Endpoints that have not reported what they
-//! can obtain are listed as unknown and do not constrain the pool.
+//! can obtain are listed as unknown and do not constrain the pool; nor do endpoints whose last
+//! report is older than `availability_max_age_days` (listed as stale): a machine switched off
+//! for months must not hold the rest of the pool back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pacsync_core::{
@@ -79,6 +82,17 @@ pub struct EndpointGaps {
     pub gaps: Vec<Gap>,
 }
 
+/// An endpoint whose availability report is too old to constrain the pool.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaleEndpoint {
+    /// Endpoint id.
+    pub endpoint_id: Uuid,
+    /// Endpoint name.
+    pub name: String,
+    /// When its availability was last reported.
+    pub reported_at: Option<DateTime<Utc>>,
+}
+
 /// `GET /api/pools/{pool_id}/repository-analysis` response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RepositoryAnalysis {
@@ -94,6 +108,9 @@ pub struct RepositoryAnalysis {
     pub analysed: Vec<EndpointRef>,
     /// Endpoints that have not reported what they can obtain; they do not constrain the pool.
     pub unknown: Vec<EndpointRef>,
+    /// Endpoints whose last report is older than `availability_max_age_days`; like unknown
+    /// ones, they do not constrain the pool until they report again.
+    pub stale: Vec<StaleEndpoint>,
     /// Target packages every analysed endpoint has or can obtain.
     pub common: Vec<CommonPackage>,
     /// Target packages that syncs skip, with reasons.
@@ -105,21 +122,37 @@ pub struct RepositoryAnalysis {
 /// Endpoints of a pool with their reports loaded, restricted to the packages of `target`.
 struct Loaded {
     endpoints: Vec<PoolEndpoint>,
+    /// Endpoints whose report is too old to use (their `availability_id` is cleared).
+    stale: HashSet<Uuid>,
     states: HashMap<String, PackageState>,
     reports: HashMap<String, AvailabilityReport>,
 }
 
 impl Loaded {
-    /// Loads the pool's endpoints, or only `only` of them.
+    /// Loads the pool's endpoints, or only `only` of them, ignoring reports older than
+    /// `max_age` (`None`: reports never go stale).
     async fn load(
         tx: &mut PgConnection,
         pool_id: Uuid,
         target: &PackageState,
         only: Option<Uuid>,
+        max_age: Option<Duration>,
     ) -> Result<Self> {
         let mut endpoints = db::endpoints::in_pool(&mut *tx, pool_id).await?;
         if let Some(only) = only {
             endpoints.retain(|e| e.endpoint_id == only);
+        }
+        let cutoff = max_age
+            .and_then(|age| chrono::Duration::from_std(age).ok())
+            .and_then(|age| Utc::now().checked_sub_signed(age));
+        let mut stale = HashSet::new();
+        for e in &mut endpoints {
+            if let (Some(cutoff), Some(at)) = (cutoff, e.availability_reported_at)
+                && at < cutoff
+                && e.availability_id.take().is_some()
+            {
+                stale.insert(e.endpoint_id);
+            }
         }
         let ids = |f: fn(&PoolEndpoint) -> Option<&String>| {
             let mut ids: Vec<String> = endpoints.iter().filter_map(f).cloned().collect();
@@ -139,12 +172,14 @@ impl Loaded {
         let reports = db::availability::load_many(&mut *tx, &availability_ids, &names).await?;
         Ok(Self {
             endpoints,
+            stale,
             states,
             reports,
         })
     }
 
-    /// The endpoints that reported, indexed for lookups; the others.
+    /// The endpoints that reported (recently enough), indexed for lookups; the others, except
+    /// the stale ones.
     fn split(&self) -> (Vec<(EndpointRef, Obtainability<'_>)>, Vec<EndpointRef>) {
         let mut known = Vec::new();
         let mut unknown = Vec::new();
@@ -162,6 +197,7 @@ impl Loaded {
                     let installed = e.current_state_id.as_ref().and_then(|s| self.states.get(s));
                     known.push((r, Obtainability::new(installed, report)));
                 }
+                None if self.stale.contains(&e.endpoint_id) => {}
                 None => unknown.push(r),
             }
         }
@@ -228,6 +264,7 @@ pub async fn analyse_pool(app: &AppState, pool_id: Uuid) -> Result<RepositoryAna
         target_generation: pool.target_generation,
         analysed: Vec::new(),
         unknown: Vec::new(),
+        stale: Vec::new(),
         common: Vec::new(),
         excluded: Vec::new(),
         gaps: Vec::new(),
@@ -236,7 +273,8 @@ pub async fn analyse_pool(app: &AppState, pool_id: Uuid) -> Result<RepositoryAna
         Some(id) => crate::endpoints::load_state(&mut tx, id).await?,
         None => Default::default(),
     };
-    let loaded = Loaded::load(&mut tx, pool_id, &target, None).await?;
+    let max_age = app.config.availability_max_age;
+    let loaded = Loaded::load(&mut tx, pool_id, &target, None, max_age).await?;
     tx.commit().await?;
     let (known, unknown) = loaded.split();
     let analysis = analyse(&target, &known, vercmp);
@@ -247,6 +285,16 @@ pub async fn analyse_pool(app: &AppState, pool_id: Uuid) -> Result<RepositoryAna
         .collect();
     out.analysed = known.into_iter().map(|(e, _)| e).collect();
     out.unknown = unknown;
+    out.stale = loaded
+        .endpoints
+        .iter()
+        .filter(|e| loaded.stale.contains(&e.endpoint_id))
+        .map(|e| StaleEndpoint {
+            endpoint_id: e.endpoint_id,
+            name: e.name.clone(),
+            reported_at: e.availability_reported_at,
+        })
+        .collect();
     out.common = analysis
         .common
         .into_iter()
@@ -350,14 +398,14 @@ pub async fn sync_limits(
     tx: &mut PgConnection,
     pool: &Pool,
     endpoint_id: Uuid,
-    current: &PackageState,
-    target: &PackageState,
+    (current, target): (&PackageState, &PackageState),
+    max_age: Option<Duration>,
 ) -> Result<PlanLimits> {
     let wanted = changing(current, target)?;
     if wanted.is_empty() {
         return Ok(PlanLimits::default());
     }
-    let loaded = Loaded::load(tx, pool.pool_id, &wanted, None).await?;
+    let loaded = Loaded::load(tx, pool.pool_id, &wanted, None, max_age).await?;
     let (known, _) = loaded.split();
     let analysis = analyse(&wanted, &known, vercmp);
     Ok(PlanLimits {
@@ -376,14 +424,14 @@ pub async fn revert_limits(
     tx: &mut PgConnection,
     pool_id: Uuid,
     endpoint_id: Uuid,
-    current: &PackageState,
-    target: &PackageState,
+    (current, target): (&PackageState, &PackageState),
+    max_age: Option<Duration>,
 ) -> Result<PlanLimits> {
     let wanted = changing(current, target)?;
     if wanted.is_empty() {
         return Ok(PlanLimits::default());
     }
-    let loaded = Loaded::load(tx, pool_id, &wanted, Some(endpoint_id)).await?;
+    let loaded = Loaded::load(tx, pool_id, &wanted, Some(endpoint_id), max_age).await?;
     let (known, _) = loaded.split();
     Ok(PlanLimits {
         available: obtainable_by(&known, endpoint_id, &wanted),

@@ -156,7 +156,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::debug!(?config, "configuration");
     let host = Host::start(config).await?;
     // Scripts and tests read this line to find the bound port.
-    println!("listening on http://{}", host.addr);
+    let scheme = if host.state.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("listening on {scheme}://{}", host.addr);
     let shutdown = host.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

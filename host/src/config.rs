@@ -64,6 +64,10 @@ pub struct Settings {
     /// Directory holding initdb/pg_ctl [default: PATH, then /usr/lib/postgresql/<newest>/bin].
     #[arg(long, env = "PACSYNC_POSTGRES_BIN_DIR")]
     pub postgres_bin_dir: Option<PathBuf>,
+    /// Days after which an endpoint's availability report no longer constrains the pool; 0 for
+    /// never [default: 30].
+    #[arg(long, env = "PACSYNC_AVAILABILITY_MAX_AGE_DAYS")]
+    pub availability_max_age_days: Option<u32>,
     /// PEM certificate chain (leaf first) to serve HTTPS and WSS with; needs --tls-key
     /// [default: plain HTTP, e.g. behind a TLS-terminating load balancer].
     #[arg(long, env = "PACSYNC_TLS_CERT")]
@@ -93,6 +97,9 @@ impl Settings {
             ws_timeout_ms: self.ws_timeout_ms.or(lower.ws_timeout_ms),
             event_buffer: self.event_buffer.or(lower.event_buffer),
             socket_send_buffer: self.socket_send_buffer.or(lower.socket_send_buffer),
+            availability_max_age_days: self
+                .availability_max_age_days
+                .or(lower.availability_max_age_days),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
         }
@@ -159,6 +166,8 @@ pub struct Config {
     pub socket_send_buffer: Option<usize>,
     /// Certificate and key when the host serves TLS itself.
     pub tls: Option<TlsFiles>,
+    /// Age after which availability reports no longer constrain the pool (`None`: never).
+    pub availability_max_age: Option<Duration>,
 }
 
 /// The PEM files the host serves HTTPS with.
@@ -191,6 +200,7 @@ impl fmt::Debug for Config {
             .field("event_buffer", &self.event_buffer)
             .field("socket_send_buffer", &self.socket_send_buffer)
             .field("tls", &self.tls)
+            .field("availability_max_age", &self.availability_max_age)
             .finish()
     }
 }
@@ -269,6 +279,10 @@ impl Config {
             event_buffer: s.event_buffer.unwrap_or(1024).max(1),
             socket_send_buffer: s.socket_send_buffer,
             tls,
+            availability_max_age: match s.availability_max_age_days.unwrap_or(30) {
+                0 => None,
+                days => Some(Duration::from_secs(u64::from(days) * 86_400)),
+            },
             plugin_limits: crate::policy::wasm::Limits {
                 deadline: Duration::from_millis(plugin_deadline_ms),
                 memory_bytes: plugin_memory_mib << 20,
@@ -326,6 +340,18 @@ mod tests {
         assert_eq!(config.jwt_key_file, PathBuf::from("/srv/p/jwt-secret"));
         assert_eq!(config.reaper_interval, Duration::from_secs(5));
         assert_eq!(config.tls, None, "plain HTTP unless a certificate is given");
+        assert_eq!(
+            config.availability_max_age,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        let never = Settings {
+            availability_max_age_days: Some(0),
+            ..Settings::default()
+        };
+        assert_eq!(
+            Config::resolve(never, None).unwrap().availability_max_age,
+            None
+        );
     }
 
     #[test]

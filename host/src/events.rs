@@ -67,7 +67,7 @@ pub enum Scope {
     Endpoint {
         /// The endpoint.
         endpoint_id: Uuid,
-        /// Its pool when the stream opened.
+        /// Its pool; follows the endpoint's moves (`endpoint_moved`).
         pool_id: Uuid,
     },
     /// Every endpoint of a pool.
@@ -223,28 +223,58 @@ async fn backlog(
     after: i64,
     upto: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
-    let (endpoint, pool) = match scope {
+    match scope {
+        Scope::Pool { pool_id } => {
+            sqlx::query_as(&format!(
+                "SELECT {EVENT_COLUMNS} FROM operation_events
+                 WHERE position > $1 AND position <= $2
+                   AND (pool_id = $3
+                        OR (event_type = 'endpoint_moved' AND payload->>'from_pool_id' = $3::text))
+                 ORDER BY position"
+            ))
+            .bind(after)
+            .bind(upto)
+            .bind(pool_id)
+            .fetch_all(db)
+            .await
+        }
         Scope::Endpoint {
             endpoint_id,
             pool_id,
-        } => (Some(endpoint_id), pool_id),
-        Scope::Pool { pool_id } => (None, pool_id),
-    };
-    sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM operation_events
-         WHERE position > $1 AND position <= $2
-           AND (CASE WHEN $3::uuid IS NULL
-                     THEN pool_id = $4
-                          OR (event_type = 'endpoint_moved' AND payload->>'from_pool_id' = $4::text)
-                     ELSE endpoint_id = $3 OR (event_type = 'target_changed' AND pool_id = $4) END)
-         ORDER BY position"
-    ))
-    .bind(after)
-    .bind(upto)
-    .bind(endpoint)
-    .bind(pool)
-    .fetch_all(db)
-    .await
+        } => {
+            // The endpoint may have changed pools within the range: read its own events and every
+            // target change, then walk its moves to keep the target changes of the pool it was
+            // in at each point.
+            let events: Vec<Event> = sqlx::query_as(&format!(
+                "SELECT {EVENT_COLUMNS} FROM operation_events
+                 WHERE position > $1 AND position <= $2
+                   AND (endpoint_id = $3 OR event_type = 'target_changed')
+                 ORDER BY position"
+            ))
+            .bind(after)
+            .bind(upto)
+            .bind(endpoint_id)
+            .fetch_all(db)
+            .await?;
+            let first_pool = events
+                .iter()
+                .find(|e| e.event_type == ENDPOINT_MOVED && e.endpoint_id == Some(endpoint_id))
+                .and_then(|e| e.payload["from_pool_id"].as_str()?.parse().ok())
+                .unwrap_or(pool_id);
+            let mut walk = Scope::Endpoint {
+                endpoint_id,
+                pool_id: first_pool,
+            };
+            Ok(events
+                .into_iter()
+                .filter(|e| {
+                    let wanted = walk.matches(e);
+                    walk.follow(e);
+                    wanted
+                })
+                .collect())
+        }
+    }
 }
 
 /// The wire form of an event, in the original protocol: `type`, `operation`, `timestamp`, plus
@@ -293,6 +323,22 @@ pub async fn run_session(
     let (mut live, subscribed_at) = app.events.subscribe();
     let keepalive = app.config.keepalive;
     let send = |value: Value| Message::Text(Utf8Bytes::from(value.to_string()));
+    // The endpoint was looked up before the upgrade; a move or delete committed since then is
+    // behind the subscription point, so look again now that nothing can be missed.
+    if let Scope::Endpoint {
+        endpoint_id,
+        pool_id,
+    } = &mut scope
+    {
+        match db::endpoints::get(&app.db, *endpoint_id).await {
+            Ok(Some(endpoint)) => *pool_id = endpoint.pool_id,
+            Ok(None) => {
+                let _ = sink.send(Message::Close(Some(endpoint_deleted()))).await;
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot re-read a subscriber's endpoint"),
+        }
+    }
 
     let mut hello =
         json!({ "type": "connected", "event_id": subscribed_at, "timestamp": Utc::now() });

@@ -5,6 +5,8 @@
 //! - [`operations`], [`endpoints`], [`pools`] are the domain: one transaction per request;
 //! - [`db`] is the only place with SQL, over the stored procedures in `sql/`;
 //! - [`auth`] decides who is asking; [`policy`] classifies and plans; [`reaper`] expires leases;
+//! - [`events`] fans the event log out to WebSocket streams; [`tls`] serves HTTPS/WSS when no
+//!   TLS-terminating proxy is in front;
 //! - [`error`] is the one mapping from failures to `application/problem+json`.
 
 pub mod api;

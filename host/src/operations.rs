@@ -396,16 +396,17 @@ async fn complete_at_once(
 }
 
 /// Plans a sync with the pool's policy, limited to what the endpoint and the whole pool can
-/// obtain.
+/// obtain (by reports no older than `max_age`).
 async fn plan_sync(
     tx: &mut PgConnection,
     policy: &dyn Policy,
     pool: &Pool,
     endpoint_id: Uuid,
-    current: &Arc<PackageState>,
-    target: &Arc<PackageState>,
+    (current, target): (&Arc<PackageState>, &Arc<PackageState>),
+    max_age: Option<std::time::Duration>,
 ) -> Result<Plan> {
-    let limits = availability::sync_limits(&mut *tx, pool, endpoint_id, current, target).await?;
+    let states = (current.as_ref(), target.as_ref());
+    let limits = availability::sync_limits(&mut *tx, pool, endpoint_id, states, max_age).await?;
     let plan = policy.plan(current, target, limits.available.as_deref())?;
     Ok(limits.enforce(plan))
 }
@@ -433,8 +434,8 @@ pub async fn request_sync(app: &AppState, request: Request<'_>) -> Result<Create
         policy.as_ref(),
         &ctx.pool,
         request.endpoint_id,
-        &current,
-        &target,
+        (&current, &target),
+        app.config.availability_max_age,
     )
     .await?;
     let (mut row, replayed) = create_row(
@@ -568,8 +569,8 @@ pub async fn request_revert(
         &mut tx,
         ctx.pool.pool_id,
         request.endpoint_id,
-        &current,
-        &target,
+        (&current, &target),
+        app.config.availability_max_age,
     )
     .await?;
     let plan = limits.enforce(policy.plan(&current, &target, limits.available.as_deref())?);
@@ -715,8 +716,8 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
                     policy.as_ref(),
                     &pool,
                     row.endpoint_id,
-                    &current,
-                    &target,
+                    (&current, &target),
+                    app.config.availability_max_age,
                 )
                 .await?;
                 if plan.is_empty() {

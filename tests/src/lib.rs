@@ -616,6 +616,11 @@ impl Stream {
 
     /// The close code the server ended the stream with, if it did within `timeout`.
     pub async fn close_code(&mut self, timeout: Duration) -> Option<u16> {
+        self.close_frame(timeout).await.map(|(code, _)| code)
+    }
+
+    /// The close code and reason the server ended the stream with, if it did within `timeout`.
+    pub async fn close_frame(&mut self, timeout: Duration) -> Option<(u16, String)> {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -624,7 +629,9 @@ impl Stream {
                 .await
                 .ok()??
             {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(Message::Close(frame)) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
                 Ok(_) => continue,
                 Err(_) => return None,
             }

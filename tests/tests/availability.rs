@@ -402,3 +402,152 @@ async fn reverts_need_what_the_endpoint_can_obtain_and_unused_reports_are_collec
     assert_eq!(offers_left, 1, "offers of collected reports go with them");
     t.stop().await;
 }
+
+/// A pool whose reference has linux 6.2, `b` can obtain it and `laggard` cannot: `(pool, b,
+/// b's token, laggard)`.
+async fn pool_with_a_laggard(api: &Api) -> (String, String, String, String) {
+    let pool = api.create_pool("with-laggard").await;
+    let (a, ta) = api.register(&pool, "ref").await;
+    let (b, tb) = api.register(&pool, "b").await;
+    let (c, tc) = api.register(&pool, "laggard").await;
+    put_state(
+        api,
+        &a,
+        &ta,
+        report(&[("linux", "6.2-1")], &[], Some(offers(&[], &[]))),
+    )
+    .await
+    .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{a}/set-as-latest"),
+        Some(&ta),
+        None,
+    )
+    .await
+    .expect(202, None);
+    let behind = |offered| report(&[("linux", "6.1-1")], &[], Some(offers(offered, &[])));
+    put_state(
+        api,
+        &b,
+        &tb,
+        behind(&[("linux", "6.2-1", "sync_repository")]),
+    )
+    .await
+    .expect(200, None);
+    put_state(
+        api,
+        &c,
+        &tc,
+        behind(&[("linux", "6.1-1", "sync_repository")]),
+    )
+    .await
+    .expect(200, None);
+    (pool, b, tb, c)
+}
+
+/// What a sync of `endpoint` plans and skips (a pending operation is cancelled again; one with
+/// nothing to do has completed at once).
+async fn sync_plan(api: &Api, endpoint: &str, token: &str) -> (Vec<String>, Vec<String>) {
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{endpoint}/sync-to-latest"),
+            Some(token),
+            None,
+        )
+        .await;
+    let op = op.expect(202, None);
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let planned = (names(&op["plan"]["actions"]), names(&op["plan"]["skipped"]));
+    if op["status"] == "pending" {
+        let id = op["operation_id"].as_str().unwrap();
+        api.call(
+            Method::POST,
+            &format!("/api/sync/operations/{id}/cancel"),
+            Some(token),
+            None,
+        )
+        .await
+        .expect(200, None);
+    }
+    planned
+}
+
+/// Makes an endpoint's availability report look `days` old, as if the machine had been off.
+async fn age_report(t: &TestHost, endpoint: &str, days: i32) {
+    let db = t.cluster.pool().await;
+    sqlx::query(
+        "UPDATE endpoints SET availability_reported_at = now() - make_interval(days => $2)
+         WHERE endpoint_id = $1::uuid",
+    )
+    .bind(endpoint)
+    .bind(days)
+    .execute(&db)
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_older_than_the_max_age_stops_constraining_the_pool() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let (pool, b, tb, laggard) = pool_with_a_laggard(api).await;
+    let analysis_path = format!("/api/pools/{pool}/repository-analysis");
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let fresh = api.get(&analysis_path).await;
+    assert_eq!(names(&fresh.body["excluded"]), ["linux"]);
+    assert_eq!(fresh.body["stale"], json!([]));
+    assert_eq!(
+        sync_plan(api, &b, &tb).await,
+        (vec![], vec!["linux".into()])
+    );
+
+    // A month without a report (the default limit is 30 days): the laggard is listed as stale
+    // and no longer holds b back.
+    age_report(&t, &laggard, 31).await;
+    let aged = api.get(&analysis_path).await;
+    assert_eq!(aged.body["excluded"], json!([]), "{}", aged.body);
+    assert_eq!(names(&aged.body["stale"]), ["laggard"]);
+    assert!(aged.body["stale"][0]["reported_at"].is_string());
+    assert_eq!(names(&aged.body["unknown"]), Vec::<String>::new());
+    assert_eq!(names(&aged.body["analysed"]), ["b", "ref"]);
+    assert_eq!(
+        sync_plan(api, &b, &tb).await,
+        (vec!["linux".into()], vec![])
+    );
+
+    // 29 days is still recent enough.
+    age_report(&t, &laggard, 29).await;
+    let recent = api.get(&analysis_path).await;
+    assert_eq!(names(&recent.body["excluded"]), ["linux"]);
+    t.stop().await;
+
+    // With the limit off (0), even a year-old report constrains the pool.
+    let t = TestHost::start_with(|s| s.availability_max_age_days = Some(0)).await;
+    let api = &t.api;
+    let (pool, b, tb, laggard) = pool_with_a_laggard(api).await;
+    age_report(&t, &laggard, 365).await;
+    let kept = api
+        .get(&format!("/api/pools/{pool}/repository-analysis"))
+        .await;
+    assert_eq!(names(&kept.body["excluded"]), ["linux"]);
+    assert_eq!(
+        sync_plan(api, &b, &tb).await,
+        (vec![], vec!["linux".into()])
+    );
+    t.stop().await;
+}

@@ -522,7 +522,10 @@ async fn a_stream_ends_with_its_endpoint_or_its_token() {
     // The endpoint's own stream hears why, then is closed: its token no longer exists.
     let deleted = on_b.next_of(&["endpoint_deleted"], WAIT).await;
     assert_eq!(deleted["endpoint_id"], b.as_str());
-    assert_eq!(on_b.close_code(WAIT).await, Some(1008));
+    assert_eq!(
+        on_b.close_frame(WAIT).await,
+        Some((1008, "endpoint deleted".into()))
+    );
     assert_eq!(
         Stream::open(&api.base, &format!("/api/sync/{b}/status"), Some(&tb))
             .await
@@ -550,8 +553,46 @@ async fn a_stream_ends_with_its_endpoint_or_its_token() {
     .await
     .unwrap();
     assert_eq!(brief.next(WAIT).await.unwrap()["type"], "connected");
-    assert_eq!(brief.close_code(WAIT).await, Some(1008));
+    assert_eq!(
+        brief.close_frame(WAIT).await,
+        Some((1008, "token expired".into()))
+    );
     t.stop().await;
+}
+
+/// Makes `name`, a new endpoint of `pool` with `linux` at `version`, the pool's target.
+async fn new_target(api: &Api, pool: &str, name: &str, version: &str) {
+    let (e, token) = api.register(pool, name).await;
+    api.report(&e, &token, &[("linux", version)])
+        .await
+        .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{e}/set-as-latest"),
+        Some(&token),
+        None,
+    )
+    .await
+    .expect(202, None);
+}
+
+/// `(type, pool_id)` of target changes and moves, until the `count`th of them.
+async fn pool_changes(stream: &mut Stream, count: usize) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let m = stream
+            .next_of(&["target_changed", "endpoint_moved"], WAIT)
+            .await;
+        seen.push((
+            m["type"].as_str().unwrap().to_owned(),
+            m["pool_id"]
+                .as_str()
+                .or(m["to_pool_id"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        ));
+    }
+    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,20 +601,18 @@ async fn an_endpoint_stream_follows_its_endpoint_into_another_pool() {
     let api = &t.api;
     let (from, b, tb) = fleet(api, "from").await;
     let to = api.create_pool("to").await;
-    let mut on_b = Stream::open(&api.base, &format!("/api/sync/{b}/status"), Some(&tb))
-        .await
-        .unwrap();
-    let mut old_dashboard = Stream::open(
-        &api.base,
-        &format!("/api/sync/pools/{from}/events"),
-        Some(&api.admin),
-    )
-    .await
-    .unwrap();
-    let before_move = old_dashboard.next(WAIT).await.unwrap()["event_id"]
-        .as_i64()
-        .unwrap();
+    let open = |path: String, token: String| {
+        let base = api.base.clone();
+        async move { Stream::open(&base, &path, Some(&token)).await.unwrap() }
+    };
+    let mut on_b = open(format!("/api/sync/{b}/status"), tb.clone()).await;
+    let mut old_dashboard = open(format!("/api/sync/pools/{from}/events"), api.admin.clone()).await;
+    let mut new_dashboard = open(format!("/api/sync/pools/{to}/events"), api.admin.clone()).await;
+    let before = on_b.next(WAIT).await.unwrap()["event_id"].as_i64().unwrap();
 
+    // The old pool's target moves while b is in it, b moves, the old pool's target moves again
+    // (b no longer cares), then the new pool gets its first target (b does care).
+    new_target(api, &from, "from-2", "6.2-1").await;
     api.call(
         Method::PUT,
         &format!("/api/endpoints/{b}/pool"),
@@ -582,7 +621,19 @@ async fn an_endpoint_stream_follows_its_endpoint_into_another_pool() {
     )
     .await
     .expect(200, None);
-    for stream in [&mut on_b, &mut old_dashboard] {
+    new_target(api, &from, "from-3", "6.4-1").await;
+    new_target(api, &to, "to-ref", "6.3-1").await;
+
+    let expected = vec![
+        ("target_changed".to_owned(), from.clone()),
+        ("endpoint_moved".to_owned(), to.clone()),
+        ("target_changed".to_owned(), to.clone()),
+    ];
+    assert_eq!(pool_changes(&mut on_b, 3).await, expected);
+    // Resumed from before all of it, the stream replays the same from the log.
+    let mut resumed = open(format!("/api/sync/{b}/status?after={before}"), tb.clone()).await;
+    assert_eq!(pool_changes(&mut resumed, 3).await, expected);
+    for stream in [&mut old_dashboard, &mut new_dashboard] {
         let moved = stream.next_of(&["endpoint_moved"], WAIT).await;
         assert_eq!(
             (
@@ -593,30 +644,19 @@ async fn an_endpoint_stream_follows_its_endpoint_into_another_pool() {
             (Some(b.as_str()), Some(from.as_str()), Some(to.as_str()))
         );
     }
-
-    // The new pool gets a target: b's stream hears it, with b's status against it.
-    let (c, tc) = api.register(&to, "to-ref").await;
-    api.report(&c, &tc, &[("linux", "6.3-1")])
-        .await
-        .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{c}/set-as-latest"),
-        Some(&tc),
-        None,
-    )
-    .await
-    .expect(202, None);
-    let target = on_b.next_of(&["target_changed"], WAIT).await;
-    assert_eq!(target["pool_id"], to.as_str());
-    assert_eq!(target["sync_status"], "behind");
-
     // A dashboard resuming from before the move gets it from the log.
-    let resumed = format!("/api/sync/pools/{from}/events?after={before_move}");
-    let mut replay = Stream::open(&api.base, &resumed, Some(&api.admin))
-        .await
-        .unwrap();
+    let mut replay = open(
+        format!("/api/sync/pools/{from}/events?after={before}"),
+        api.admin.clone(),
+    )
+    .await;
     let moved = replay.next_of(&["endpoint_moved"], WAIT).await;
     assert_eq!(moved["to_pool_id"], to.as_str());
+    // After the move, b's status is against the new pool's target.
+    on_b.send(json!({"type": "get_status"})).await;
+    assert_eq!(
+        on_b.next_of(&["status"], WAIT).await["sync_status"],
+        "behind"
+    );
     t.stop().await;
 }

@@ -67,7 +67,7 @@ fn upgrade(
 /// Live events of one endpoint (its token or an admin's).
 #[utoipa::path(get, path = "/api/sync/{endpoint_id}/status", tag = "stream",
     params(("endpoint_id" = Uuid, Path), StreamParams),
-    responses((status = 101, description = "WebSocket of operation, sync-status and target events")))]
+    responses((status = 101, description = "WebSocket of operation, sync-status, target and endpoint (moved, deleted) events; closed with 1008 when the endpoint is deleted or the token expires")))]
 pub async fn endpoint_status(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -43,6 +43,12 @@ pub enum DatabaseSetupError {
 /// Parses an external PostgreSQL URL (libpq's syntax, including `sslmode` and `sslrootcert`).
 /// The error never echoes the URL, which may hold a password.
 pub fn options_from_url(url: &str) -> Result<PgConnectOptions, DatabaseSetupError> {
+    // sqlx reads any scheme as PostgreSQL; a `mysql://` URL would fail later and less clearly.
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(DatabaseSetupError::InvalidUrl(
+            "it must start with postgres:// or postgresql://".into(),
+        ));
+    }
     url.parse::<PgConnectOptions>()
         .map_err(|e| DatabaseSetupError::InvalidUrl(without_secrets(&e)))
 }
@@ -72,10 +78,9 @@ pub async fn connect_and_migrate(
         .await
         .map_err(DatabaseSetupError::MigrationConnect)?;
     let outcome = migrations::runner().run_async(&mut migrator).await;
-    sqlx::query(MIGRATION_UNLOCK)
-        .execute(&mut migrator.0)
-        .await
-        .map_err(DatabaseSetupError::MigrationConnect)?;
+    // Closing the session releases the lock too; an unlock failure (a dropped connection)
+    // must not hide the migration's own error.
+    let _ = sqlx::query(MIGRATION_UNLOCK).execute(&mut migrator.0).await;
     let _ = migrator.0.close().await;
     let report = outcome?;
     for migration in report.applied_migrations() {
@@ -87,4 +92,24 @@ pub async fn connect_and_migrate(
         .connect_with(options.clone())
         .await?;
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_url_is_refused_without_quoting_its_password() {
+        for url in [
+            "postgres://u:hunter2@db:notaport/pacsync",
+            "postgres://u:hunter2@db/pacsync?sslmode=sometimes",
+            "mysql://u:hunter2@db/pacsync",
+        ] {
+            let error = options_from_url(url).unwrap_err().to_string();
+            assert!(error.starts_with("invalid database URL"), "{error}");
+            assert!(!error.contains("hunter2"), "{url}: {error}");
+        }
+        let tls = options_from_url("postgres://u:hunter2@db/pacsync?sslmode=verify-full");
+        assert!(tls.is_ok(), "libpq-style TLS options are accepted");
+    }
 }
