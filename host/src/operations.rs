@@ -667,9 +667,10 @@ pub async fn get(app: &AppState, principal: &Principal, operation_id: Uuid) -> R
         .into())
 }
 
-/// The agent claims a pending operation. A sync whose plan went stale while it waited (the pool
-/// target moved, the machine reported a new state, or the pool's policy changed) is re-planned
-/// first; one that is now in sync completes at once.
+/// The agent claims a pending operation. A sync is planned again first, and its plan replaced
+/// if it went stale while it waited (the pool target moved, the machine reported a new state,
+/// the pool's policy changed, or what the pool can obtain changed); one that is now in sync
+/// completes at once.
 pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) -> Result<Operation> {
     authorize(app, principal, operation_id, Access::Agent).await?;
     let actor = principal.actor();
@@ -698,33 +699,36 @@ pub async fn start(app: &AppState, principal: &Principal, operation_id: Uuid) ->
             let (policy, record) = app.policies.for_pool(&mut *tx, &pool).await?;
             let record = serde_json::to_value(&record).map_err(Error::internal)?;
             // The plan is stale if the target moved, the machine changed, or the pool's policy
-            // (plugin or config) was swapped since it was made.
+            // (plugin or config) was swapped since it was made...
             let stale = Some(pool.target_generation) != row.target_generation
                 || endpoint.current_history_id != row.planned_history_id
                 || row.policy.as_ref().map(|p| (&p["hash"], &p["config"]))
                     != Some((&record["hash"], &record["config"]));
-            if stale {
-                let (current_id, target_id) =
-                    match (endpoint.current_state_id, pool.target_state_id.clone()) {
-                        (Some(c), Some(t)) => (c, t),
-                        _ => return Err(Error::internal("sync operation without states")),
-                    };
-                let current = load_state(&mut tx, &current_id).await?;
-                let target = load_state(&mut tx, &target_id).await?;
-                let plan = plan_sync(
-                    &mut tx,
-                    policy.as_ref(),
-                    &pool,
-                    row.endpoint_id,
-                    (&current, &target),
-                    app.config.availability_max_age,
-                )
-                .await?;
+            let (current_id, target_id) =
+                match (endpoint.current_state_id, pool.target_state_id.clone()) {
+                    (Some(c), Some(t)) => (c, t),
+                    _ => return Err(Error::internal("sync operation without states")),
+                };
+            let current = load_state(&mut tx, &current_id).await?;
+            let target = load_state(&mut tx, &target_id).await?;
+            let plan = plan_sync(
+                &mut tx,
+                policy.as_ref(),
+                &pool,
+                row.endpoint_id,
+                (&current, &target),
+                app.config.availability_max_age,
+            )
+            .await?;
+            let plan_value = plan_json(&plan)?;
+            // ...or if what the pool can obtain changed (an endpoint reported, or its report
+            // went stale): then only the plan itself shows it.
+            if stale || row.plan.as_ref() != Some(&plan_value) {
                 if plan.is_empty() {
                     now_in_sync_at = Some(current_id);
                 }
                 replan = Some(Replan {
-                    plan: plan_json(&plan)?,
+                    plan: plan_value,
                     target_state_id: target_id,
                     target_generation: pool.target_generation,
                     policy: record,

@@ -551,3 +551,99 @@ async fn a_report_older_than_the_max_age_stops_constraining_the_pool() {
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_sync_is_replanned_when_what_the_pool_can_obtain_changes() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let pool = api.create_pool("replanned").await;
+    let (a, ta) = api.register(&pool, "ref").await;
+    let (b, tb) = api.register(&pool, "b").await;
+    let (c, tc) = api.register(&pool, "laggard").await;
+    put_state(
+        api,
+        &a,
+        &ta,
+        report(
+            &[("linux", "6.2-1"), ("vim", "9.1-1")],
+            &[],
+            Some(offers(&[], &[])),
+        ),
+    )
+    .await
+    .expect(200, None);
+    api.call(
+        Method::POST,
+        &format!("/api/sync/{a}/set-as-latest"),
+        Some(&ta),
+        None,
+    )
+    .await
+    .expect(202, None);
+    put_state(
+        api,
+        &b,
+        &tb,
+        report(
+            &[("linux", "6.1-1"), ("vim", "9.0-1")],
+            &[],
+            Some(offers(
+                &[
+                    ("linux", "6.2-1", "sync_repository"),
+                    ("vim", "9.1-1", "sync_repository"),
+                ],
+                &[],
+            )),
+        ),
+    )
+    .await
+    .expect(200, None);
+    let laggard = |linux_offered: &str| {
+        report(
+            &[("linux", "6.1-1"), ("vim", "9.1-1")],
+            &[],
+            Some(offers(&[("linux", linux_offered, "sync_repository")], &[])),
+        )
+    };
+    put_state(api, &c, &tc, laggard("6.1-1"))
+        .await
+        .expect(200, None);
+    let action_names = |op: &Value| -> Vec<String> {
+        op["plan"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Planned while the laggard cannot obtain linux 6.2: only vim.
+    let op = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/{b}/sync-to-latest"),
+            Some(&tb),
+            None,
+        )
+        .await;
+    let op = op.expect(202, None).clone();
+    assert_eq!(action_names(&op), ["vim"]);
+    let id = op["operation_id"].as_str().unwrap();
+
+    // Its mirror catches up before b's agent starts: the started plan upgrades linux too.
+    put_state(api, &c, &tc, laggard("6.2-1"))
+        .await
+        .expect(200, None);
+    let started = api
+        .call(
+            Method::POST,
+            &format!("/api/sync/operations/{id}/start"),
+            Some(&tb),
+            None,
+        )
+        .await;
+    let started = started.expect(200, None);
+    assert_eq!(action_names(started), ["linux", "vim"]);
+    assert_eq!(started["plan"]["skipped"], json!([]));
+    t.stop().await;
+}
