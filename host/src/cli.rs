@@ -168,8 +168,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         shutdown.cancel();
     });
+    if let Some(certificates) = host.certificates() {
+        tokio::spawn(reload_on_hangup(certificates));
+    }
     host.wait().await?;
     Ok(())
+}
+
+/// SIGHUP re-reads the TLS certificate and key, e.g. after a renewal.
+async fn reload_on_hangup(certificates: std::sync::Arc<crate::tls::Certificates>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    while hangup.recv().await.is_some() {
+        match certificates.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded; still serving the previous one")
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::db::{self, DatabaseSetupError};
 use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError};
 use crate::policy::Policies;
+use crate::tls::{Certificates, TlsError};
 
 /// Shared state of every request handler.
 #[derive(Clone)]
@@ -44,7 +45,7 @@ pub enum StartError {
     Key(#[from] KeyError),
     /// The TLS certificate or key could not be used.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,6 +67,7 @@ pub struct Host {
     reaper: JoinHandle<()>,
     hub: JoinHandle<()>,
     embedded: Option<EmbeddedPostgres>,
+    certificates: Option<Arc<Certificates>>,
 }
 
 /// Maximum database connections per replica.
@@ -75,8 +77,8 @@ impl Host {
     /// Starts the database (embedded or external), migrates it, and serves the API.
     pub async fn start(config: Config) -> Result<Host, StartError> {
         // Unusable certificates fail the start before any database work.
-        let tls = match &config.tls {
-            Some(files) => Some(crate::tls::acceptor(&files.cert, &files.key)?),
+        let certificates = match &config.tls {
+            Some(files) => Some(Arc::new(Certificates::load(&files.cert, &files.key)?)),
             None => None,
         };
         let embedded = match &config.database_url {
@@ -135,9 +137,9 @@ impl Host {
                     let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes);
                 }
             });
-        let server = match tls {
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(listener, acceptor)
+        let server = match &certificates {
+            Some(certificates) => {
+                let listener = crate::tls::TlsListener::new(listener, certificates.acceptor())
                     .map_err(|source| StartError::Bind { addr, source })?;
                 tokio::spawn(serve(listener, app, shutdown.clone()))
             }
@@ -157,7 +159,13 @@ impl Host {
             reaper,
             hub,
             embedded,
+            certificates,
         })
+    }
+
+    /// The certificate the host serves HTTPS with, if it does; `reload` it after renewing.
+    pub fn certificates(&self) -> Option<Arc<Certificates>> {
+        self.certificates.clone()
     }
 
     /// A token that stops the host when cancelled.

@@ -1,17 +1,19 @@
 //! HTTPS and WSS served by the host itself, for a replica that is not behind a TLS-terminating
-//! load balancer (`--tls-cert` / `--tls-key`).
+//! load balancer (`--tls-cert` / `--tls-key`; SIGHUP re-reads both files).
 //!
 //! Handshakes run in their own tasks, each bounded by [`HANDSHAKE_TIMEOUT`], so a client that
 //! opens a connection and never speaks cannot hold up the accept loop for everybody else.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -47,8 +49,59 @@ pub enum TlsError {
     },
 }
 
-/// Builds the acceptor from a PEM certificate chain (leaf first) and its PEM private key.
-pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+/// The host's certificate and key, re-read on demand (SIGHUP), so that a renewed certificate
+/// is served without a restart. Connections already open keep the one they started with.
+#[derive(Debug)]
+pub struct Certificates {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Certificates {
+    /// Reads a PEM certificate chain (leaf first) and its PEM private key.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        Ok(Self {
+            current: RwLock::new(Arc::new(read_pair(cert, key)?)),
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Reads the files again; on any error the certificate served so far stays in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = Arc::new(read_pair(&self.cert, &self.key)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// An acceptor that always presents the current certificate.
+    pub fn acceptor(self: &Arc<Self>) -> TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        // HTTP/1.1 only: the API and its WebSocket upgrades are served over HTTP/1.1.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// Reads and checks a certificate chain and its key (which must match the leaf).
+fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let pem = |what, path: &Path, reason: String| TlsError::Pem {
         what,
         path: path.to_owned(),
@@ -67,19 +120,12 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     }
     let private =
         PrivateKeyDer::from_pem_file(key).map_err(|e| pem("private key", key, e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
-        .map_err(|source| TlsError::Config {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            source,
-        })?;
-    let mut config = config;
-    // HTTP/1.1 only: the API and its WebSocket upgrades are served over HTTP/1.1.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(chain, private, &provider).map_err(|source| TlsError::Config {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        source,
+    })
 }
 
 /// A listener that yields connections only once their TLS handshake has completed.

@@ -13,19 +13,23 @@ use pacsync_host::config::{Config, Settings};
 use pacsync_host::db::DatabaseSetupError;
 use pacsync_host::server::{Host, StartError};
 use pacsync_host::tls::TlsError;
-use pacsync_tests::{Api, PrivateCluster, TestHost, shared_tempdir, test_settings};
+use pacsync_tests::{Api, HostProcess, PrivateCluster, TestHost, shared_tempdir, test_settings};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 const PACSYNC: &str = env!("CARGO_BIN_EXE_pacsync-under-test");
+const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
 
 /// A private CA, a `localhost` certificate it issued, and that certificate's key; plus a key
 /// that belongs to nothing.
 struct Pki {
     _dir: tempfile::TempDir,
+    issuer: Issuer<'static, KeyPair>,
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
     stray_key: PathBuf,
+    /// DER of the certificate now in `cert`.
+    cert_der: Vec<u8>,
 }
 
 fn pki() -> Pki {
@@ -37,23 +41,35 @@ fn pki() -> Pki {
         .push(DnType::CommonName, "pacsync test CA");
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
     let write = |name: &str, pem: String| {
         let path = dir.path().join(name);
         std::fs::write(&path, pem).unwrap();
         path
     };
-    Pki {
+    let mut pki = Pki {
+        issuer: Issuer::new(ca_params, ca_key),
         ca: write("ca.pem", ca_cert.pem()),
-        cert: write("cert.pem", leaf.pem()),
-        key: write("key.pem", leaf_key.serialize_pem()),
+        cert: dir.path().join("cert.pem"),
+        key: dir.path().join("key.pem"),
         stray_key: write("stray.pem", KeyPair::generate().unwrap().serialize_pem()),
+        cert_der: Vec::new(),
         _dir: dir,
+    };
+    pki.renew();
+    pki
+}
+
+impl Pki {
+    /// Issues a new `localhost` certificate and key, written over `cert` and `key`.
+    fn renew(&mut self) {
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        std::fs::write(&self.cert, leaf.pem()).unwrap();
+        std::fs::write(&self.key, key.serialize_pem()).unwrap();
+        self.cert_der = leaf.der().to_vec();
     }
 }
 
@@ -313,4 +329,78 @@ async fn the_host_uses_an_external_postgresql_that_requires_tls() {
         "every TCP session of the host is encrypted: {encrypted:?}"
     );
     host.stop().await.unwrap();
+}
+
+/// The certificate a TLS server at `base` presents.
+async fn served_certificate(base: &str, ca: &Path) -> Vec<u8> {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .tls_info(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let reply = client
+        .get(format!("{base}/api/sync/health"))
+        .send()
+        .await
+        .unwrap();
+    reply
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("a TLS peer certificate")
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_on_errors() {
+    let mut pki = pki();
+    let cluster = PrivateCluster::start().await;
+    let data = shared_tempdir();
+    let host = HostProcess::spawn(
+        Path::new(HOST),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--tls-cert",
+            pki.cert.to_str().unwrap(),
+            "--tls-key",
+            pki.key.to_str().unwrap(),
+        ],
+        &[("PACSYNC_DATABASE_URL", cluster.url().as_str())],
+    );
+    assert!(host.base.starts_with("https://"), "{}", host.base);
+    let first = pki.cert_der.clone();
+    assert_eq!(served_certificate(&host.base, &pki.ca).await, first);
+    let hangup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(host.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+
+    // Renewed on disk: still the old one until the signal, then the new one.
+    pki.renew();
+    assert_eq!(served_certificate(&host.base, &pki.ca).await, first);
+    hangup();
+    let mut served = Vec::new();
+    for _ in 0..100 {
+        served = served_certificate(&host.base, &pki.ca).await;
+        if served == pki.cert_der {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, pki.cert_der, "the renewed certificate is served");
+
+    // A broken file is refused and the host keeps serving the last good certificate.
+    std::fs::write(&pki.cert, "not a certificate").unwrap();
+    hangup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(served_certificate(&host.base, &pki.ca).await, pki.cert_der);
+    assert!(host.terminate().success());
 }
