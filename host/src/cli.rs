@@ -1,4 +1,4 @@
-//! The `pacsync-host` command line: `serve`, `token issue`, `vercmp`, `openapi`.
+//! The `pacsync-host` command line: `serve`, `token issue`, `plugin check`, `vercmp`, `openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +33,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Work with policy components offline.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
     },
     /// Compare two package versions like pacman's vercmp: prints -1, 0 or 1.
     Vercmp {
@@ -70,6 +75,92 @@ enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a component as the server would, print its description, validate a config, and
+    /// classify and plan two states with it. Exit 0 when all of it passed, 1 when the component,
+    /// the config or a call was refused, 2 on unreadable input.
+    Check {
+        /// The component (`.wasm`, built for wasm32-wasip2 against `wit/policy.wit`).
+        component: PathBuf,
+        /// The config, as JSON [default: {}].
+        #[arg(long)]
+        config: Option<String>,
+        /// A state file (`{"packages": [...]}`, the body of `PUT /api/endpoints/{id}/state`);
+        /// with --target, classify and plan from it.
+        #[arg(long, requires = "target")]
+        current: Option<PathBuf>,
+        /// The target state file.
+        #[arg(long, requires = "current")]
+        target: Option<PathBuf>,
+    },
+}
+
+/// The part of a state report `plugin check` reads.
+#[derive(serde::Deserialize)]
+struct StateFile {
+    packages: Vec<pacsync_core::Package>,
+}
+
+/// Runs `plugin check`.
+fn plugin_check(
+    component: &std::path::Path,
+    config: Option<&str>,
+    states: Option<(&std::path::Path, &std::path::Path)>,
+) -> ExitCode {
+    let usage = |e: String| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    };
+    let bytes = match std::fs::read(component) {
+        Ok(b) => b,
+        Err(e) => return usage(format!("{}: {e}", component.display())),
+    };
+    let config = match config.map(serde_json::from_str).transpose() {
+        Ok(c) => c.unwrap_or_else(|| serde_json::json!({})),
+        Err(e) => return usage(format!("--config is not JSON: {e}")),
+    };
+    let read_state =
+        |path: &std::path::Path| -> Result<std::sync::Arc<pacsync_core::PackageState>, String> {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file: StateFile =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            pacsync_core::PackageState::new(file.packages)
+                .map(std::sync::Arc::new)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        };
+    let states = match states {
+        Some((current, target)) => match (read_state(current), read_state(target)) {
+            (Ok(c), Ok(t)) => Some((c, t)),
+            (Err(e), _) | (_, Err(e)) => return usage(e),
+        },
+        None => None,
+    };
+    let limits = match Config::resolve(Settings::default(), None) {
+        Ok(c) => c.plugin_limits,
+        Err(e) => return fail(e),
+    };
+    let runtime = crate::policy::wasm::WasmRuntime::new(limits, None);
+    let trial = crate::policy::check::Trial { config, states };
+    match crate::policy::check::check(&runtime, &bytes, trial) {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("a report serializes")
+            );
+            match &report.config_error {
+                Some(message) => {
+                    eprintln!("error: the plugin refuses this config: {message}");
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -78,6 +169,19 @@ pub fn main() -> ExitCode {
             println!("{}", pacsync_core::vercmp(&a, &b) as i8);
             ExitCode::SUCCESS
         }
+        Command::Plugin {
+            command:
+                PluginCommand::Check {
+                    component,
+                    config,
+                    current,
+                    target,
+                },
+        } => plugin_check(
+            &component,
+            config.as_deref(),
+            current.as_deref().zip(target.as_deref()),
+        ),
         Command::Openapi => {
             println!("{}", crate::api::openapi_json());
             ExitCode::SUCCESS

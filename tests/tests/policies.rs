@@ -402,3 +402,103 @@ async fn a_pending_plan_follows_a_policy_swap_and_a_new_machine_state() {
     assert_eq!(started["plan"]["actions"], json!([]));
     t.stop().await;
 }
+
+/// Runs `pacsync-host plugin check` with `args`.
+fn plugin_check(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pacsync-host-under-test"))
+        .args(["plugin", "check"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plugin_authors_can_check_a_component_offline() {
+    let dir = pacsync_tests::shared_tempdir();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let conservative = write(
+        "conservative.wasm",
+        pacsync_host::policy::builtin_component("conservative").unwrap(),
+    );
+    let hostile = write("hostile.wasm", HOSTILE);
+    let current = write(
+        "current.json",
+        pacsync_tests::state(&[("linux", "6.1-1"), ("vim", "9.1-1")])
+            .to_string()
+            .as_bytes(),
+    );
+    let target = write(
+        "target.json",
+        pacsync_tests::state(&[("linux", "6.2-1")])
+            .to_string()
+            .as_bytes(),
+    );
+    let states = [
+        "--current".as_ref(),
+        current.as_os_str(),
+        "--target".as_ref(),
+        target.as_os_str(),
+    ];
+
+    // Described, classified and planned, as the server would.
+    let mut args = vec![conservative.as_os_str()];
+    args.extend(states);
+    let out = plugin_check(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["description"]["name"], "conservative");
+    assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(report["sync_status"], "diverged");
+    assert_eq!(report["plan"]["actions"][0]["name"], "linux");
+    assert_eq!(report["plan"]["actions"][0]["kind"], "upgrade");
+    assert_eq!(report["plan"]["skipped"][0]["name"], "vim");
+
+    // A config the plugin refuses: its message, exit 1, nothing planned.
+    let out = plugin_check(&[
+        conservative.as_os_str(),
+        "--config".as_ref(),
+        r#"{"bogus": true}"#.as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["config_error"].is_string(), "{report}");
+    assert!(report.get("plan").is_none());
+
+    // A component that loops is stopped by the deadline: POLICY_FAULT, exit 1.
+    let mut args = vec![
+        hostile.as_os_str(),
+        "--config".as_ref(),
+        r#"{"mode": "loop"}"#.as_ref(),
+    ];
+    args.extend(states);
+    let out = plugin_check(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("POLICY_FAULT") && stderr.contains("deadline"),
+        "{stderr}"
+    );
+
+    // Not a component at all; unreadable input; half the states.
+    let out = plugin_check(&[current.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_PLUGIN"));
+    let out = plugin_check(&[dir.path().join("missing.wasm").as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = plugin_check(&[conservative.as_os_str(), "--config".as_ref(), "{".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = plugin_check(&[
+        conservative.as_os_str(),
+        "--current".as_ref(),
+        current.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "--current needs --target");
+}

@@ -5,6 +5,7 @@
 //! WebAssembly runtime behind the [`Policy`] trait. Reverts use the native mirror: they return
 //! to a recorded state exactly, whatever the pool's policy.
 
+pub mod check;
 pub mod wasm;
 
 use std::collections::HashMap;
