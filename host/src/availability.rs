@@ -130,13 +130,14 @@ struct Loaded {
 
 impl Loaded {
     /// Loads the pool's endpoints, or only `only` of them, ignoring reports older than
-    /// `max_age` (`None`: reports never go stale).
+    /// `max_age` (`None`: reports never go stale) except that of `own`, the endpoint being
+    /// planned for: what it can obtain itself is better known from an old report than not at all.
     async fn load(
         tx: &mut PgConnection,
         pool_id: Uuid,
         target: &PackageState,
         only: Option<Uuid>,
-        max_age: Option<Duration>,
+        (max_age, own): (Option<Duration>, Option<Uuid>),
     ) -> Result<Self> {
         let mut endpoints = db::endpoints::in_pool(&mut *tx, pool_id).await?;
         if let Some(only) = only {
@@ -149,6 +150,7 @@ impl Loaded {
         for e in &mut endpoints {
             if let (Some(cutoff), Some(at)) = (cutoff, e.availability_reported_at)
                 && at < cutoff
+                && own != Some(e.endpoint_id)
                 && e.availability_id.take().is_some()
             {
                 stale.insert(e.endpoint_id);
@@ -274,7 +276,7 @@ pub async fn analyse_pool(app: &AppState, pool_id: Uuid) -> Result<RepositoryAna
         None => Default::default(),
     };
     let max_age = app.config.availability_max_age;
-    let loaded = Loaded::load(&mut tx, pool_id, &target, None, max_age).await?;
+    let loaded = Loaded::load(&mut tx, pool_id, &target, None, (max_age, None)).await?;
     tx.commit().await?;
     let (known, unknown) = loaded.split();
     let analysis = analyse(&target, &known, vercmp);
@@ -405,7 +407,8 @@ pub async fn sync_limits(
     if wanted.is_empty() {
         return Ok(PlanLimits::default());
     }
-    let loaded = Loaded::load(tx, pool.pool_id, &wanted, None, max_age).await?;
+    let freshness = (max_age, Some(endpoint_id));
+    let loaded = Loaded::load(tx, pool.pool_id, &wanted, None, freshness).await?;
     let (known, _) = loaded.split();
     let analysis = analyse(&wanted, &known, vercmp);
     Ok(PlanLimits {
@@ -431,7 +434,8 @@ pub async fn revert_limits(
     if wanted.is_empty() {
         return Ok(PlanLimits::default());
     }
-    let loaded = Loaded::load(tx, pool_id, &wanted, Some(endpoint_id), max_age).await?;
+    let freshness = (max_age, Some(endpoint_id));
+    let loaded = Loaded::load(tx, pool_id, &wanted, Some(endpoint_id), freshness).await?;
     let (known, _) = loaded.split();
     Ok(PlanLimits {
         available: obtainable_by(&known, endpoint_id, &wanted),

@@ -83,9 +83,9 @@ enum PluginCommand {
     Check {
         /// The component (`.wasm`, built for wasm32-wasip2 against `wit/policy.wit`).
         component: PathBuf,
-        /// The config, as JSON [default: {}].
+        /// The pool config to try, a JSON object [default: {}].
         #[arg(long)]
-        config: Option<String>,
+        policy_config: Option<String>,
         /// A state file (`{"packages": [...]}`, the body of `PUT /api/endpoints/{id}/state`);
         /// with --target, classify and plan from it.
         #[arg(long, requires = "target")]
@@ -118,7 +118,7 @@ fn plugin_check(
     };
     let config = match config.map(serde_json::from_str).transpose() {
         Ok(c) => c.unwrap_or_else(|| serde_json::json!({})),
-        Err(e) => return usage(format!("--config is not JSON: {e}")),
+        Err(e) => return usage(format!("--policy-config is not JSON: {e}")),
     };
     let read_state =
         |path: &std::path::Path| -> Result<std::sync::Arc<pacsync_core::PackageState>, String> {
@@ -173,13 +173,13 @@ pub fn main() -> ExitCode {
             command:
                 PluginCommand::Check {
                     component,
-                    config,
+                    policy_config,
                     current,
                     target,
                 },
         } => plugin_check(
             &component,
-            config.as_deref(),
+            policy_config.as_deref(),
             current.as_deref().zip(target.as_deref()),
         ),
         Command::Openapi => {
@@ -258,6 +258,9 @@ fn init_tracing() {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::debug!(?config, "configuration");
+    // Before anything slow: SIGHUP's default action would kill the host, TLS or not, also
+    // while it is still starting (initdb, migrations).
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let host = Host::start(config).await?;
     // Scripts and tests read this line to find the bound port.
     let scheme = if host.state.config.tls.is_some() {
@@ -272,23 +275,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    if let Some(certificates) = host.certificates() {
-        tokio::spawn(reload_on_hangup(certificates));
-    }
+    tokio::spawn(reload_on_hangup(hangup, host.certificates()));
     host.wait().await?;
     Ok(())
 }
 
-/// SIGHUP re-reads the TLS certificate and key, e.g. after a renewal.
-async fn reload_on_hangup(certificates: std::sync::Arc<crate::tls::Certificates>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+/// SIGHUP re-reads the TLS certificate and key, e.g. after a renewal; without TLS it has
+/// nothing to reload and says so.
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    certificates: Option<std::sync::Arc<crate::tls::Certificates>>,
+) {
     while hangup.recv().await.is_some() {
-        match certificates.reload() {
-            Ok(()) => tracing::info!("TLS certificate reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "TLS certificate not reloaded; still serving the previous one")
-            }
+        match certificates.as_ref().map(|c| c.reload()) {
+            Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+            Some(Err(e)) => tracing::error!(
+                error = %e,
+                "TLS certificate not reloaded; still serving the previous one"
+            ),
+            None => tracing::info!("SIGHUP: no TLS certificate to reload (plain HTTP)"),
         }
     }
 }

@@ -161,12 +161,7 @@ pub async fn set_pool_policy(
     request: SetPolicy,
     actor: &str,
 ) -> Result<Pool> {
-    if !request.config.is_object() {
-        return Err(Error::new(
-            ErrorCode::ValidationFailed,
-            "config must be a JSON object",
-        ));
-    }
+    crate::policy::require_object_config(&request.config)?;
     let mut tx = app.db.begin().await?;
     let (plugin, builtin_name, plugin_id) = match app.policies.builtin(&request.plugin) {
         Some(p) => (p, request.plugin.clone(), None),

@@ -140,6 +140,14 @@ async fn sync_to_latest_runs_pending_to_completed_and_classifies() {
     assert_eq!(started["status"], "in_progress");
     assert!(started["lease_expires_at"].is_string());
     assert!(started["started_at"].is_string());
+    // Planned again at start, nothing had changed: the plan on record stands.
+    assert!(
+        started["details"]
+            .get("replanned_from_generation")
+            .is_none(),
+        "{started}"
+    );
+    assert_eq!(started["plan"], op["plan"]);
 
     let p = f
         .agent(&f.b, &id, "progress", Some(json!({"percentage": 40, "stage": "installing", "current_action": "upgrading linux"})))

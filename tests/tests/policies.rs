@@ -403,13 +403,26 @@ async fn a_pending_plan_follows_a_policy_swap_and_a_new_machine_state() {
     t.stop().await;
 }
 
-/// Runs `pacsync-host plugin check` with `args`.
+/// Runs `pacsync-host plugin check` with `args`; a run past 60 s (a deadline that no longer
+/// holds) is killed and fails the test instead of hanging it.
 fn plugin_check(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_pacsync-host-under-test"))
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pacsync-host-under-test"))
         .args(["plugin", "check"])
         .args(args)
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("plugin check {args:?} ran past 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -464,7 +477,7 @@ fn plugin_authors_can_check_a_component_offline() {
     // A config the plugin refuses: its message, exit 1, nothing planned.
     let out = plugin_check(&[
         conservative.as_os_str(),
-        "--config".as_ref(),
+        "--policy-config".as_ref(),
         r#"{"bogus": true}"#.as_ref(),
     ]);
     assert_eq!(out.status.code(), Some(1));
@@ -475,7 +488,7 @@ fn plugin_authors_can_check_a_component_offline() {
     // A component that loops is stopped by the deadline: POLICY_FAULT, exit 1.
     let mut args = vec![
         hostile.as_os_str(),
-        "--config".as_ref(),
+        "--policy-config".as_ref(),
         r#"{"mode": "loop"}"#.as_ref(),
     ];
     args.extend(states);
@@ -493,7 +506,18 @@ fn plugin_authors_can_check_a_component_offline() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_PLUGIN"));
     let out = plugin_check(&[dir.path().join("missing.wasm").as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
-    let out = plugin_check(&[conservative.as_os_str(), "--config".as_ref(), "{".as_ref()]);
+    let out = plugin_check(&[
+        conservative.as_os_str(),
+        "--policy-config".as_ref(),
+        "[1]".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a pool config is an object");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JSON object"));
+    let out = plugin_check(&[
+        conservative.as_os_str(),
+        "--policy-config".as_ref(),
+        "{".as_ref(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let out = plugin_check(&[
         conservative.as_os_str(),

@@ -53,6 +53,13 @@ async fn two_host_processes_on_one_database_behave_as_one_service() {
     let a = Api::new(host_a.base.clone(), admin.clone());
     let b = Api::new(host_b.base.clone(), admin);
 
+    // `systemctl reload` sends SIGHUP: a plain-HTTP host has nothing to reload and keeps serving.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(host_a.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let pool = a.create_pool("replicated").await;
     let (reference, reference_token) = a.register(&pool, "ref").await;
     let (endpoint, token) = b.register(&pool, "m").await;

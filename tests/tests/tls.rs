@@ -317,9 +317,10 @@ async fn the_host_uses_an_external_postgresql_that_requires_tls() {
     );
     let api = Api::new(format!("http://{}", host.addr), admin);
     api.create_pool("over-tls").await;
+    // Asked through the host's own pool, so at least this session is listed.
     let encrypted: Vec<bool> = sqlx::query_scalar(
         "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
-         WHERE a.usename = 'pacsync' AND a.pid <> pg_backend_pid() AND a.client_port IS NOT NULL",
+         WHERE a.usename = 'pacsync' AND a.client_port IS NOT NULL",
     )
     .fetch_all(&host.state.db)
     .await
@@ -397,10 +398,26 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_on_errors() {
     }
     assert_eq!(served, pki.cert_der, "the renewed certificate is served");
 
-    // A broken file is refused and the host keeps serving the last good certificate.
+    // A broken file is refused and the host keeps serving the last good certificate; the next
+    // good renewal is picked up as before.
     std::fs::write(&pki.cert, "not a certificate").unwrap();
     hangup();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(served_certificate(&host.base, &pki.ca).await, pki.cert_der);
+    let before = pki.cert_der.clone();
+    pki.renew();
+    hangup();
+    for _ in 0..100 {
+        served = served_certificate(&host.base, &pki.ca).await;
+        if served == pki.cert_der {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(before, pki.cert_der);
+    assert_eq!(
+        served, pki.cert_der,
+        "reloads still work after a refused one"
+    );
     assert!(host.terminate().success());
 }

@@ -56,11 +56,16 @@ pub struct NewOperation<'a> {
     pub fingerprint: Option<&'a str>,
 }
 
-/// A replacement plan computed at start because the pool target moved.
+/// A replacement plan computed at start because the one on record went stale (target, machine
+/// state, policy or what the pool can obtain changed).
 pub struct Replan {
+    /// The new plan.
     pub plan: serde_json::Value,
+    /// The target it leads to.
     pub target_state_id: String,
+    /// The pool target generation it was made for; `ps_op_start` refuses any other (PS014).
     pub target_generation: i64,
+    /// The policy record it was made with.
     pub policy: serde_json::Value,
 }
 

@@ -1,6 +1,7 @@
 //! Trying a policy component offline, without a host or a database: what
-//! `pacsync-host plugin check` runs for plugin authors. It uses the server's runtime, limits and
-//! output checks, so a component that passes here loads, validates and plans the same there.
+//! `pacsync-host plugin check` runs for plugin authors. It uses the server's runtime and checks
+//! (world, config object, plan validation) at the default limits (1 s, 64 MiB per call); a
+//! server configured with tighter limits may still refuse what passes here.
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub struct CheckReport {
 /// Loads `bytes` as a policy component and runs the trial. A component the server would
 /// refuse at upload fails with `INVALID_PLUGIN`; a fault while calling it with `POLICY_FAULT`.
 pub fn check(runtime: &WasmRuntime, bytes: &[u8], trial: Trial) -> Result<CheckReport, Error> {
+    super::require_object_config(&trial.config)?;
     let plugin = runtime
         .load(bytes)
         .map_err(|e| e.into_error(ErrorCode::InvalidPlugin, ""))?;

@@ -38,6 +38,18 @@ pub trait Policy: Send + Sync {
     ) -> Result<Plan, Error>;
 }
 
+/// A pool's policy config is a JSON object, whatever the plugin's schema says.
+pub fn require_object_config(config: &serde_json::Value) -> Result<(), Error> {
+    if config.is_object() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "config must be a JSON object",
+        ))
+    }
+}
+
 /// Match the target exactly, natively; used for reverts.
 pub struct NativeMirror;
 
