@@ -33,14 +33,9 @@ async fn fleet(api: &Api, drivers: usize) -> Fleet {
     api.report(&reference, &token, &[("linux", "6.1-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{reference}/set-as-latest"),
-        Some(&token),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&reference, &token)
+        .await
+        .expect(202, None);
     let mut endpoints = Vec::new();
     for i in 0..drivers {
         let (id, token) = api.register(&pool, &format!("e{i}")).await;

@@ -343,6 +343,17 @@ impl Api {
         }
     }
 
+    /// `POST /api/sync/{endpoint_id}/set-as-latest` with `token`.
+    pub async fn set_as_latest(&self, endpoint_id: &str, token: &str) -> Reply {
+        self.call(
+            Method::POST,
+            &format!("/api/sync/{endpoint_id}/set-as-latest"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn call(
         &self,

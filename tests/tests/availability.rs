@@ -27,6 +27,15 @@ fn offers(list: &[(&str, &str, &str)], archive: &[&str]) -> Value {
     })
 }
 
+/// The `name` of every item of a JSON list.
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn put_state(api: &Api, endpoint: &str, token: &str, body: Value) -> pacsync_tests::Reply {
     api.call(
         Method::PUT,
@@ -71,14 +80,7 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
     )
     .await
     .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &ta).await.expect(202, None);
 
     // b: its mirror has linux 6.2 but only vim 9.0; its cache has yay; an archive covers core.
     put_state(
@@ -129,13 +131,6 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
         .get(&format!("/api/pools/{pool}/repository-analysis"))
         .await;
     let analysis = analysis.expect(200, None);
-    let names = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
     assert_eq!(names(&analysis["analysed"]), ["b", "c", "ref"]);
     assert_eq!(names(&analysis["unknown"]), ["silent"]);
     // vim 9.1: b's mirror lacks it, but b's archive covers core. git: c has it installed.
@@ -418,14 +413,7 @@ async fn pool_with_a_laggard(api: &Api) -> (String, String, String, String) {
     )
     .await
     .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &ta).await.expect(202, None);
     let behind = |offered| report(&[("linux", "6.1-1")], &[], Some(offers(offered, &[])));
     put_state(
         api,
@@ -458,13 +446,6 @@ async fn sync_plan(api: &Api, endpoint: &str, token: &str) -> (Vec<String>, Vec<
         )
         .await;
     let op = op.expect(202, None);
-    let names = |list: &Value| -> Vec<String> {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let planned = (names(&op["plan"]["actions"]), names(&op["plan"]["skipped"]));
     if op["status"] == "pending" {
         let id = op["operation_id"].as_str().unwrap();
@@ -500,13 +481,6 @@ async fn a_report_older_than_the_max_age_stops_constraining_the_pool() {
     let api = &t.api;
     let (pool, b, tb, laggard) = pool_with_a_laggard(api).await;
     let analysis_path = format!("/api/pools/{pool}/repository-analysis");
-    let names = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
 
     let fresh = api.get(&analysis_path).await;
     assert_eq!(names(&fresh.body["excluded"]), ["linux"]);
@@ -572,14 +546,7 @@ async fn a_pending_sync_is_replanned_when_what_the_pool_can_obtain_changes() {
     )
     .await
     .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &ta).await.expect(202, None);
     put_state(
         api,
         &b,
@@ -608,14 +575,6 @@ async fn a_pending_sync_is_replanned_when_what_the_pool_can_obtain_changes() {
     put_state(api, &c, &tc, laggard("6.1-1"))
         .await
         .expect(200, None);
-    let action_names = |op: &Value| -> Vec<String> {
-        op["plan"]["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
 
     // Planned while the laggard cannot obtain linux 6.2: only vim.
     let op = api
@@ -627,7 +586,7 @@ async fn a_pending_sync_is_replanned_when_what_the_pool_can_obtain_changes() {
         )
         .await;
     let op = op.expect(202, None).clone();
-    assert_eq!(action_names(&op), ["vim"]);
+    assert_eq!(names(&op["plan"]["actions"]), ["vim"]);
     let id = op["operation_id"].as_str().unwrap();
 
     // Its mirror catches up before b's agent starts: the started plan upgrades linux too.
@@ -643,7 +602,7 @@ async fn a_pending_sync_is_replanned_when_what_the_pool_can_obtain_changes() {
         )
         .await;
     let started = started.expect(200, None);
-    assert_eq!(action_names(started), ["linux", "vim"]);
+    assert_eq!(names(&started["plan"]["actions"]), ["linux", "vim"]);
     assert_eq!(started["plan"]["skipped"], json!([]));
     t.stop().await;
 }

@@ -13,14 +13,7 @@ async fn fifty_concurrent_syncs_give_one_operation_and_forty_nine_conflicts() {
     api.report(&a, &ta, &[("linux", "6.1-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &ta).await.expect(202, None);
     api.report(&b, &tb, &[("linux", "6.0-1")])
         .await
         .expect(200, None);

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use pacsync_tests::{Api, HostProcess, PrivateCluster, Stream, TestHost, shared_tempdir};
-use reqwest::Method;
 
 const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
 
@@ -36,14 +35,9 @@ async fn sigkill_during_100_concurrent_operations_loses_and_duplicates_nothing()
     api.report(&reference, &reference_token, &[("linux", "6.1-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{reference}/set-as-latest"),
-        Some(&reference_token),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&reference, &reference_token)
+        .await
+        .expect(202, None);
     let mut endpoints = Vec::new();
     for i in 0..100 {
         let (id, token) = api.register(&pool, &format!("m{i}")).await;

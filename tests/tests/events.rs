@@ -19,14 +19,7 @@ async fn fleet(api: &Api, name: &str) -> (String, String, String) {
     api.report(&a, &ta, &[("linux", "6.1-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &ta).await.expect(202, None);
     api.report(&b, &tb, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
@@ -190,14 +183,7 @@ async fn endpoint_stream_speaks_the_original_protocol() {
     api.report(&a, &ta, &[("linux", "6.2-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &ta).await.expect(202, None);
     let target = stream.next_of(&["target_changed"], WAIT).await;
     assert_eq!(target["generation"], 2);
     assert_eq!(target["sync_status"], "behind");
@@ -566,14 +552,7 @@ async fn new_target(api: &Api, pool: &str, name: &str, version: &str) {
     api.report(&e, &token, &[("linux", version)])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{e}/set-as-latest"),
-        Some(&token),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&e, &token).await.expect(202, None);
 }
 
 /// `(type, pool_id)` of target changes and moves, until the `count`th of them.

@@ -385,14 +385,9 @@ async fn preconditions_have_codes() {
     let api = &t.api;
     let pool = api.create_pool("empty").await;
     let (e, tok) = api.register(&pool, "lonely").await;
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{e}/set-as-latest"),
-        Some(&tok),
-        None,
-    )
-    .await
-    .expect(409, Some("NO_REPORTED_STATE"));
+    api.set_as_latest(&e, &tok)
+        .await
+        .expect(409, Some("NO_REPORTED_STATE"));
     api.report(&e, &tok, &[("a", "1-1")])
         .await
         .expect(200, None);

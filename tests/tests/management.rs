@@ -410,14 +410,7 @@ async fn state_reports_history_classification_and_moves() {
         .await;
     let sa = r.expect(200, None)["state_id"].as_str().unwrap().to_owned();
     assert_eq!(r.body["sync_status"], "unknown");
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &api.admin).await.expect(202, None);
     // Identical states are stored once, whoever reports them.
     let r = api
         .report(&b, &tb, &[("glibc", "2.38-1"), ("linux", "6.1-1")])

@@ -19,14 +19,7 @@ async fn fleet(api: &Api, name: &str) -> (String, String, String) {
     )
     .await
     .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/set-as-latest"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.set_as_latest(&a, &ta).await.expect(202, None);
     api.report(
         &b,
         &tb,

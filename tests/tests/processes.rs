@@ -66,14 +66,9 @@ async fn two_host_processes_on_one_database_behave_as_one_service() {
     a.report(&reference, &reference_token, &[("linux", "6.1-1")])
         .await
         .expect(200, None);
-    b.call(
-        Method::POST,
-        &format!("/api/sync/{reference}/set-as-latest"),
-        Some(&reference_token),
-        None,
-    )
-    .await
-    .expect(202, None);
+    b.set_as_latest(&reference, &reference_token)
+        .await
+        .expect(202, None);
     b.report(&endpoint, &token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
