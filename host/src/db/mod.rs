@@ -40,7 +40,7 @@ pub enum DatabaseSetupError {
     Connect(#[from] sqlx::Error),
 }
 
-/// Parses an external PostgreSQL URL (libpq's syntax, including `sslmode` and `sslrootcert`).
+/// Parses an external PostgreSQL URL as sqlx reads it (with libpq-style `sslmode`, `sslrootcert`).
 /// The error never echoes the URL, which may hold a password.
 pub fn options_from_url(url: &str) -> Result<PgConnectOptions, DatabaseSetupError> {
     // sqlx reads any scheme as PostgreSQL; a `mysql://` URL would fail later and less clearly.
