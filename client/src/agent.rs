@@ -10,10 +10,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use pacsync_core::{
+    CancelAck, CompleteReport, FailReport, Operation, OperationStatus, ProgressReport,
+    StateRecorded, StateReport,
+};
 use uuid::Uuid;
 
-use crate::api::{Api, ApiError, Operation, StateReport};
+use crate::api::{Api, ApiError};
 use crate::config::AgentConfig;
 use crate::execute::{ExecuteError, Reporter, execute};
 use crate::pacman::{Pacman, PacmanError, SyncListing};
@@ -92,12 +95,12 @@ impl Reporter for Heartbeat<'_> {
     }
 
     async fn progress(&mut self, percentage: u8, stage: &str, action: Option<&str>) -> bool {
-        let body = json!({ "percentage": percentage, "stage": stage, "current_action": action });
-        match self
-            .api
-            .transition(self.operation, "progress", Some(body))
-            .await
-        {
+        let report = ProgressReport {
+            percentage: i32::from(percentage),
+            stage: stage.to_owned(),
+            current_action: action.map(str::to_owned),
+        };
+        match self.api.progress(self.operation, &report).await {
             Ok(op) => op.cancel_requested,
             // The host ended the operation (lease expired, endpoint deleted): stop at the next
             // safe point rather than keep changing the machine.
@@ -141,7 +144,7 @@ impl Agent {
     }
 
     /// Sends the machine's state to the host.
-    pub async fn report(&self) -> Result<serde_json::Value, AgentError> {
+    pub async fn report(&self) -> Result<StateRecorded, AgentError> {
         let state = self.state().await?;
         Ok(self.api.report(self.endpoint, &state).await?)
     }
@@ -225,9 +228,11 @@ impl Agent {
                 return Ok(());
             }
         };
-        let mut pending: Vec<Operation> =
-            ops.into_iter().filter(|o| o.status == "pending").collect();
-        pending.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        let mut pending: Vec<Operation> = ops
+            .into_iter()
+            .filter(|o| o.status == OperationStatus::Pending)
+            .collect();
+        pending.sort_by_key(|o| o.created_at);
         for op in pending {
             match self.carry_out(op.operation_id).await {
                 Ok(()) => {}
@@ -244,13 +249,13 @@ impl Agent {
 
     /// Claims and runs one operation to its end.
     async fn carry_out(&self, operation: Uuid) -> Result<(), AgentError> {
-        let op = match self.api.transition(operation, "start", None).await {
+        let op = match self.api.start(operation).await {
             Ok(op) => op,
             // Someone else (a cancel, another agent run) got there first.
             Err(ApiError::Problem { status: 409, .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if op.status != "in_progress" {
+        if op.status != OperationStatus::InProgress {
             return Ok(()); // re-planned into nothing: completed at once by the host
         }
         let plan = op.plan.clone().unwrap_or_default();
@@ -265,33 +270,26 @@ impl Agent {
             Err(e) => {
                 // Without the real state nothing can be recorded as done: fail, and say why.
                 let message = format!("cannot read the package database after the operation: {e}");
-                self.finish(
-                    operation,
-                    "fail",
-                    json!({ "code": "STATE_UNREADABLE", "message": message }),
-                )
-                .await?;
+                let code = "STATE_UNREADABLE".to_owned();
+                self.finish(operation, Final::Fail(FailReport { code, message }))
+                    .await?;
                 return Err(e.into());
             }
         };
-        let state_json = serde_json::to_value(&state).expect("state serializes");
         match outcome {
             Ok(()) => {
-                self.finish(operation, "complete", json!({ "state": state_json }))
+                self.finish(operation, Final::Complete(CompleteReport { state }))
                     .await?
             }
             Err(ExecuteError::Cancelled) => {
-                self.finish(operation, "cancel-ack", json!({ "state": state_json }))
-                    .await?
+                let ack = CancelAck { state: Some(state) };
+                self.finish(operation, Final::CancelAck(ack)).await?
             }
             Err(e) => {
                 let message: String = e.to_string().chars().take(16_000).collect();
-                self.finish(
-                    operation,
-                    "fail",
-                    json!({ "code": e.code(), "message": message }),
-                )
-                .await?;
+                let code = e.code().to_owned();
+                self.finish(operation, Final::Fail(FailReport { code, message }))
+                    .await?;
                 self.api.report(self.endpoint, &state).await?;
             }
         }
@@ -300,19 +298,15 @@ impl Agent {
 
     /// Sends a final transition, retrying through a brief host outage: the work is done and the
     /// host should hear about it before the lease runs out.
-    async fn finish(
-        &self,
-        operation: Uuid,
-        action: &str,
-        body: serde_json::Value,
-    ) -> Result<(), ApiError> {
+    async fn finish(&self, operation: Uuid, report: Final) -> Result<(), ApiError> {
         let mut delay = Duration::from_millis(250);
         for attempt in 1..=5 {
-            match self
-                .api
-                .transition(operation, action, Some(body.clone()))
-                .await
-            {
+            let sent = match &report {
+                Final::Complete(r) => self.api.complete(operation, r).await,
+                Final::CancelAck(r) => self.api.cancel_ack(operation, r).await,
+                Final::Fail(r) => self.api.fail(operation, r).await,
+            };
+            match sent {
                 Ok(_) => return Ok(()),
                 Err(ApiError::Unreachable(_) | ApiError::Timeout(_)) if attempt < 5 => {
                     tokio::time::sleep(delay).await;
@@ -323,6 +317,16 @@ impl Agent {
         }
         unreachable!("the last attempt returns")
     }
+}
+
+/// How an operation the agent ran ends.
+enum Final {
+    /// It reached its goal.
+    Complete(CompleteReport),
+    /// A requested cancel stopped it.
+    CancelAck(CancelAck),
+    /// It could not be carried out.
+    Fail(FailReport),
 }
 
 /// How often to renew the lease while pacman is silent: a third of the lease the host granted,
@@ -341,7 +345,9 @@ fn keepalive(op: &Operation) -> Duration {
 async fn wait_for_work(stream: &mut EventStream) -> bool {
     loop {
         match stream.next().await {
-            Some(Event::Operation { operation, .. }) if operation.status == "pending" => {
+            Some(Event::Operation { operation, .. })
+                if operation.status == OperationStatus::Pending =>
+            {
                 return true;
             }
             Some(Event::ResyncRequired) => return true,
@@ -353,14 +359,33 @@ async fn wait_for_work(stream: &mut EventStream) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn keepalive_is_a_third_of_the_granted_lease_within_bounds() {
         let op = |started: &str, expires: &str| -> Operation {
             serde_json::from_value(json!({
-                "operation_id": Uuid::nil(), "operation_type": "sync", "status": "in_progress",
-                "created_at": started, "started_at": started, "lease_expires_at": expires,
+                "operation_id": Uuid::nil(),
+                "endpoint_id": Uuid::nil(),
+                "pool_id": Uuid::nil(),
+                "operation_type": "sync",
+                "status": "in_progress",
+                "details": {},
+                "created_at": started,
+                "started_at": started,
+                "completed_at": null,
+                "error_code": null,
+                "error_message": null,
+                "progress": { "percentage": 0, "stage": null, "current_action": null },
+                "plan": null,
+                "policy": null,
+                "cancel_requested": false,
+                "lease_expires_at": expires,
+                "target_state_id": null,
+                "target_generation": null,
+                "result_state_id": null,
             }))
             .unwrap()
         };

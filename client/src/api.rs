@@ -4,12 +4,16 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pacsync_core::{AvailabilityReport, Package};
-use serde::{Deserialize, Serialize};
+use pacsync_core::{
+    CancelAck, CompleteReport, FailReport, Operation, OperationPage, OperationType, ProgressReport,
+    RevertRequest, StateRecorded, StateReport, TargetDiff,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// What went wrong talking to the host, classified the way the CLI's exit codes are.
+/// What went wrong talking to the host, in the classes the CLI's exit codes distinguish.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The host could not be reached.
@@ -36,54 +40,6 @@ pub enum ApiError {
         /// Detail.
         detail: String,
     },
-}
-
-/// The state report body.
-#[derive(Debug, Clone, Serialize)]
-pub struct StateReport {
-    /// Machine architecture.
-    pub architecture: String,
-    /// pacman's version.
-    pub pacman_version: String,
-    /// Installed packages.
-    pub packages: Vec<Package>,
-    /// What the machine can obtain (sync repositories, cache, archive coverage).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub available: Option<AvailabilityReport>,
-}
-
-/// An operation as the host returns it (only what the agent and CLI use; the rest is kept raw).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Operation {
-    /// Id.
-    pub operation_id: Uuid,
-    /// `sync`, `set_latest`, `revert`.
-    pub operation_type: String,
-    /// Lifecycle status.
-    pub status: String,
-    /// The plan, if any.
-    #[serde(default)]
-    pub plan: Option<pacsync_core::Plan>,
-    /// Whether a cancel was requested.
-    #[serde(default)]
-    pub cancel_requested: bool,
-    /// Failure code.
-    #[serde(default)]
-    pub error_code: Option<String>,
-    /// Failure message.
-    #[serde(default)]
-    pub error_message: Option<String>,
-    /// Progress.
-    #[serde(default)]
-    pub progress: Value,
-    /// Creation time.
-    pub created_at: String,
-    /// When the agent claimed it.
-    #[serde(default)]
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When the agent's lease runs out unless renewed.
-    #[serde(default)]
-    pub lease_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A client for one endpoint.
@@ -148,12 +104,35 @@ impl Api {
         }
     }
 
-    fn operation(value: Value) -> Result<Operation, ApiError> {
-        serde_json::from_value(value).map_err(|e| ApiError::Problem {
+    /// Sends `body` and reads the answer as a `T`.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ApiError> {
+        let body = body.map(|b| serde_json::to_value(b).expect("request bodies serialize"));
+        let reply = self.send(method, path, body).await?;
+        serde_json::from_value(reply).map_err(|e| ApiError::Problem {
             status: 200,
             code: "UNEXPECTED_RESPONSE".into(),
             detail: e.to_string(),
         })
+    }
+
+    /// Posts an agent transition of `operation` and reads the operation after it.
+    async fn transition(
+        &self,
+        operation: Uuid,
+        action: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Operation, ApiError> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/sync/operations/{operation}/{action}"),
+            body,
+        )
+        .await
     }
 
     /// Registers with an enrollment token: `(endpoint_id, access_token)`.
@@ -183,13 +162,16 @@ impl Api {
         }
     }
 
-    /// Reports the full package state; returns the host's answer (`state_id`, `sync_status`).
-    pub async fn report(&self, endpoint: Uuid, report: &StateReport) -> Result<Value, ApiError> {
-        let body = serde_json::to_value(report).expect("report serializes");
-        self.send(
+    /// Reports the full package state; returns its content address and classification.
+    pub async fn report(
+        &self,
+        endpoint: Uuid,
+        report: &StateReport,
+    ) -> Result<StateRecorded, ApiError> {
+        self.call(
             reqwest::Method::PUT,
             &format!("/api/endpoints/{endpoint}/state"),
-            Some(body),
+            Some(report),
         )
         .await
     }
@@ -205,75 +187,96 @@ impl Api {
     }
 
     /// The sync status and the difference from the pool target.
-    pub async fn diff(&self, endpoint: Uuid) -> Result<Value, ApiError> {
-        self.send(
+    pub async fn diff(&self, endpoint: Uuid) -> Result<TargetDiff, ApiError> {
+        self.call(
             reqwest::Method::GET,
             &format!("/api/endpoints/{endpoint}/diff"),
-            None,
+            None::<&()>,
         )
         .await
     }
 
-    /// Requests an operation (`sync-to-latest`, `set-as-latest`, `revert`).
+    /// Requests an operation of `kind`; `revert` picks the state a revert goes back to.
     pub async fn request(
         &self,
         endpoint: Uuid,
-        verb: &str,
-        body: Option<Value>,
+        kind: OperationType,
+        revert: Option<&RevertRequest>,
     ) -> Result<Operation, ApiError> {
-        Self::operation(
-            self.send(
-                reqwest::Method::POST,
-                &format!("/api/sync/{endpoint}/{verb}"),
-                body,
-            )
-            .await?,
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/sync/{endpoint}/{}", request_path(kind)),
+            revert,
         )
+        .await
     }
 
     /// One operation.
     pub async fn get(&self, operation: Uuid) -> Result<Operation, ApiError> {
-        Self::operation(
-            self.send(
-                reqwest::Method::GET,
-                &format!("/api/sync/operations/{operation}"),
-                None,
-            )
-            .await?,
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/sync/operations/{operation}"),
+            None::<&()>,
         )
+        .await
     }
 
     /// Recent operations of the endpoint, newest first.
     pub async fn operations(&self, endpoint: Uuid, limit: u32) -> Result<Vec<Operation>, ApiError> {
-        let page = self
-            .send(
+        let page: OperationPage = self
+            .call(
                 reqwest::Method::GET,
                 &format!("/api/sync/{endpoint}/operations?limit={limit}"),
-                None,
+                None::<&()>,
             )
             .await?;
-        serde_json::from_value(page["items"].clone()).map_err(|e| ApiError::Problem {
-            status: 200,
-            code: "UNEXPECTED_RESPONSE".into(),
-            detail: e.to_string(),
-        })
+        Ok(page.items)
     }
 
-    /// Agent transitions: `start`, `progress`, `complete`, `fail`, `cancel-ack`, `cancel`.
-    pub async fn transition(
+    /// Claims a pending operation under a lease.
+    pub async fn start(&self, operation: Uuid) -> Result<Operation, ApiError> {
+        self.transition(operation, "start", None::<&()>).await
+    }
+
+    /// Reports progress, which also renews the lease.
+    pub async fn progress(
         &self,
         operation: Uuid,
-        action: &str,
-        body: Option<Value>,
+        report: &ProgressReport,
     ) -> Result<Operation, ApiError> {
-        Self::operation(
-            self.send(
-                reqwest::Method::POST,
-                &format!("/api/sync/operations/{operation}/{action}"),
-                body,
-            )
-            .await?,
-        )
+        self.transition(operation, "progress", Some(report)).await
+    }
+
+    /// Completes an operation with the state the machine ended in.
+    pub async fn complete(
+        &self,
+        operation: Uuid,
+        report: &CompleteReport,
+    ) -> Result<Operation, ApiError> {
+        self.transition(operation, "complete", Some(report)).await
+    }
+
+    /// Fails an operation.
+    pub async fn fail(&self, operation: Uuid, report: &FailReport) -> Result<Operation, ApiError> {
+        self.transition(operation, "fail", Some(report)).await
+    }
+
+    /// Acknowledges a requested cancel, with the state the machine stopped in.
+    pub async fn cancel_ack(
+        &self,
+        operation: Uuid,
+        ack: &CancelAck,
+    ) -> Result<Operation, ApiError> {
+        self.transition(operation, "cancel-ack", Some(ack)).await
+    }
+}
+
+/// The path segment that requests an operation of `kind`.
+fn request_path(kind: OperationType) -> &'static str {
+    match kind {
+        OperationType::Sync => "sync-to-latest",
+        OperationType::SetLatest => "set-as-latest",
+        OperationType::Revert => "revert",
     }
 }
 

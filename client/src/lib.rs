@@ -1,13 +1,13 @@
 //! The pacsync endpoint agent and CLI.
 //!
 //! - [`config`]: the agent's config file (server, endpoint id, token, pacman settings);
-//! - [`api`]: the host's HTTP API, with errors typed by exit code;
+//! - [`api`]: the host's HTTP API, spoken in `pacsync_core`'s wire types;
 //! - [`pacman`]: reading the local package database and running real pacman;
 //! - [`execute`]: turning a plan into pacman transactions, with progress;
 //! - [`stream`]: the endpoint's live event stream (WebSocket), for following and waking up;
 //! - [`agent`]: the daemon loop that claims and carries out operations;
 //! - [`tls`]: the trust roots of every HTTPS/WSS connection;
-//! - [`cli`]: the commands.
+//! - [`cli`]: the commands, and the one mapping from failures to exit codes.
 
 pub mod agent;
 pub mod api;

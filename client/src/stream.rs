@@ -3,20 +3,24 @@
 //! The CLI follows its operation on it and the agent wakes up on it when work arrives. Both keep
 //! a slow HTTP refresh as a safety net, so a proxy that drops WebSockets costs latency, not
 //! correctness. After a drop, reconnecting with `?after=` replays what was missed.
+//!
+//! The resume cursor is the largest `event_id` of the events received. Until one arrives it is
+//! the `head` of the `connected` message, so a reconnect still replays everything since the live
+//! stream started; a later `head` never moves it, since a replayed backlog lies before `head`.
+//! A `resync_required` moves it to the position the host names: what lies before is re-read
+//! over HTTP rather than replayed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use pacsync_core::{EventType, Operation, ServerMessage};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
-
-use crate::api::Operation;
 
 /// Why the stream could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -34,21 +38,21 @@ pub enum StreamError {
 pub enum Event {
     /// An event about an operation, with the operation as it is now.
     Operation {
-        /// The event's type (`operation_created`, `operation_progress`, ...).
-        kind: String,
+        /// What happened to it.
+        kind: EventType,
         /// The operation after the event.
         operation: Box<Operation>,
     },
     /// The server lost track of this subscriber: re-read state over HTTP.
     ResyncRequired,
-    /// Any other event (sync status, target changes, ...).
-    Other(Value),
+    /// Any other message (`connected`, sync status and target changes, ...).
+    Other(Box<ServerMessage>),
 }
 
 /// An open event stream of one endpoint.
 pub struct EventStream {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    last_event_id: Option<i64>,
+    cursor: Option<i64>,
     url: String,
     token: String,
     tls: Arc<rustls::ClientConfig>,
@@ -76,7 +80,7 @@ impl EventStream {
         let ws = open(&url, token, None, tls).await?;
         Ok(Self {
             ws,
-            last_event_id: None,
+            cursor: None,
             url,
             token: token.to_owned(),
             tls: tls.clone(),
@@ -92,29 +96,27 @@ impl EventStream {
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => continue,
             };
-            let Ok(value) = serde_json::from_str::<Value>(&message) else {
+            // A message this client does not know is skipped, like a malformed one.
+            let Ok(message) = serde_json::from_str::<ServerMessage>(&message) else {
                 continue;
             };
-            if let Some(id) = value["event_id"].as_i64() {
-                self.last_event_id = Some(id);
-            }
-            let kind = value["type"].as_str().unwrap_or_default().to_owned();
-            if kind == "resync_required" {
+            self.cursor = advance(self.cursor, &message);
+            if matches!(message, ServerMessage::ResyncRequired { .. }) {
                 return Some(Event::ResyncRequired);
             }
-            if let Ok(operation) = serde_json::from_value::<Operation>(value["operation"].clone()) {
+            if let Some((kind, operation)) = message.operation() {
                 return Some(Event::Operation {
                     kind,
-                    operation: Box::new(operation),
+                    operation: Box::new(operation.clone()),
                 });
             }
-            return Some(Event::Other(value));
+            return Some(Event::Other(Box::new(message)));
         }
     }
 
     /// Reopens a dropped stream, replaying every event since the last one seen.
     pub async fn reconnect(&mut self) -> Result<(), StreamError> {
-        self.ws = open(&self.url, &self.token, self.last_event_id, &self.tls).await?;
+        self.ws = open(&self.url, &self.token, self.cursor, &self.tls).await?;
         Ok(())
     }
 
@@ -122,6 +124,20 @@ impl EventStream {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.flush()).await;
+    }
+}
+
+/// The resume cursor after `message`.
+fn advance(cursor: Option<i64>, message: &ServerMessage) -> Option<i64> {
+    let seen = match message {
+        ServerMessage::Connected { head, .. } => return cursor.or(Some(*head)),
+        // Everything up to here was sent, or is to be re-read over HTTP.
+        ServerMessage::ResyncRequired { event_id } => Some(*event_id),
+        other => other.event_id(),
+    };
+    match (cursor, seen) {
+        (Some(cursor), Some(seen)) => Some(cursor.max(seen)),
+        (cursor, seen) => cursor.or(seen),
     }
 }
 
@@ -155,5 +171,56 @@ async fn open(
         ))),
         Ok(Err(e)) => Err(StreamError::Connect(e.to_string())),
         Err(_) => Err(StreamError::Connect("timed out".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use pacsync_core::event::EndpointMoved;
+
+    use super::*;
+
+    fn connected(head: i64) -> ServerMessage {
+        ServerMessage::Connected {
+            head,
+            timestamp: DateTime::UNIX_EPOCH,
+            endpoint_id: None,
+            pool_id: Uuid::nil(),
+        }
+    }
+
+    fn event(event_id: i64) -> ServerMessage {
+        ServerMessage::EndpointMoved(EndpointMoved {
+            event_id,
+            timestamp: DateTime::UNIX_EPOCH,
+            endpoint_id: Uuid::nil(),
+            from_pool_id: Uuid::nil(),
+            to_pool_id: Uuid::nil(),
+        })
+    }
+
+    #[test]
+    fn the_cursor_starts_at_head_and_then_follows_the_largest_event() {
+        let cursor = advance(None, &connected(40));
+        assert_eq!(
+            cursor,
+            Some(40),
+            "a reconnect resumes where the live stream started"
+        );
+        let cursor = advance(cursor, &event(41));
+        assert_eq!(cursor, Some(41));
+        // On a reconnect: the new head never moves the cursor, the replayed backlog does.
+        let cursor = advance(cursor, &connected(50));
+        assert_eq!(cursor, Some(41));
+        let cursor = advance(cursor, &event(45));
+        assert_eq!(cursor, Some(45));
+        assert_eq!(advance(cursor, &event(44)), Some(45), "never backwards");
+        let pong = ServerMessage::Pong {
+            timestamp: DateTime::UNIX_EPOCH,
+        };
+        assert_eq!(advance(cursor, &pong), Some(45));
+        let resync = ServerMessage::ResyncRequired { event_id: 60 };
+        assert_eq!(advance(cursor, &resync), Some(60));
     }
 }

@@ -12,9 +12,96 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::difference::ActionKind;
 use crate::package::{Package, PackageError, PackageState, validate_name};
-use crate::plan::{Available, Source};
+use crate::plan::{Plan, Skipped};
 use crate::version::validate_version;
+
+/// Where an obtainable package version comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A configured sync repository offers it.
+    SyncRepository,
+    /// The endpoint's pacman cache holds it.
+    Cache,
+    /// The pool's archive holds it.
+    Archive,
+}
+
+crate::spelling::spelled!(Source {
+    SyncRepository => "sync_repository",
+    Cache => "cache",
+    Archive => "archive",
+});
+
+impl Source {
+    /// The agent's order of preference (lower first).
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A package version an endpoint can obtain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Available {
+    /// Package name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// Where it comes from.
+    pub source: Source,
+}
+
+/// Moves every install, upgrade or downgrade whose exact target version the endpoint cannot
+/// obtain from the plan to its skipped list, so nothing is planned blindly.
+///
+/// `available == None` means availability is unknown and the plan is kept as it is; an empty
+/// list means nothing is obtainable.
+pub fn restrict_to_available(
+    plan: Plan,
+    available: Option<&[Available]>,
+    cmp: impl Fn(&str, &str) -> Ordering,
+) -> Plan {
+    let Some(available) = available else {
+        return plan;
+    };
+    // Offers in name order (the host sends them so; anything else is sorted once): an action
+    // then costs a binary search, not a scan of every offer, which in a component compares
+    // strings byte by byte.
+    let mut offers: Vec<&Available> = available.iter().collect();
+    if !offers.is_sorted_by(|a, b| a.name <= b.name) {
+        offers.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    let mut actions = Vec::new();
+    let mut skipped = plan.skipped;
+    for action in plan.actions {
+        let obtainable = match (&action.kind, &action.to_version) {
+            (ActionKind::Remove, _) | (_, None) => true,
+            (_, Some(version)) => {
+                let first = offers.partition_point(|a| a.name < action.name);
+                offers[first..]
+                    .iter()
+                    .take_while(|a| a.name == action.name)
+                    .any(|a| cmp(&a.version, version) == Ordering::Equal)
+            }
+        };
+        if obtainable {
+            actions.push(action);
+        } else {
+            let version = action.to_version.as_deref().unwrap_or_default();
+            skipped.push(Skipped {
+                name: action.name,
+                reason: format!(
+                    "version {version} is not offered by the endpoint's sync repositories, cache or the pool archive"
+                ),
+            });
+        }
+    }
+    Plan::from_parts(actions, skipped)
+}
 
 /// Upper bound on offered versions per report: the official repositories hold about 15,000.
 pub const MAX_OFFERED: usize = 500_000;
@@ -247,6 +334,55 @@ mod tests {
             version: version.into(),
             source,
         }
+    }
+
+    fn state(pkgs: &[(&str, &str)]) -> PackageState {
+        PackageState::new(pkgs.iter().map(|(n, v)| pkg(n, v, None)).collect()).unwrap()
+    }
+
+    #[test]
+    fn offers_in_any_order_and_several_per_package_are_found() {
+        let plan = crate::plan::mirror_plan(
+            &state(&[("a", "1-1"), ("c", "1-1")]),
+            &state(&[("a", "2-1"), ("b", "1-1"), ("c", "1:1-1")]),
+        );
+        let offer = |name: &str, version: &str, source| Available {
+            name: name.into(),
+            version: version.into(),
+            source,
+        };
+        let available = [
+            offer("c", "1-1", Source::Cache),
+            offer("a", "3-1", Source::SyncRepository),
+            offer("c", "1:1-1", Source::Archive),
+            offer("a", "2-1", Source::Cache),
+            offer("b", "0.9-1", Source::SyncRepository),
+        ];
+        let restricted = restrict_to_available(plan, Some(&available), vercmp);
+        let planned: Vec<_> = restricted.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(planned, ["a", "c"]);
+        let skipped: Vec<_> = restricted.skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(skipped, ["b"]);
+    }
+
+    #[test]
+    fn unobtainable_versions_are_skipped_not_planned() {
+        let plan = crate::plan::mirror_plan(
+            &state(&[("a", "1-1"), ("gone", "1-1")]),
+            &state(&[("a", "2-1"), ("b", "1-1")]),
+        );
+        let available = [Available {
+            name: "a".into(),
+            version: "2-1".into(),
+            source: Source::Archive,
+        }];
+        let restricted = restrict_to_available(plan.clone(), Some(&available), vercmp);
+        let planned: Vec<_> = restricted.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(planned, ["a", "gone"]);
+        assert_eq!(restricted.skipped.len(), 1);
+        assert_eq!(restricted.skipped[0].name, "b");
+        assert!(restricted.summary.contains("1 skipped"));
+        assert_eq!(restrict_to_available(plan.clone(), None, vercmp), plan);
     }
 
     #[test]

@@ -9,16 +9,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{Error, ErrorCode};
-use crate::server::AppState;
 
 /// The `aud` every pacsync token carries.
 pub const AUDIENCE: &str = "pacsync";
@@ -204,44 +201,21 @@ fn not_yours() -> Error {
     )
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = Error;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            Error::new(
-                ErrorCode::MissingToken,
-                "send `Authorization: Bearer <token>`",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::InvalidToken,
-                    "the Authorization header is not `Bearer <token>`",
-                )
-            })?;
-        authenticate(state, token).await
-    }
-}
-
 /// Verifies a bearer token and, for endpoints, that it has not been revoked.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Error> {
-    authenticate_until(state, token).await.map(|(who, _)| who)
+pub async fn authenticate(keys: &Keys, db: &PgPool, token: &str) -> Result<Principal, Error> {
+    authenticate_until(keys, db, token)
+        .await
+        .map(|(who, _)| who)
 }
 
 /// Like [`authenticate`], also returning when the token expires (seconds since the epoch), for
 /// connections that outlive the request that opened them.
-pub async fn authenticate_until(state: &AppState, token: &str) -> Result<(Principal, i64), Error> {
-    let claims = state.keys.verify(token)?;
+pub async fn authenticate_until(
+    keys: &Keys,
+    db: &PgPool,
+    token: &str,
+) -> Result<(Principal, i64), Error> {
+    let claims = keys.verify(token)?;
     let expires = claims.exp;
     let who = match claims.role {
         Role::Admin => Ok(Principal::Admin {
@@ -254,7 +228,7 @@ pub async fn authenticate_until(state: &AppState, token: &str) -> Result<(Princi
                     "endpoint token subject is not an endpoint id",
                 )
             })?;
-            let current = crate::db::endpoints::token_generation(&state.db, endpoint_id).await?;
+            let current = crate::db::endpoints::token_generation(db, endpoint_id).await?;
             match (current, claims.generation) {
                 (Some(current), Some(issued)) if current == issued => {
                     Ok(Principal::Endpoint { endpoint_id })

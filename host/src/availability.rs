@@ -18,7 +18,7 @@ use pacsync_core::{
     Plan, Skipped, analyse, differences_by, restrict_to_available, vercmp,
 };
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -26,7 +26,6 @@ use crate::db;
 use crate::db::endpoints::PoolEndpoint;
 use crate::db::pools::Pool;
 use crate::error::{Error, ErrorCode, Result};
-use crate::server::AppState;
 
 /// Validates an agent's availability report into canonical form. Done before any transaction
 /// starts: a large report must not be sorted while the endpoint and its pool are locked.
@@ -254,8 +253,12 @@ fn foreign_prefix(package: &Package) -> &'static str {
 }
 
 /// The pool's repository analysis against its current target.
-pub async fn analyse_pool(app: &AppState, pool_id: Uuid) -> Result<RepositoryAnalysis> {
-    let mut tx = app.db.begin().await?;
+pub async fn analyse_pool(
+    db: &PgPool,
+    pool_id: Uuid,
+    max_age: Option<Duration>,
+) -> Result<RepositoryAnalysis> {
+    let mut tx = db.begin().await?;
     let pool = db::pools::get(&mut *tx, pool_id)
         .await?
         .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, format!("pool {pool_id} not found")))?;
@@ -272,10 +275,9 @@ pub async fn analyse_pool(app: &AppState, pool_id: Uuid) -> Result<RepositoryAna
         gaps: Vec::new(),
     };
     let target = match &pool.target_state_id {
-        Some(id) => crate::endpoints::load_state(&mut tx, id).await?,
+        Some(id) => db::states::load_required(&mut *tx, id).await?,
         None => Default::default(),
     };
-    let max_age = app.config.availability_max_age;
     let loaded = Loaded::load(&mut tx, pool_id, &target, None, (max_age, None)).await?;
     tx.commit().await?;
     let (known, unknown) = loaded.split();

@@ -1,21 +1,20 @@
-//! Endpoints: registration, state reports, classification, moves and deletion.
+//! Endpoints: registration, state reports, differences, moves and deletion.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use pacsync_core::{AvailabilityReport, Package, PackageState, SyncStatus};
+use pacsync_core::{AvailabilityReport, PackageState, StateRecorded, StateReport, TargetDiff};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Role;
+use crate::auth::{Keys, Role};
+use crate::classification::classify_and_store;
 use crate::db;
 use crate::db::endpoints::{Endpoint, HistoryEntry};
-use crate::db::enrollment::Rejection;
 use crate::error::{Error, ErrorCode, Result};
-use crate::server::AppState;
+use crate::policy::Policies;
 
 /// `POST /api/endpoints/register` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,31 +37,6 @@ pub struct Registration {
     pub access_token: String,
 }
 
-/// `PUT /api/endpoints/{id}/state` body: the machine's full package list.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StateReport {
-    /// Machine architecture (`x86_64`).
-    pub architecture: String,
-    /// `pacman --version`'s version.
-    pub pacman_version: String,
-    /// Every installed package.
-    pub packages: Vec<Package>,
-    /// What the machine can obtain, for the pool's repository analysis; absent from agents that
-    /// do not report it (the previous report then stays in force).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available: Option<AvailabilityReport>,
-}
-
-/// `PUT /api/endpoints/{id}/state` response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StateRecorded {
-    /// Content address of the reported state.
-    pub state_id: String,
-    /// Classification against the pool target.
-    pub sync_status: SyncStatus,
-}
-
 /// Upper bound on packages per report; real systems have a few thousand.
 const MAX_PACKAGES: usize = 100_000;
 
@@ -79,43 +53,17 @@ pub(crate) fn validate_label(field: &str, value: &str, max: usize) -> Result<()>
     Ok(())
 }
 
-/// sha256 hex of an enrollment token; only hashes are stored.
-pub fn hash_enrollment_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Registers an endpoint into the pool its enrollment token names and issues its token.
-pub async fn register(app: &AppState, request: RegisterRequest) -> Result<Registration> {
+pub async fn register(
+    db: &PgPool,
+    keys: &Keys,
+    token_ttl: Duration,
+    request: RegisterRequest,
+) -> Result<Registration> {
     validate_label("name", &request.name, 128)?;
     validate_label("hostname", &request.hostname, 255)?;
-    let mut tx = app.db.begin().await?;
-    let pool_id =
-        match db::enrollment::consume(&mut tx, &hash_enrollment_token(&request.enrollment_token))
-            .await?
-        {
-            Ok(pool_id) => pool_id,
-            Err(Rejection::Unknown) => {
-                return Err(Error::new(
-                    ErrorCode::InvalidEnrollmentToken,
-                    "unknown enrollment token",
-                ));
-            }
-            Err(Rejection::Expired) => {
-                return Err(Error::new(
-                    ErrorCode::EnrollmentTokenExpired,
-                    "the enrollment token has expired",
-                ));
-            }
-            Err(Rejection::Exhausted) => {
-                return Err(Error::new(
-                    ErrorCode::EnrollmentTokenExhausted,
-                    "the enrollment token has no uses left",
-                ));
-            }
-        };
+    let mut tx = db.begin().await?;
+    let pool_id = crate::enrollment::redeem(&mut tx, &request.enrollment_token).await?;
     // A pool being deleted concurrently must not gain an endpoint: wait for it, then re-check.
     db::pools::lock_shared(&mut *tx, pool_id).await?;
     if db::pools::get(&mut *tx, pool_id).await?.is_none() {
@@ -127,11 +75,11 @@ pub async fn register(app: &AppState, request: RegisterRequest) -> Result<Regist
     let endpoint =
         db::endpoints::insert(&mut tx, pool_id, &request.name, &request.hostname).await?;
     tx.commit().await?;
-    let access_token = app.keys.issue(
+    let access_token = keys.issue(
         &endpoint.endpoint_id.to_string(),
         Role::Endpoint,
         Some(endpoint.token_generation),
-        app.config.endpoint_token_ttl,
+        token_ttl,
     );
     Ok(Registration {
         endpoint,
@@ -175,12 +123,13 @@ pub fn parse_report(report: &mut StateReport) -> Result<ParsedReport> {
 
 /// Records the endpoint's reported state and re-classifies it, in one transaction.
 pub async fn report_state(
-    app: &AppState,
+    db: &PgPool,
+    policies: &Policies,
     endpoint_id: Uuid,
     mut report: StateReport,
 ) -> Result<StateRecorded> {
     let ParsedReport { state, available } = parse_report(&mut report)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = db.begin().await?;
     let state_id = db::states::store(&mut *tx, &state).await?;
     let endpoint = db::endpoints::record_state(
         &mut *tx,
@@ -193,7 +142,7 @@ pub async fn report_state(
     if let Some(available) = &available {
         db::availability::record(&mut *tx, endpoint_id, available).await?;
     }
-    let sync_status = classify_and_store(app, &mut tx, &endpoint, Some(&state)).await?;
+    let sync_status = classify_and_store(policies, &mut tx, &endpoint, Some(&state)).await?;
     tx.commit().await?;
     Ok(StateRecorded {
         state_id,
@@ -201,117 +150,15 @@ pub async fn report_state(
     })
 }
 
-/// Classifies one endpoint against its pool's target with the pool's policy and stores the result.
-///
-/// The caller holds the endpoint lock and a shared pool lock (every procedure that changes an
-/// endpoint's state or pool takes them), so the target cannot move underneath.
-pub async fn classify_and_store(
-    app: &AppState,
-    tx: &mut PgConnection,
-    endpoint: &Endpoint,
-    known_state: Option<&Arc<PackageState>>,
-) -> Result<SyncStatus> {
-    let pool = db::pools::get(&mut *tx, endpoint.pool_id)
-        .await?
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::PoolNotFound,
-                "the endpoint's pool no longer exists",
-            )
-        })?;
-    let status = match (&endpoint.current_state_id, &pool.target_state_id) {
-        (Some(current_id), Some(target_id)) => {
-            let current = match known_state {
-                Some(state) => Arc::clone(state),
-                None => load_state(&mut *tx, current_id).await?,
-            };
-            let target = load_state(&mut *tx, target_id).await?;
-            let (policy, _) = app.policies.for_pool(&mut *tx, &pool).await?;
-            policy.classify(&current, &target)?
-        }
-        _ => SyncStatus::Unknown,
-    };
-    db::endpoints::set_sync_status(&mut *tx, endpoint.endpoint_id, status.as_str()).await?;
-    Ok(status)
-}
-
-/// Re-classifies every endpoint of a pool after its target changed. The caller holds the pool
-/// lock exclusively.
-pub async fn reclassify_pool(app: &AppState, tx: &mut PgConnection, pool_id: Uuid) -> Result<()> {
-    let pool = db::pools::get(&mut *tx, pool_id)
-        .await?
-        .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, format!("pool {pool_id} not found")))?;
-    let endpoints = db::endpoints::in_pool(&mut *tx, pool_id).await?;
-    let Some(target_id) = pool.target_state_id.clone() else {
-        return Ok(());
-    };
-    let mut wanted: Vec<String> = endpoints
-        .iter()
-        .filter_map(|e| e.current_state_id.clone())
-        .collect();
-    wanted.push(target_id.clone());
-    wanted.sort();
-    wanted.dedup();
-    // Content addressing pays off here: endpoints sharing a state are loaded once.
-    let states: HashMap<String, Arc<PackageState>> = db::states::load_many(&mut *tx, &wanted, None)
-        .await?
-        .into_iter()
-        .map(|(id, state)| (id, Arc::new(state)))
-        .collect();
-    let target = states
-        .get(&target_id)
-        .ok_or_else(|| Error::internal(format!("target state {target_id} is missing")))?;
-    let (policy, _) = app.policies.for_pool(&mut *tx, &pool).await?;
-    for endpoint in endpoints {
-        let status = match endpoint.current_state_id.and_then(|id| states.get(&id)) {
-            Some(current) => policy.classify(current, target)?,
-            None => SyncStatus::Unknown,
-        };
-        db::endpoints::set_sync_status(&mut *tx, endpoint.endpoint_id, status.as_str()).await?;
-    }
-    Ok(())
-}
-
-/// Loads a stored state that must exist.
-pub async fn load_state(tx: &mut PgConnection, state_id: &str) -> Result<Arc<PackageState>> {
-    db::states::load(&mut *tx, state_id)
-        .await?
-        .map(Arc::new)
-        .ok_or_else(|| Error::internal(format!("state {state_id} is referenced but not stored")))
-}
-
-/// `GET /api/endpoints/{id}/diff` response: what a sync would change.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TargetDiff {
-    /// The endpoint.
-    pub endpoint_id: Uuid,
-    /// Its pool.
-    pub pool_id: Uuid,
-    /// The pool's name.
-    pub pool_name: String,
-    /// Classification by the pool's policy.
-    pub sync_status: String,
-    /// Target generation compared against (0: no target).
-    pub target_generation: i64,
-    /// `name version` of packages to install.
-    pub install: Vec<String>,
-    /// `name from -> to` of packages to upgrade.
-    pub upgrade: Vec<String>,
-    /// `name from -> to` of packages to downgrade.
-    pub downgrade: Vec<String>,
-    /// `name version` of packages to remove.
-    pub remove: Vec<String>,
-}
-
 /// The endpoint's difference from its pool's target (exact, whatever the policy would skip).
-pub async fn diff(app: &AppState, endpoint_id: Uuid) -> Result<TargetDiff> {
-    let endpoint = get(app, endpoint_id).await?;
-    let pool = crate::pools::get(app, endpoint.pool_id).await?;
+pub async fn diff(db: &PgPool, endpoint_id: Uuid) -> Result<TargetDiff> {
+    let endpoint = get(db, endpoint_id).await?;
+    let pool = crate::pools::get(db, endpoint.pool_id).await?;
     let mut out = TargetDiff {
         endpoint_id,
         pool_id: pool.pool_id,
         pool_name: pool.name.clone(),
-        sync_status: endpoint.sync_status.clone(),
+        sync_status: endpoint.sync_status,
         target_generation: pool.target_generation,
         install: Vec::new(),
         upgrade: Vec::new(),
@@ -319,10 +166,10 @@ pub async fn diff(app: &AppState, endpoint_id: Uuid) -> Result<TargetDiff> {
         remove: Vec::new(),
     };
     if let (Some(current), Some(target)) = (&endpoint.current_state_id, &pool.target_state_id) {
-        let mut conn = app.db.acquire().await?;
+        let mut conn = db.acquire().await?;
         let d = pacsync_core::diff(
-            &*load_state(&mut conn, current).await?,
-            &*load_state(&mut conn, target).await?,
+            &*db::states::load_required(&mut *conn, current).await?,
+            &*db::states::load_required(&mut *conn, target).await?,
         );
         out.install = d
             .install
@@ -349,35 +196,34 @@ pub async fn diff(app: &AppState, endpoint_id: Uuid) -> Result<TargetDiff> {
 }
 
 /// One live endpoint.
-pub async fn get(app: &AppState, endpoint_id: Uuid) -> Result<Endpoint> {
-    db::endpoints::get(&app.db, endpoint_id)
-        .await?
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::EndpointNotFound,
-                format!("endpoint {endpoint_id} not found"),
-            )
-        })
+pub async fn get(db: &PgPool, endpoint_id: Uuid) -> Result<Endpoint> {
+    db::endpoints::get(db, endpoint_id).await?.ok_or_else(|| {
+        Error::new(
+            ErrorCode::EndpointNotFound,
+            format!("endpoint {endpoint_id} not found"),
+        )
+    })
 }
 
 /// Live endpoints, optionally of one pool.
-pub async fn list(app: &AppState, pool_id: Option<Uuid>) -> Result<Vec<Endpoint>> {
+pub async fn list(db: &PgPool, pool_id: Option<Uuid>) -> Result<Vec<Endpoint>> {
     if let Some(pool_id) = pool_id {
-        crate::pools::get(app, pool_id).await?;
+        crate::pools::get(db, pool_id).await?;
     }
-    db::endpoints::list(&app.db, pool_id).await
+    db::endpoints::list(db, pool_id).await
 }
 
 /// Moves an endpoint to another pool and classifies it against that pool's target.
 pub async fn move_to_pool(
-    app: &AppState,
+    db: &PgPool,
+    policies: &Policies,
     endpoint_id: Uuid,
     pool_id: Uuid,
     actor: &str,
 ) -> Result<Endpoint> {
-    let mut tx = app.db.begin().await?;
+    let mut tx = db.begin().await?;
     let endpoint = db::endpoints::move_to_pool(&mut *tx, endpoint_id, pool_id, actor).await?;
-    classify_and_store(app, &mut tx, &endpoint, None).await?;
+    classify_and_store(policies, &mut tx, &endpoint, None).await?;
     let endpoint = db::endpoints::get(&mut *tx, endpoint_id)
         .await?
         .ok_or_else(|| Error::internal("moved endpoint vanished"))?;
@@ -386,12 +232,12 @@ pub async fn move_to_pool(
 }
 
 /// Deletes an endpoint: revokes its tokens and ends its active operation; history is kept.
-pub async fn delete(app: &AppState, endpoint_id: Uuid, actor: &str) -> Result<()> {
-    db::endpoints::delete(&app.db, endpoint_id, actor).await
+pub async fn delete(db: &PgPool, endpoint_id: Uuid, actor: &str) -> Result<()> {
+    db::endpoints::delete(db, endpoint_id, actor).await
 }
 
 /// The endpoint's state history, newest first.
-pub async fn history(app: &AppState, endpoint_id: Uuid, limit: i64) -> Result<Vec<HistoryEntry>> {
-    get(app, endpoint_id).await?;
-    db::endpoints::history(&app.db, endpoint_id, limit).await
+pub async fn history(db: &PgPool, endpoint_id: Uuid, limit: i64) -> Result<Vec<HistoryEntry>> {
+    get(db, endpoint_id).await?;
+    db::endpoints::history(db, endpoint_id, limit).await
 }

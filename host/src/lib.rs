@@ -12,11 +12,13 @@
 pub mod api;
 pub mod auth;
 pub mod availability;
+pub mod classification;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod embedded_postgres;
 pub mod endpoints;
+pub mod enrollment;
 pub mod error;
 pub mod events;
 pub mod metrics;

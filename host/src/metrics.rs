@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::auth::Principal;
 use crate::db::operations::OperationRow;
 use crate::error::Result;
-use crate::server::AppState;
+use sqlx::PgPool;
 
 /// The process-wide recorder (one per process, shared by every host a test runs in it).
 fn handle() -> &'static PrometheusHandle {
@@ -63,7 +63,7 @@ pub fn operation_ended(row: &OperationRow) {
     if let Some(ended) = row.completed_at {
         let seconds = (ended - row.created_at).num_milliseconds() as f64 / 1000.0;
         metrics::histogram!("pacsync_operation_duration_seconds",
-            "type" => row.operation_type.clone(), "status" => row.status.clone())
+            "type" => row.operation_type.as_str(), "status" => row.status.as_str())
         .record(seconds.max(0.0));
     }
 }
@@ -91,17 +91,14 @@ pub fn policy_call(plugin: &str, call: &str, seconds: f64, faulted: bool) {
 #[utoipa::path(get, path = "/metrics", tag = "metrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")),
     security(("bearer" = [])))]
-pub async fn render(State(app): State<AppState>, who: Principal) -> Result<impl IntoResponse> {
+pub async fn render(State(db): State<PgPool>, who: Principal) -> Result<impl IntoResponse> {
     who.require_admin()?;
-    let counts: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT operation_type, status, count(*) FROM operations GROUP BY 1, 2")
-            .fetch_all(&app.db)
-            .await?;
+    let counts = crate::db::operations::counts(&db).await?;
     for (kind, status, count) in counts {
         metrics::gauge!("pacsync_operations", "type" => kind, "status" => status).set(count as f64);
     }
-    metrics::gauge!("pacsync_db_pool_connections").set(f64::from(app.db.size()));
-    metrics::gauge!("pacsync_db_pool_idle_connections").set(app.db.num_idle() as f64);
+    metrics::gauge!("pacsync_db_pool_connections").set(f64::from(db.size()));
+    metrics::gauge!("pacsync_db_pool_idle_connections").set(db.num_idle() as f64);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -9,7 +9,8 @@ use crate::db;
 use crate::db::plugins::{NewPlugin, StoredPlugin};
 use crate::db::pools::Pool;
 use crate::error::{Error, ErrorCode, Result};
-use crate::server::AppState;
+use crate::policy::Policies;
+use sqlx::PgPool;
 
 /// A plugin as listed: built-ins (id = name) and uploaded components.
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,20 +61,24 @@ fn empty_object() -> serde_json::Value {
 }
 
 /// Validates and stores an uploaded component; returns it and whether it is new.
-pub async fn upload(app: &AppState, bytes: &[u8], actor: &str) -> Result<(PluginInfo, bool)> {
+pub async fn upload(
+    db: &PgPool,
+    policies: &Policies,
+    bytes: &[u8],
+    actor: &str,
+) -> Result<(PluginInfo, bool)> {
     if bytes.is_empty() {
         return Err(Error::new(
             ErrorCode::InvalidPlugin,
             "the body must be the component's bytes",
         ));
     }
-    let plugin = app
-        .policies
+    let plugin = policies
         .runtime()
         .load(bytes)
         .map_err(|e| e.into_error(ErrorCode::InvalidPlugin, ""))?;
     let d = &plugin.description;
-    let mut tx = app.db.begin().await?;
+    let mut tx = db.begin().await?;
     let (stored, created) = db::plugins::insert(
         &mut tx,
         NewPlugin {
@@ -92,9 +97,8 @@ pub async fn upload(app: &AppState, bytes: &[u8], actor: &str) -> Result<(Plugin
 }
 
 /// Built-ins first, then uploads.
-pub async fn list(app: &AppState) -> Result<Vec<PluginInfo>> {
-    let mut all: Vec<PluginInfo> = app
-        .policies
+pub async fn list(db: &PgPool, policies: &Policies) -> Result<Vec<PluginInfo>> {
+    let mut all: Vec<PluginInfo> = policies
         .builtins()
         .map(|(name, p)| PluginInfo {
             plugin_id: name.to_owned(),
@@ -108,7 +112,7 @@ pub async fn list(app: &AppState) -> Result<Vec<PluginInfo>> {
         .collect();
     all.sort_by(|a, b| a.plugin_id.cmp(&b.plugin_id));
     all.extend(
-        db::plugins::list(&app.db)
+        db::plugins::list(db)
             .await?
             .into_iter()
             .map(PluginInfo::from),
@@ -117,8 +121,8 @@ pub async fn list(app: &AppState) -> Result<Vec<PluginInfo>> {
 }
 
 /// One uploaded plugin or built-in.
-pub async fn get(app: &AppState, plugin_id: &str) -> Result<PluginInfo> {
-    list(app)
+pub async fn get(db: &PgPool, policies: &Policies, plugin_id: &str) -> Result<PluginInfo> {
+    list(db, policies)
         .await?
         .into_iter()
         .find(|p| p.plugin_id == plugin_id)
@@ -131,21 +135,21 @@ pub async fn get(app: &AppState, plugin_id: &str) -> Result<PluginInfo> {
 }
 
 /// Deletes an uploaded plugin no pool uses.
-pub async fn delete(app: &AppState, plugin_id: &str, actor: &str) -> Result<()> {
+pub async fn delete(db: &PgPool, policies: &Policies, plugin_id: &str, actor: &str) -> Result<()> {
     let not_found = || {
         Error::new(
             ErrorCode::PluginNotFound,
             format!("plugin {plugin_id} not found"),
         )
     };
-    if app.policies.builtin(plugin_id).is_some() {
+    if policies.builtin(plugin_id).is_some() {
         return Err(Error::new(
             ErrorCode::ValidationFailed,
             "built-in plugins cannot be deleted",
         ));
     }
     let id: Uuid = plugin_id.parse().map_err(|_| not_found())?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = db.begin().await?;
     if !db::plugins::delete(&mut tx, id, actor).await? {
         return Err(not_found());
     }
@@ -156,14 +160,15 @@ pub async fn delete(app: &AppState, plugin_id: &str, actor: &str) -> Result<()> 
 /// Switches a pool's policy after the plugin accepted the config, and re-classifies the pool's
 /// endpoints under it. Takes effect for the next classification or plan; no restart.
 pub async fn set_pool_policy(
-    app: &AppState,
+    db: &PgPool,
+    policies: &Policies,
     pool_id: Uuid,
     request: SetPolicy,
     actor: &str,
 ) -> Result<Pool> {
     crate::policy::require_object_config(&request.config)?;
-    let mut tx = app.db.begin().await?;
-    let (plugin, builtin_name, plugin_id) = match app.policies.builtin(&request.plugin) {
+    let mut tx = db.begin().await?;
+    let (plugin, builtin_name, plugin_id) = match policies.builtin(&request.plugin) {
         Some(p) => (p, request.plugin.clone(), None),
         None => {
             let id: Uuid = request.plugin.parse().map_err(|_| {
@@ -173,14 +178,13 @@ pub async fn set_pool_policy(
                 )
             })?;
             (
-                app.policies.uploaded(&mut *tx, id).await?,
+                policies.uploaded(&mut *tx, id).await?,
                 "uploaded".to_owned(),
                 Some(id),
             )
         }
     };
-    if let Err(message) = app
-        .policies
+    if let Err(message) = policies
         .runtime()
         .validate_config(&plugin, &request.config)?
     {
@@ -202,7 +206,7 @@ pub async fn set_pool_policy(
             format!("pool {pool_id} not found"),
         ));
     }
-    crate::endpoints::reclassify_pool(app, &mut tx, pool_id).await?;
+    crate::classification::reclassify_pool(policies, &mut tx, pool_id).await?;
     let pool = db::pools::get(&mut *tx, pool_id)
         .await?
         .ok_or_else(|| Error::internal("pool vanished"))?;

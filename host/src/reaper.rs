@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-/// Advisory lock key (class 3, object 2) of the reaper leadership.
-const LEADER_LOCK: &str = "SELECT pg_try_advisory_lock(3, 2)";
+use crate::db;
 
 /// How often unused availability reports are collected, and how long one must have been unused.
 const COLLECT_EVERY: Duration = Duration::from_secs(300);
@@ -41,7 +40,7 @@ pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
             }
             if last_collect.is_none_or(|at| at.elapsed() >= COLLECT_EVERY) {
                 last_collect = Some(Instant::now());
-                match crate::db::availability::collect(&mut *conn, UNUSED_FOR).await {
+                match db::availability::collect(&mut *conn, UNUSED_FOR).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(collected = n, "deleted unused availability reports"),
                     Err(e) => tracing::warn!(error = %e, "cannot collect availability reports"),
@@ -55,10 +54,7 @@ pub async fn run(db: PgPool, interval: Duration, shutdown: CancellationToken) {
 /// releases the lock) and tries to become leader on it.
 async fn try_lead(db: &PgPool) -> Option<PgConnection> {
     let mut conn = db.acquire().await.ok()?.detach();
-    let won: bool = sqlx::query_scalar(LEADER_LOCK)
-        .fetch_one(&mut conn)
-        .await
-        .ok()?;
+    let won = db::leases::try_lead(&mut conn).await.ok()?;
     if won {
         tracing::info!("this replica now runs the lease reaper");
         Some(conn)
@@ -69,9 +65,7 @@ async fn try_lead(db: &PgPool) -> Option<PgConnection> {
 
 async fn expire(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let n: i32 = sqlx::query_scalar("SELECT ps_op_expire_leases('system:reaper')")
-        .fetch_one(&mut *tx)
-        .await?;
+    let n = db::operations::expire_leases(&mut *tx, "system:reaper").await?;
     tx.commit().await?;
     Ok(n)
 }

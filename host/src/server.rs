@@ -3,33 +3,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::AppState;
 use crate::auth::{KeyError, Keys};
 use crate::config::Config;
 use crate::db::{self, DatabaseSetupError};
 use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError};
 use crate::policy::Policies;
 use crate::tls::{Certificates, TlsError};
-
-/// Shared state of every request handler.
-#[derive(Clone)]
-pub struct AppState {
-    /// Connection pool.
-    pub db: PgPool,
-    /// Resolved configuration.
-    pub config: Arc<Config>,
-    /// Token signing keys.
-    pub keys: Arc<Keys>,
-    /// Policy lookup.
-    pub policies: Policies,
-    /// Live event fan-out.
-    pub events: crate::events::EventHub,
-    /// Cancelled when the host shuts down (closes WebSocket sessions with "going away").
-    pub shutdown: CancellationToken,
-}
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use pacsync_tests::{Api, HostProcess, PrivateCluster, shared_tempdir, state};
-use reqwest::Method;
+use pacsync_tests::{Api, Fleet, HostProcess, PrivateCluster, shared_tempdir, state};
 use serde_json::json;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,91 +20,60 @@ const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
 /// Endpoints driven concurrently.
 const DRIVERS: usize = 8;
 
-struct Fleet {
-    api: Api,
-    pool: String,
-    endpoints: Vec<(String, String)>,
-}
-
+/// A pool `load` with a target (linux 6.1) and `drivers` endpoints behind it (linux 6.0).
 async fn fleet(api: &Api, drivers: usize) -> Fleet {
-    let pool = api.create_pool("load").await;
-    let (reference, token) = api.register(&pool, "ref").await;
-    api.report(&reference, &token, &[("linux", "6.1-1")])
-        .await
-        .expect(200, None);
-    api.set_as_latest(&reference, &token)
-        .await
-        .expect(202, None);
-    let mut endpoints = Vec::new();
+    let mut builder = Fleet::builder(api)
+        .pool("load")
+        .reference("ref", state(&[("linux", "6.1-1")]));
     for i in 0..drivers {
-        let (id, token) = api.register(&pool, &format!("e{i}")).await;
-        api.report(&id, &token, &[("linux", "6.0-1")])
-            .await
-            .expect(200, None);
-        endpoints.push((id, token));
+        builder = builder.member(&format!("e{i}"), state(&[("linux", "6.0-1")]));
     }
-    Fleet {
-        api: api.clone(),
-        pool,
-        endpoints,
-    }
+    builder.build().await
 }
 
 /// One operation through its whole lifecycle over HTTP: create, start, 3 progress, complete,
 /// then a report back to the old state so the next one has work to do.
 async fn lifecycle(api: &Api, id: &str, token: &str) {
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{id}/sync-to-latest"),
-            Some(token),
-            None,
-        )
+        .as_(token)
+        .post(&format!("/api/sync/{id}/sync-to-latest"))
         .await;
     let op = op.expect(202, None)["operation_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let path = |action: &str| format!("/api/sync/operations/{op}/{action}");
-    api.call(Method::POST, &path("start"), Some(token), None)
-        .await
-        .expect(200, None);
+    api.as_(token).post(&path("start")).await.expect(200, None);
     for pct in [25, 50, 75] {
-        api.call(
-            Method::POST,
-            &path("progress"),
-            Some(token),
-            Some(json!({"percentage": pct, "stage": "installing"})),
-        )
+        api.as_(token)
+            .post(&path("progress"))
+            .json(json!({"percentage": pct, "stage": "installing"}))
+            .await
+            .expect(200, None);
+    }
+    api.as_(token)
+        .post(&path("complete"))
+        .json(json!({"state": state(&[("linux", "6.1-1")])}))
         .await
         .expect(200, None);
-    }
-    api.call(
-        Method::POST,
-        &path("complete"),
-        Some(token),
-        Some(json!({"state": state(&[("linux", "6.1-1")])})),
-    )
-    .await
-    .expect(200, None);
     api.report(id, token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
 }
 
 /// Drives `count` lifecycles spread over the fleet's endpoints; returns the elapsed time.
-async fn drive(fleet: &Fleet, count: usize) -> Duration {
+async fn drive(api: &Api, fleet: &Fleet, count: usize) -> Duration {
     let started = Instant::now();
-    let per = count / fleet.endpoints.len();
+    let per = count / fleet.members.len();
     let tasks: Vec<_> = fleet
-        .endpoints
+        .members
         .iter()
         .cloned()
-        .map(|(id, token)| {
-            let api = fleet.api.clone();
+        .map(|endpoint| {
+            let api = api.clone();
             tokio::spawn(async move {
                 for _ in 0..per {
-                    lifecycle(&api, &id, &token).await;
+                    lifecycle(&api, &endpoint.id, &endpoint.token).await;
                 }
             })
         })
@@ -160,7 +128,7 @@ async fn main() {
 
     // --- Lifecycle throughput: HTTP vs the same stored-procedure calls straight to PostgreSQL.
     let ops = 400;
-    let http = drive(&fleet, ops).await;
+    let http = drive(&api, &fleet, ops).await;
     let db = cluster.pool().await;
     let target_state: String =
         sqlx::query_scalar("SELECT target_state_id FROM pools WHERE pool_id = $1::uuid")
@@ -171,10 +139,10 @@ async fn main() {
     let started = Instant::now();
     let per = ops / DRIVERS;
     let tasks: Vec<_> = fleet
-        .endpoints
+        .members
         .iter()
-        .map(|(id, _)| {
-            let (db, id, target_state) = (db.clone(), id.clone(), target_state.clone());
+        .map(|endpoint| {
+            let (db, id, target_state) = (db.clone(), endpoint.id.clone(), target_state.clone());
             tokio::spawn(async move {
                 for _ in 0..per {
                     let op: uuid::Uuid = sqlx::query_scalar(
@@ -211,8 +179,8 @@ async fn main() {
     }
     let raw = started.elapsed();
     // The raw path left every endpoint at the target; put them back behind for what follows.
-    for (id, token) in &fleet.endpoints {
-        api.report(id, token, &[("linux", "6.0-1")])
+    for endpoint in &fleet.members {
+        api.report(&endpoint.id, &endpoint.token, &[("linux", "6.0-1")])
             .await
             .expect(200, None);
     }
@@ -284,7 +252,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_rss = rss_kib(host.pid()) as f64 / 1024.0;
         let before = delivered.load(Ordering::Relaxed);
-        let elapsed = drive(&fleet, 80).await;
+        let elapsed = drive(&api, &fleet, 80).await;
         // Let the last events drain.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let events = delivered.load(Ordering::Relaxed) - before;

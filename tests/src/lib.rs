@@ -306,6 +306,11 @@ impl Reply {
 }
 
 /// A small HTTP client for the host API.
+///
+/// A request names who sends it, then the method and path, and is sent when awaited:
+/// `api.as_(&token).post(path).await`, `api.anonymous().get(path).await`, and with the admin
+/// token simply `api.get(path).await`. [`Request::json`] adds a JSON body and
+/// [`Request::header`] a header; every request resolves to a [`Reply`].
 #[derive(Clone)]
 pub struct Api {
     /// `http://addr`.
@@ -343,48 +348,191 @@ impl Api {
         }
     }
 
+    /// Requests sent with `token` as their bearer token.
+    pub fn as_(&self, token: &str) -> Caller<'_> {
+        Caller {
+            api: self,
+            token: Some(token.to_owned()),
+        }
+    }
+
+    /// Requests sent without a token.
+    pub fn anonymous(&self) -> Caller<'_> {
+        Caller {
+            api: self,
+            token: None,
+        }
+    }
+
+    /// `GET path` with the admin token.
+    pub fn get(&self, path: &str) -> Request<'_> {
+        self.as_(&self.admin).get(path)
+    }
+
+    /// `POST path` with the admin token.
+    pub fn post(&self, path: &str) -> Request<'_> {
+        self.as_(&self.admin).post(path)
+    }
+
+    /// `PUT path` with the admin token.
+    pub fn put(&self, path: &str) -> Request<'_> {
+        self.as_(&self.admin).put(path)
+    }
+
+    /// `PATCH path` with the admin token.
+    pub fn patch(&self, path: &str) -> Request<'_> {
+        self.as_(&self.admin).patch(path)
+    }
+
+    /// `DELETE path` with the admin token.
+    pub fn delete(&self, path: &str) -> Request<'_> {
+        self.as_(&self.admin).delete(path)
+    }
+
     /// `POST /api/sync/{endpoint_id}/set-as-latest` with `token`.
     pub async fn set_as_latest(&self, endpoint_id: &str, token: &str) -> Reply {
-        self.call(
-            Method::POST,
-            &format!("/api/sync/{endpoint_id}/set-as-latest"),
-            Some(token),
-            None,
+        self.as_(token)
+            .post(&format!("/api/sync/{endpoint_id}/set-as-latest"))
+            .await
+    }
+
+    /// Creates a pool and returns its id.
+    pub async fn create_pool(&self, name: &str) -> String {
+        let reply = self.post("/api/pools").json(json!({ "name": name })).await;
+        reply.expect(201, None)["pool_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an enrollment token for a pool.
+    pub async fn enrollment_token(&self, pool_id: &str) -> String {
+        let reply = self
+            .post(&format!("/api/pools/{pool_id}/enrollment-tokens"))
+            .json(json!({}))
+            .await;
+        reply.expect(201, None)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers an endpoint into a pool: `(endpoint_id, token)`.
+    pub async fn register(&self, pool_id: &str, name: &str) -> (String, String) {
+        let token = self.enrollment_token(pool_id).await;
+        let reply = self
+            .anonymous()
+            .post("/api/endpoints/register")
+            .json(json!({ "name": name, "hostname": format!("{name}.example"), "enrollment_token": token }))
+            .await;
+        let body = reply.expect(201, None);
+        (
+            body["endpoint"]["endpoint_id"].as_str().unwrap().to_owned(),
+            body["access_token"].as_str().unwrap().to_owned(),
         )
-        .await
     }
 
-    /// Sends a request with an optional bearer token and JSON body.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        self.call_with(method, path, token, body, &[]).await
+    /// Reports `packages` (`(name, version)`, explicit) as the endpoint's state.
+    pub async fn report(&self, endpoint_id: &str, token: &str, packages: &[(&str, &str)]) -> Reply {
+        self.put_state(endpoint_id, token, state(packages)).await
     }
 
-    /// Like [`Api::call`], with extra headers.
-    pub async fn call_with(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
+    /// `PUT /api/endpoints/{endpoint_id}/state` with `token` and the report `body`.
+    pub async fn put_state(&self, endpoint_id: &str, token: &str, body: Value) -> Reply {
+        self.as_(token)
+            .put(&format!("/api/endpoints/{endpoint_id}/state"))
+            .json(body)
+            .await
+    }
+}
+
+/// Who requests are sent as: a bearer token, or none. Made by [`Api::as_`] and
+/// [`Api::anonymous`].
+#[derive(Clone)]
+pub struct Caller<'a> {
+    api: &'a Api,
+    token: Option<String>,
+}
+
+impl<'a> Caller<'a> {
+    /// A `method` request for `path` (relative to the API's base).
+    pub fn request(&self, method: Method, path: &str) -> Request<'a> {
+        Request {
+            api: self.api,
+            method,
+            path: path.to_owned(),
+            token: self.token.clone(),
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Request<'a> {
+        self.request(Method::GET, path)
+    }
+
+    /// `POST path`.
+    pub fn post(&self, path: &str) -> Request<'a> {
+        self.request(Method::POST, path)
+    }
+
+    /// `PUT path`.
+    pub fn put(&self, path: &str) -> Request<'a> {
+        self.request(Method::PUT, path)
+    }
+
+    /// `PATCH path`.
+    pub fn patch(&self, path: &str) -> Request<'a> {
+        self.request(Method::PATCH, path)
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Request<'a> {
+        self.request(Method::DELETE, path)
+    }
+}
+
+/// One request to the host, sent when awaited (or by [`Request::send`]); it resolves to the
+/// [`Reply`], whatever its status.
+#[must_use = "a request is sent only when awaited"]
+pub struct Request<'a> {
+    api: &'a Api,
+    method: Method,
+    path: String,
+    token: Option<String>,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+}
+
+impl Request<'_> {
+    /// Sends `body` as the JSON request body.
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Adds the header `name: value` (e.g. `Idempotency-Key`).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends the request and reads the reply; the body is parsed as JSON when it is JSON, kept
+    /// as a string otherwise, and `Null` when empty.
+    pub async fn send(self) -> Reply {
         let mut request = self
+            .api
             .client
-            .request(method, format!("{}{}", self.base, path));
-        if let Some(token) = token {
+            .request(self.method, format!("{}{}", self.api.base, self.path));
+        if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(&body);
+        if let Some(body) = &self.body {
+            request = request.json(body);
         }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         let response = request.send().await.expect("request reaches the host");
         let status = response.status();
@@ -402,69 +550,151 @@ impl Api {
             headers,
         }
     }
+}
 
-    /// GET as admin.
-    pub async fn get(&self, path: &str) -> Reply {
-        self.call(Method::GET, path, Some(&self.admin), None).await
+impl<'a> std::future::IntoFuture for Request<'a> {
+    type Output = Reply;
+    type IntoFuture = futures_util::future::BoxFuture<'a, Reply>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// An endpoint registered by a [`Fleet`].
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// The name it registered with.
+    pub name: String,
+    /// Its `endpoint_id`.
+    pub id: String,
+    /// Its access token.
+    pub token: String,
+}
+
+/// A pool whose target is a reference endpoint's reported state, and the other endpoints
+/// registered in it. Made by [`Fleet::builder`].
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// The pool's `pool_id`.
+    pub pool: String,
+    /// The endpoint whose state is the pool's target.
+    pub reference: Endpoint,
+    /// The other endpoints, in the order they were added to the builder.
+    pub members: Vec<Endpoint>,
+    /// The body of the set-as-latest reply (`202`) that made the reference's state the target.
+    pub set_latest: Value,
+}
+
+impl Fleet {
+    /// A builder for a fleet set up through `api`.
+    pub fn builder(api: &Api) -> FleetBuilder<'_> {
+        FleetBuilder {
+            api,
+            pool: "fleet".to_owned(),
+            reference: None,
+            members: Vec::new(),
+            latest_by_admin: false,
+        }
+    }
+}
+
+/// Builds a [`Fleet`]. [`FleetBuilder::build`] creates the pool, registers the reference and
+/// then each member, reports the reference's state and makes it the target (set-as-latest),
+/// then reports each member's state, in the order the members were added. Every step must
+/// succeed.
+pub struct FleetBuilder<'a> {
+    api: &'a Api,
+    pool: String,
+    reference: Option<(String, Value)>,
+    members: Vec<(String, Option<Value>)>,
+    latest_by_admin: bool,
+}
+
+impl FleetBuilder<'_> {
+    /// The pool's name (`fleet` unless set).
+    pub fn pool(mut self, name: &str) -> Self {
+        self.pool = name.to_owned();
+        self
     }
 
-    /// POST as admin.
-    pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(&self.admin), Some(body))
+    /// The reference endpoint `name`, which reports the state report `state` (e.g. from
+    /// [`state`]); that state becomes the pool's target.
+    pub fn reference(mut self, name: &str, state: Value) -> Self {
+        self.reference = Some((name.to_owned(), state));
+        self
+    }
+
+    /// A member endpoint `name` that reports the state report `state` once the target is set.
+    pub fn member(mut self, name: &str, state: Value) -> Self {
+        self.members.push((name.to_owned(), Some(state)));
+        self
+    }
+
+    /// A member endpoint `name` that is registered and reports nothing.
+    pub fn unreported(mut self, name: &str) -> Self {
+        self.members.push((name.to_owned(), None));
+        self
+    }
+
+    /// Set-as-latest is requested with the admin token instead of the reference's own.
+    pub fn latest_set_by_admin(mut self) -> Self {
+        self.latest_by_admin = true;
+        self
+    }
+
+    /// Sets the fleet up; panics if any step fails or no reference was given.
+    pub async fn build(self) -> Fleet {
+        let FleetBuilder {
+            api,
+            pool: pool_name,
+            reference,
+            members: wanted,
+            latest_by_admin,
+        } = self;
+        let (reference_name, reference_state) =
+            reference.expect("a fleet needs a reference endpoint");
+        let pool = api.create_pool(&pool_name).await;
+        let reference = enroll(api, &pool, reference_name).await;
+        let mut members = Vec::with_capacity(wanted.len());
+        let mut states = Vec::with_capacity(wanted.len());
+        for (name, state) in wanted {
+            members.push(enroll(api, &pool, name).await);
+            states.push(state);
+        }
+        api.put_state(&reference.id, &reference.token, reference_state)
             .await
+            .expect(200, None);
+        let token = if latest_by_admin {
+            &api.admin
+        } else {
+            &reference.token
+        };
+        let set_latest = api
+            .set_as_latest(&reference.id, token)
+            .await
+            .expect(202, None)
+            .clone();
+        for (member, state) in members.iter().zip(states) {
+            if let Some(state) = state {
+                api.put_state(&member.id, &member.token, state)
+                    .await
+                    .expect(200, None);
+            }
+        }
+        Fleet {
+            pool,
+            reference,
+            members,
+            set_latest,
+        }
     }
+}
 
-    /// Creates a pool and returns its id.
-    pub async fn create_pool(&self, name: &str) -> String {
-        let reply = self.post("/api/pools", json!({ "name": name })).await;
-        reply.expect(201, None)["pool_id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// Creates an enrollment token for a pool.
-    pub async fn enrollment_token(&self, pool_id: &str) -> String {
-        let reply = self
-            .post(
-                &format!("/api/pools/{pool_id}/enrollment-tokens"),
-                json!({}),
-            )
-            .await;
-        reply.expect(201, None)["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// Registers an endpoint into a pool: `(endpoint_id, token)`.
-    pub async fn register(&self, pool_id: &str, name: &str) -> (String, String) {
-        let token = self.enrollment_token(pool_id).await;
-        let reply = self
-            .call(
-                Method::POST,
-                "/api/endpoints/register",
-                None,
-                Some(json!({ "name": name, "hostname": format!("{name}.example"), "enrollment_token": token })),
-            )
-            .await;
-        let body = reply.expect(201, None);
-        (
-            body["endpoint"]["endpoint_id"].as_str().unwrap().to_owned(),
-            body["access_token"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Reports `packages` (`(name, version)`, explicit) as the endpoint's state.
-    pub async fn report(&self, endpoint_id: &str, token: &str, packages: &[(&str, &str)]) -> Reply {
-        self.call(
-            Method::PUT,
-            &format!("/api/endpoints/{endpoint_id}/state"),
-            Some(token),
-            Some(state(packages)),
-        )
-        .await
-    }
+/// Registers `name` into `pool`.
+async fn enroll(api: &Api, pool: &str, name: String) -> Endpoint {
+    let (id, token) = api.register(pool, &name).await;
+    Endpoint { name, id, token }
 }
 
 /// A state report body for `(name, version)` pairs, all explicitly installed from `core`.

@@ -7,7 +7,6 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use pacsync_tests::{Api, TestHost, shared_tempdir};
-use reqwest::Method;
 
 const PACSYNC: &str = env!("CARGO_BIN_EXE_pacsync-under-test");
 
@@ -312,7 +311,7 @@ async fn world(pacman_wrapper: bool) -> World {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_latest_sync_and_revert_with_real_pacman() {
+async fn set_latest_sync_and_revert_leave_real_pacman_roots_as_planned() {
     let World {
         t,
         base,
@@ -399,14 +398,7 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
         "{json}"
     );
     assert_eq!(b.installed(), before);
-    let ops = api
-        .call(
-            Method::GET,
-            &format!("/api/sync/{eb}/operations?limit=1"),
-            Some(&api.admin),
-            None,
-        )
-        .await;
+    let ops = api.get(&format!("/api/sync/{eb}/operations?limit=1")).await;
     assert_eq!(ops.body["items"][0]["status"], "failed");
 
     // A locally built package that no source of B's has: the pool's repository analysis
@@ -446,7 +438,7 @@ async fn set_latest_sync_and_revert_with_real_pacman() {
 }
 
 #[test]
-fn cli_exit_codes_for_usage_and_unreachable_hosts() {
+fn the_cli_exits_with_distinct_codes_for_a_missing_config_and_an_unreachable_host() {
     let dir = shared_tempdir();
     let missing = dir.path().join("nope.toml");
     let out = Command::new(PACSYNC)
@@ -519,14 +511,7 @@ async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
 
     // Cancel while B's (slow) transaction runs: the agent finishes it, skips the removal,
     // acknowledges, and the state it reports is the machine's real one.
-    let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{eb}/sync-to-latest"),
-            Some(&api.admin),
-            None,
-        )
-        .await;
+    let op = api.post(&format!("/api/sync/{eb}/sync-to-latest")).await;
     let op = op.expect(202, None)["operation_id"]
         .as_str()
         .unwrap()
@@ -546,14 +531,7 @@ async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/operations/{op}/cancel"),
-            Some(&api.admin),
-            None,
-        )
-        .await;
+    let r = api.post(&format!("/api/sync/operations/{op}/cancel")).await;
     assert_eq!(r.expect(200, None)["cancel_requested"], true);
     let agent = tokio::task::spawn_blocking(move || agent.wait_with_output().unwrap())
         .await
@@ -590,14 +568,7 @@ async fn cancel_mid_plan_and_a_killed_agent_leave_the_truth_on_record() {
         archive.join("foo-1.0-1-any.pkg.tar.zst").to_str().unwrap(),
     ]);
     assert!(b.pacsync(&["report"]).status.success());
-    let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{eb}/sync-to-latest"),
-            Some(&api.admin),
-            None,
-        )
-        .await;
+    let op = api.post(&format!("/api/sync/{eb}/sync-to-latest")).await;
     let op = op.expect(202, None)["operation_id"]
         .as_str()
         .unwrap()
@@ -675,14 +646,7 @@ async fn the_agent_daemon_wakes_on_its_event_stream_and_reconnects_after_a_host_
         let api = api.clone();
         let eb = eb.clone();
         async move {
-            let op = api
-                .call(
-                    Method::POST,
-                    &format!("/api/sync/{eb}/sync-to-latest"),
-                    Some(&api.admin),
-                    None,
-                )
-                .await;
+            let op = api.post(&format!("/api/sync/{eb}/sync-to-latest")).await;
             op.expect(202, None)["operation_id"]
                 .as_str()
                 .unwrap()

@@ -2,8 +2,7 @@
 //! plans that skip what the pool cannot obtain everywhere. (The same with real pacman is in
 //! `agent_pacman.rs`.)
 
-use pacsync_tests::{Api, TestHost, state};
-use reqwest::Method;
+use pacsync_tests::{Api, Fleet, TestHost, state};
 use serde_json::{Value, json};
 
 /// A state report whose packages come from `core`, except names listed in `foreign`.
@@ -36,16 +35,6 @@ fn names(list: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn put_state(api: &Api, endpoint: &str, token: &str, body: Value) -> pacsync_tests::Reply {
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{endpoint}/state"),
-        Some(token),
-        Some(body),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
     let t = TestHost::start().await;
@@ -72,19 +61,13 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
         ("git", "2.40-1"),
         ("yay", "12-1"),
     ];
-    put_state(
-        api,
-        &a,
-        &ta,
-        report(&target, &["yay"], Some(offers(&[], &[]))),
-    )
-    .await
-    .expect(200, None);
+    api.put_state(&a, &ta, report(&target, &["yay"], Some(offers(&[], &[]))))
+        .await
+        .expect(200, None);
     api.set_as_latest(&a, &ta).await.expect(202, None);
 
     // b: its mirror has linux 6.2 but only vim 9.0; its cache has yay; an archive covers core.
-    put_state(
-        api,
+    api.put_state(
         &b,
         &tb,
         report(
@@ -104,8 +87,7 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
     .await
     .expect(200, None);
     // c: an older mirror (linux 6.1 only), no archive, no yay anywhere.
-    put_state(
-        api,
+    api.put_state(
         &c,
         &tc,
         report(
@@ -122,7 +104,7 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
     )
     .await
     .expect(200, None);
-    // `silent` reports its packages but not what it can obtain (an older agent).
+    // `silent` reports its packages but not what it can obtain.
     api.report(&d, &td, &[("linux", "6.1-1")])
         .await
         .expect(200, None);
@@ -165,12 +147,8 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
     // b could obtain linux 6.2 and yay itself, but the pool cannot: its plan skips both, with
     // the pool's reasons, and upgrades only vim (from the archive).
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{b}/sync-to-latest"),
-            Some(&tb),
-            None,
-        )
+        .as_(&tb)
+        .post(&format!("/api/sync/{b}/sync-to-latest"))
         .await;
     let plan = &op.expect(202, None)["plan"];
     let planned: Vec<_> = plan["actions"]
@@ -199,8 +177,7 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
     assert_eq!(plan["summary"], "1 to upgrade, 2 skipped");
 
     // Once c's mirror catches up, linux is no longer excluded.
-    put_state(
-        api,
+    api.put_state(
         &c,
         &tc,
         report(
@@ -219,12 +196,8 @@ async fn the_pool_syncs_only_what_every_endpoint_can_obtain() {
     // A sync of an endpoint that never reported availability is still kept to what the pool
     // can obtain.
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{d}/sync-to-latest"),
-            Some(&td),
-            None,
-        )
+        .as_(&td)
+        .post(&format!("/api/sync/{d}/sync-to-latest"))
         .await;
     let plan = &op.expect(202, None)["plan"];
     assert_eq!(names(&plan["skipped"]), ["yay"]);
@@ -240,21 +213,13 @@ async fn analysis_and_availability_reports_refuse_bad_requests() {
 
     // Analysis is for admins; unknown pools are 404, malformed ids 400.
     let r = api
-        .call(
-            Method::GET,
-            &format!("/api/pools/{pool}/repository-analysis"),
-            Some(&ta),
-            None,
-        )
+        .as_(&ta)
+        .get(&format!("/api/pools/{pool}/repository-analysis"))
         .await;
     r.expect(403, Some("ADMIN_REQUIRED"));
     let r = api
-        .call(
-            Method::GET,
-            &format!("/api/pools/{pool}/repository-analysis"),
-            None,
-            None,
-        )
+        .anonymous()
+        .get(&format!("/api/pools/{pool}/repository-analysis"))
         .await;
     r.expect(401, Some("MISSING_TOKEN"));
     api.get("/api/pools/00000000-0000-0000-0000-000000000000/repository-analysis")
@@ -270,21 +235,21 @@ async fn analysis_and_availability_reports_refuse_bad_requests() {
         offers(&[("-bad-name", "1-1", "cache")], &[]),
         offers(&[], &["two words"]),
     ] {
-        put_state(api, &a, &ta, report(&[("vim", "9.1-1")], &[], Some(bad)))
+        api.put_state(&a, &ta, report(&[("vim", "9.1-1")], &[], Some(bad)))
             .await
             .expect(422, Some("INVALID_AVAILABILITY"));
     }
-    let r = put_state(
-        api,
-        &a,
-        &ta,
-        report(
-            &[("vim", "9.1-1")],
-            &[],
-            Some(json!({"offered": [{"name": "vim", "version": "1-1", "source": "teleport"}]})),
-        ),
-    )
-    .await;
+    let r = api
+        .put_state(
+            &a,
+            &ta,
+            report(
+                &[("vim", "9.1-1")],
+                &[],
+                Some(json!({"offered": [{"name": "vim", "version": "1-1", "source": "teleport"}]})),
+            ),
+        )
+        .await;
     r.expect(422, Some("VALIDATION_FAILED"));
     let endpoint = api.get(&format!("/api/endpoints/{a}")).await;
     assert!(
@@ -308,16 +273,14 @@ async fn reverts_need_what_the_endpoint_can_obtain_and_unused_reports_are_collec
         offers(&list, &[])
     };
     // linux 6.0 then 6.1; the mirror has moved on to 6.1 and there is no archive.
-    put_state(
-        api,
+    api.put_state(
         &a,
         &ta,
         report(&[("linux", "6.0-1")], &[], Some(no_archive(&["6.0-1"]))),
     )
     .await
     .expect(200, None);
-    put_state(
-        api,
+    api.put_state(
         &a,
         &ta,
         report(&[("linux", "6.1-1")], &[], Some(no_archive(&["6.1-1"]))),
@@ -327,15 +290,7 @@ async fn reverts_need_what_the_endpoint_can_obtain_and_unused_reports_are_collec
     let revert = |token: String| {
         let api = api.clone();
         let a = a.clone();
-        async move {
-            api.call(
-                Method::POST,
-                &format!("/api/sync/{a}/revert"),
-                Some(&token),
-                None,
-            )
-            .await
-        }
+        async move { api.as_(&token).post(&format!("/api/sync/{a}/revert")).await }
     };
     // A revert that could only be partial is refused, naming what is missing; nothing is created.
     let refused = revert(ta.clone()).await;
@@ -351,8 +306,7 @@ async fn reverts_need_what_the_endpoint_can_obtain_and_unused_reports_are_collec
     assert_eq!(ops.expect(200, None)["items"], json!([]));
 
     // Once an archive covering core is reported, the same revert is planned from it.
-    put_state(
-        api,
+    api.put_state(
         &a,
         &ta,
         report(
@@ -401,62 +355,41 @@ async fn reverts_need_what_the_endpoint_can_obtain_and_unused_reports_are_collec
 /// A pool whose reference has linux 6.2, `b` can obtain it and `laggard` cannot: `(pool, b,
 /// b's token, laggard)`.
 async fn pool_with_a_laggard(api: &Api) -> (String, String, String, String) {
-    let pool = api.create_pool("with-laggard").await;
-    let (a, ta) = api.register(&pool, "ref").await;
-    let (b, tb) = api.register(&pool, "b").await;
-    let (c, tc) = api.register(&pool, "laggard").await;
-    put_state(
-        api,
-        &a,
-        &ta,
-        report(&[("linux", "6.2-1")], &[], Some(offers(&[], &[]))),
-    )
-    .await
-    .expect(200, None);
-    api.set_as_latest(&a, &ta).await.expect(202, None);
     let behind = |offered| report(&[("linux", "6.1-1")], &[], Some(offers(offered, &[])));
-    put_state(
-        api,
-        &b,
-        &tb,
-        behind(&[("linux", "6.2-1", "sync_repository")]),
+    let fleet = Fleet::builder(api)
+        .pool("with-laggard")
+        .reference(
+            "ref",
+            report(&[("linux", "6.2-1")], &[], Some(offers(&[], &[]))),
+        )
+        .member("b", behind(&[("linux", "6.2-1", "sync_repository")]))
+        .member("laggard", behind(&[("linux", "6.1-1", "sync_repository")]))
+        .build()
+        .await;
+    let (b, laggard) = (&fleet.members[0], &fleet.members[1]);
+    (
+        fleet.pool.clone(),
+        b.id.clone(),
+        b.token.clone(),
+        laggard.id.clone(),
     )
-    .await
-    .expect(200, None);
-    put_state(
-        api,
-        &c,
-        &tc,
-        behind(&[("linux", "6.1-1", "sync_repository")]),
-    )
-    .await
-    .expect(200, None);
-    (pool, b, tb, c)
 }
 
 /// What a sync of `endpoint` plans and skips (a pending operation is cancelled again; one with
 /// nothing to do has completed at once).
 async fn sync_plan(api: &Api, endpoint: &str, token: &str) -> (Vec<String>, Vec<String>) {
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{endpoint}/sync-to-latest"),
-            Some(token),
-            None,
-        )
+        .as_(token)
+        .post(&format!("/api/sync/{endpoint}/sync-to-latest"))
         .await;
     let op = op.expect(202, None);
     let planned = (names(&op["plan"]["actions"]), names(&op["plan"]["skipped"]));
     if op["status"] == "pending" {
         let id = op["operation_id"].as_str().unwrap();
-        api.call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/cancel"),
-            Some(token),
-            None,
-        )
-        .await
-        .expect(200, None);
+        api.as_(token)
+            .post(&format!("/api/sync/operations/{id}/cancel"))
+            .await
+            .expect(200, None);
     }
     planned
 }
@@ -530,41 +463,6 @@ async fn a_report_older_than_the_max_age_stops_constraining_the_pool() {
 async fn a_pending_sync_is_replanned_when_what_the_pool_can_obtain_changes() {
     let t = TestHost::start().await;
     let api = &t.api;
-    let pool = api.create_pool("replanned").await;
-    let (a, ta) = api.register(&pool, "ref").await;
-    let (b, tb) = api.register(&pool, "b").await;
-    let (c, tc) = api.register(&pool, "laggard").await;
-    put_state(
-        api,
-        &a,
-        &ta,
-        report(
-            &[("linux", "6.2-1"), ("vim", "9.1-1")],
-            &[],
-            Some(offers(&[], &[])),
-        ),
-    )
-    .await
-    .expect(200, None);
-    api.set_as_latest(&a, &ta).await.expect(202, None);
-    put_state(
-        api,
-        &b,
-        &tb,
-        report(
-            &[("linux", "6.1-1"), ("vim", "9.0-1")],
-            &[],
-            Some(offers(
-                &[
-                    ("linux", "6.2-1", "sync_repository"),
-                    ("vim", "9.1-1", "sync_repository"),
-                ],
-                &[],
-            )),
-        ),
-    )
-    .await
-    .expect(200, None);
     let laggard = |linux_offered: &str| {
         report(
             &[("linux", "6.1-1"), ("vim", "9.1-1")],
@@ -572,34 +470,52 @@ async fn a_pending_sync_is_replanned_when_what_the_pool_can_obtain_changes() {
             Some(offers(&[("linux", linux_offered, "sync_repository")], &[])),
         )
     };
-    put_state(api, &c, &tc, laggard("6.1-1"))
-        .await
-        .expect(200, None);
+    let fleet = Fleet::builder(api)
+        .pool("replanned")
+        .reference(
+            "ref",
+            report(
+                &[("linux", "6.2-1"), ("vim", "9.1-1")],
+                &[],
+                Some(offers(&[], &[])),
+            ),
+        )
+        .member(
+            "b",
+            report(
+                &[("linux", "6.1-1"), ("vim", "9.0-1")],
+                &[],
+                Some(offers(
+                    &[
+                        ("linux", "6.2-1", "sync_repository"),
+                        ("vim", "9.1-1", "sync_repository"),
+                    ],
+                    &[],
+                )),
+            ),
+        )
+        .member("laggard", laggard("6.1-1"))
+        .build()
+        .await;
+    let (b, tb) = (&fleet.members[0].id, &fleet.members[0].token);
+    let (c, tc) = (&fleet.members[1].id, &fleet.members[1].token);
 
     // Planned while the laggard cannot obtain linux 6.2: only vim.
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{b}/sync-to-latest"),
-            Some(&tb),
-            None,
-        )
+        .as_(tb)
+        .post(&format!("/api/sync/{b}/sync-to-latest"))
         .await;
     let op = op.expect(202, None).clone();
     assert_eq!(names(&op["plan"]["actions"]), ["vim"]);
     let id = op["operation_id"].as_str().unwrap();
 
     // Its mirror catches up before b's agent starts: the started plan upgrades linux too.
-    put_state(api, &c, &tc, laggard("6.2-1"))
+    api.put_state(c, tc, laggard("6.2-1"))
         .await
         .expect(200, None);
     let started = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/start"),
-            Some(&tb),
-            None,
-        )
+        .as_(tb)
+        .post(&format!("/api/sync/operations/{id}/start"))
         .await;
     let started = started.expect(200, None);
     assert_eq!(names(&started["plan"]["actions"]), ["linux", "vim"]);

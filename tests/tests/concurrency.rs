@@ -1,35 +1,27 @@
 //! Concurrency: the database, not the host process, decides who wins.
 
-use pacsync_tests::TestHost;
-use reqwest::Method;
+use pacsync_tests::{Fleet, TestHost, state};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_syncs_give_one_operation_and_forty_nine_conflicts() {
     let t = TestHost::start().await;
     let api = &t.api;
-    let pool = api.create_pool("p").await;
-    let (a, ta) = api.register(&pool, "ref").await;
-    let (b, tb) = api.register(&pool, "b").await;
-    api.report(&a, &ta, &[("linux", "6.1-1")])
-        .await
-        .expect(200, None);
-    api.set_as_latest(&a, &ta).await.expect(202, None);
-    api.report(&b, &tb, &[("linux", "6.0-1")])
-        .await
-        .expect(200, None);
+    let fleet = Fleet::builder(api)
+        .pool("p")
+        .reference("ref", state(&[("linux", "6.1-1")]))
+        .member("b", state(&[("linux", "6.0-1")]))
+        .build()
+        .await;
+    let (b, tb) = (fleet.members[0].id.clone(), fleet.members[0].token.clone());
 
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let api = api.clone();
         let (b, tb) = (b.clone(), tb.clone());
         tasks.push(tokio::spawn(async move {
-            api.call(
-                Method::POST,
-                &format!("/api/sync/{b}/sync-to-latest"),
-                Some(&tb),
-                None,
-            )
-            .await
+            api.as_(&tb)
+                .post(&format!("/api/sync/{b}/sync-to-latest"))
+                .await
         }));
     }
     let mut accepted = 0;
@@ -68,25 +60,17 @@ async fn the_partial_unique_index_holds_even_against_raw_sql() {
     api.report(&a, &ta, &[("linux", "6.1-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/revert"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(409, Some("NO_PREVIOUS_STATE"));
+    api.as_(&ta)
+        .post(&format!("/api/sync/{a}/revert"))
+        .await
+        .expect(409, Some("NO_PREVIOUS_STATE"));
     api.report(&a, &ta, &[("linux", "6.2-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{a}/revert"),
-        Some(&ta),
-        None,
-    )
-    .await
-    .expect(202, None);
+    api.as_(&ta)
+        .post(&format!("/api/sync/{a}/revert"))
+        .await
+        .expect(202, None);
     let db = t.cluster.pool().await;
     let err = sqlx::query(
         "INSERT INTO operations (operation_id, endpoint_id, pool_id, operation_type, created_by)

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use pacsync_tests::{Api, HostProcess, PrivateCluster, Stream, TestHost, shared_tempdir};
+use pacsync_tests::{
+    Api, Fleet, HostProcess, PrivateCluster, Stream, TestHost, shared_tempdir, state,
+};
 
 const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
 
@@ -30,22 +32,19 @@ async fn sigkill_during_100_concurrent_operations_loses_and_duplicates_nothing()
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let api = Api::new(host.base.clone(), admin.clone());
 
-    let pool = api.create_pool("crashy").await;
-    let (reference, reference_token) = api.register(&pool, "ref").await;
-    api.report(&reference, &reference_token, &[("linux", "6.1-1")])
-        .await
-        .expect(200, None);
-    api.set_as_latest(&reference, &reference_token)
-        .await
-        .expect(202, None);
-    let mut endpoints = Vec::new();
+    let mut builder = Fleet::builder(&api)
+        .pool("crashy")
+        .reference("ref", state(&[("linux", "6.1-1")]));
     for i in 0..100 {
-        let (id, token) = api.register(&pool, &format!("m{i}")).await;
-        api.report(&id, &token, &[("linux", "6.0-1")])
-            .await
-            .expect(200, None);
-        endpoints.push((id, token));
+        builder = builder.member(&format!("m{i}"), state(&[("linux", "6.0-1")]));
     }
+    let fleet = builder.build().await;
+    let pool = fleet.pool;
+    let endpoints: Vec<(String, String)> = fleet
+        .members
+        .into_iter()
+        .map(|endpoint| (endpoint.id, endpoint.token))
+        .collect();
 
     // 100 concurrent creations, each with its own idempotency key; SIGKILL in the middle.
     let client = reqwest::Client::builder()

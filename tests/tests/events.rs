@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pacsync_tests::{Api, HostProcess, PrivateCluster, Stream, TestHost, shared_tempdir, state};
-use reqwest::Method;
+use pacsync_tests::{
+    Api, Fleet, HostProcess, PrivateCluster, Stream, TestHost, shared_tempdir, state,
+};
 use serde_json::{Value, json};
 
 // A bound on waits, not a timing claim: generous for loaded CI machines.
@@ -13,78 +14,52 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A pool with a target and an endpoint `b` that is behind: `(pool, b, b_token)`.
 async fn fleet(api: &Api, name: &str) -> (String, String, String) {
-    let pool = api.create_pool(name).await;
-    let (a, ta) = api.register(&pool, &format!("{name}-ref")).await;
-    let (b, tb) = api.register(&pool, &format!("{name}-b")).await;
-    api.report(&a, &ta, &[("linux", "6.1-1")])
-        .await
-        .expect(200, None);
-    api.set_as_latest(&a, &ta).await.expect(202, None);
-    api.report(&b, &tb, &[("linux", "6.0-1")])
-        .await
-        .expect(200, None);
-    (pool, b, tb)
+    let fleet = Fleet::builder(api)
+        .pool(name)
+        .reference(&format!("{name}-ref"), state(&[("linux", "6.1-1")]))
+        .member(&format!("{name}-b"), state(&[("linux", "6.0-1")]))
+        .build()
+        .await;
+    let b = &fleet.members[0];
+    (fleet.pool.clone(), b.id.clone(), b.token.clone())
 }
 
 /// Runs one whole sync on `b`: create, start, progress, complete. Returns the operation id.
 async fn drive(api: &Api, b: &str, tb: &str) -> String {
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{b}/sync-to-latest"),
-            Some(tb),
-            None,
-        )
+        .as_(tb)
+        .post(&format!("/api/sync/{b}/sync-to-latest"))
         .await;
     let id = op.expect(202, None)["operation_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let path = |action: &str| format!("/api/sync/operations/{id}/{action}");
-    api.call(Method::POST, &path("start"), Some(tb), None)
+    api.as_(tb).post(&path("start")).await.expect(200, None);
+    api.as_(tb)
+        .post(&path("progress"))
+        .json(json!({"percentage": 50, "stage": "installing"}))
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &path("progress"),
-        Some(tb),
-        Some(json!({"percentage": 50, "stage": "installing"})),
-    )
-    .await
-    .expect(200, None);
-    api.call(
-        Method::POST,
-        &path("complete"),
-        Some(tb),
-        Some(json!({"state": state(&[("linux", "6.1-1")])})),
-    )
-    .await
-    .expect(200, None);
+    api.as_(tb)
+        .post(&path("complete"))
+        .json(json!({"state": state(&[("linux", "6.1-1")])}))
+        .await
+        .expect(200, None);
     id
 }
 
 /// Creates and cancels an operation (two events). Returns its id.
 async fn blip(api: &Api, b: &str, tb: &str) -> String {
-    let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{b}/revert"),
-            Some(tb),
-            None,
-        )
-        .await;
+    let op = api.as_(tb).post(&format!("/api/sync/{b}/revert")).await;
     let id = op.expect(202, None)["operation_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    api.call(
-        Method::POST,
-        &format!("/api/sync/operations/{id}/cancel"),
-        Some(tb),
-        None,
-    )
-    .await
-    .expect(200, None);
+    api.as_(tb)
+        .post(&format!("/api/sync/operations/{id}/cancel"))
+        .await
+        .expect(200, None);
     id
 }
 
@@ -119,7 +94,7 @@ async fn lifecycle_of(stream: &mut Stream, id: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoint_stream_speaks_the_original_protocol() {
+async fn the_endpoint_stream_admits_only_its_endpoint_and_carries_its_operations_and_status() {
     let t = TestHost::start().await;
     let api = &t.api;
     let (pool, b, tb) = fleet(api, "p").await;
@@ -146,7 +121,7 @@ async fn endpoint_stream_speaks_the_original_protocol() {
         .err(),
         Some(403)
     );
-    let plain = api.call(Method::GET, &path, Some(&tb), None).await;
+    let plain = api.as_(&tb).get(&path).await;
     plain.expect(426, Some("WEBSOCKET_REQUIRED"));
     // Browsers pass the token as a query parameter.
     let mut by_query = Stream::open(&api.base, &format!("{path}?access_token={tb}"), None)
@@ -285,12 +260,8 @@ async fn the_stream_survives_a_database_restart() {
     let mut id = None;
     for _ in 0..20 {
         let reply = api
-            .call(
-                Method::POST,
-                &format!("/api/sync/{b}/sync-to-latest"),
-                Some(&tb),
-                None,
-            )
+            .as_(&tb)
+            .post(&format!("/api/sync/{b}/sync-to-latest"))
             .await;
         if reply.status.as_u16() == 202 {
             id = reply.body["operation_id"].as_str().map(str::to_owned);
@@ -449,10 +420,12 @@ async fn metrics_are_exported_for_admins() {
     let id = drive(api, &b, &tb).await;
     lifecycle_of(&mut stream, &id).await;
 
-    api.call(Method::GET, "/metrics", None, None)
+    api.anonymous()
+        .get("/metrics")
         .await
         .expect(401, Some("MISSING_TOKEN"));
-    api.call(Method::GET, "/metrics", Some(&tb), None)
+    api.as_(&tb)
+        .get("/metrics")
         .await
         .expect(403, Some("ADMIN_REQUIRED"));
     let response = reqwest::Client::new()
@@ -497,14 +470,9 @@ async fn a_stream_ends_with_its_endpoint_or_its_token() {
         assert_eq!(stream.next(WAIT).await.unwrap()["type"], "connected");
     }
 
-    api.call(
-        Method::DELETE,
-        &format!("/api/endpoints/{b}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(204, None);
+    api.delete(&format!("/api/endpoints/{b}"))
+        .await
+        .expect(204, None);
     // The endpoint's own stream hears why, then is closed: its token no longer exists.
     let deleted = on_b.next_of(&["endpoint_deleted"], WAIT).await;
     assert_eq!(deleted["endpoint_id"], b.as_str());
@@ -587,19 +555,15 @@ async fn an_endpoint_stream_follows_its_endpoint_into_another_pool() {
     let mut on_b = open(format!("/api/sync/{b}/status"), tb.clone()).await;
     let mut old_dashboard = open(format!("/api/sync/pools/{from}/events"), api.admin.clone()).await;
     let mut new_dashboard = open(format!("/api/sync/pools/{to}/events"), api.admin.clone()).await;
-    let before = on_b.next(WAIT).await.unwrap()["event_id"].as_i64().unwrap();
+    let before = on_b.next(WAIT).await.unwrap()["head"].as_i64().unwrap();
 
     // The old pool's target moves while b is in it, b moves, the old pool's target moves again
     // (b no longer cares), then the new pool gets its first target (b does care).
     new_target(api, &from, "from-2", "6.2-1").await;
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/pool"),
-        Some(&api.admin),
-        Some(json!({ "pool_id": to })),
-    )
-    .await
-    .expect(200, None);
+    api.put(&format!("/api/endpoints/{b}/pool"))
+        .json(json!({ "pool_id": to }))
+        .await
+        .expect(200, None);
     new_target(api, &from, "from-3", "6.4-1").await;
     new_target(api, &to, "to-ref", "6.3-1").await;
 

@@ -2,80 +2,74 @@
 
 use std::time::Duration;
 
-use pacsync_tests::{Api, TestHost, state};
-use reqwest::Method;
+use pacsync_tests::{Api, Endpoint, Fleet, TestHost, state};
 use serde_json::{Value, json};
 
-/// A pool with a reference endpoint `a` whose state is the target, and an endpoint `b`.
-struct Fleet {
+/// A pool `desktops` with a reference endpoint `a` whose state is the target (set as latest by
+/// the admin), and an endpoint `b` that has reported nothing.
+struct Desktops {
     api: Api,
     pool: String,
-    a: (String, String),
-    b: (String, String),
+    a: Endpoint,
+    b: Endpoint,
 }
 
-async fn fleet(api: &Api) -> Fleet {
-    let pool = api.create_pool("desktops").await;
-    let a = api.register(&pool, "a").await;
-    let b = api.register(&pool, "b").await;
-    api.report(
-        &a.0,
-        &a.1,
-        &[("linux", "6.1-1"), ("vim", "9.0-1"), ("git", "2.40-1")],
-    )
-    .await
-    .expect(200, None);
-    let r = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{}/set-as-latest", a.0),
-            Some(&api.admin),
-            None,
+async fn fleet(api: &Api) -> Desktops {
+    let fleet = Fleet::builder(api)
+        .pool("desktops")
+        .reference(
+            "a",
+            state(&[("linux", "6.1-1"), ("vim", "9.0-1"), ("git", "2.40-1")]),
         )
+        .unreported("b")
+        .latest_set_by_admin()
+        .build()
         .await;
-    assert_eq!(r.expect(202, None)["status"], "completed");
-    Fleet {
+    assert_eq!(fleet.set_latest["status"], "completed");
+    let Fleet {
+        pool,
+        reference,
+        mut members,
+        ..
+    } = fleet;
+    Desktops {
         api: api.clone(),
         pool,
-        a,
-        b,
+        a: reference,
+        b: members.remove(0),
     }
 }
 
-impl Fleet {
-    async fn op(&self, verb: &str, endpoint: &(String, String)) -> Value {
+impl Desktops {
+    async fn op(&self, verb: &str, endpoint: &Endpoint) -> Value {
         let r = self
             .api
-            .call(
-                Method::POST,
-                &format!("/api/sync/{}/{verb}", endpoint.0),
-                Some(&endpoint.1),
-                None,
-            )
+            .as_(&endpoint.token)
+            .post(&format!("/api/sync/{}/{verb}", endpoint.id))
             .await;
         r.expect(202, None).clone()
     }
 
     async fn agent(
         &self,
-        endpoint: &(String, String),
+        endpoint: &Endpoint,
         op: &str,
         action: &str,
         body: Option<Value>,
     ) -> pacsync_tests::Reply {
-        self.api
-            .call(
-                Method::POST,
-                &format!("/api/sync/operations/{op}/{action}"),
-                Some(&endpoint.1),
-                body,
-            )
-            .await
+        let request = self
+            .api
+            .as_(&endpoint.token)
+            .post(&format!("/api/sync/operations/{op}/{action}"));
+        match body {
+            Some(body) => request.json(body).await,
+            None => request.await,
+        }
     }
 
-    async fn endpoint(&self, endpoint: &(String, String)) -> Value {
+    async fn endpoint(&self, endpoint: &Endpoint) -> Value {
         self.api
-            .get(&format!("/api/endpoints/{}", endpoint.0))
+            .get(&format!("/api/endpoints/{}", endpoint.id))
             .await
             .expect(200, None)
             .clone()
@@ -89,8 +83,8 @@ async fn sync_to_latest_runs_pending_to_completed_and_classifies() {
     // b is behind (older linux, missing git) and ahead (extra htop): diverged.
     f.api
         .report(
-            &f.b.0,
-            &f.b.1,
+            &f.b.id,
+            &f.b.token,
             &[("linux", "6.0-1"), ("vim", "9.0-1"), ("htop", "3.2-1")],
         )
         .await
@@ -99,12 +93,8 @@ async fn sync_to_latest_runs_pending_to_completed_and_classifies() {
 
     let r = f
         .api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{}/sync-to-latest", f.b.0),
-            Some(&f.b.1),
-            None,
-        )
+        .as_(&f.b.token)
+        .post(&format!("/api/sync/{}/sync-to-latest", f.b.id))
         .await;
     let op = r.expect(202, None).clone();
     let id = op["operation_id"].as_str().unwrap().to_owned();
@@ -212,7 +202,7 @@ async fn every_illegal_transition_is_refused_with_its_own_code() {
     let t = TestHost::start().await;
     let f = fleet(&t.api).await;
     f.api
-        .report(&f.b.0, &f.b.1, &[("linux", "6.0-1")])
+        .report(&f.b.id, &f.b.token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
     let id = f.op("sync-to-latest", &f.b).await["operation_id"]
@@ -237,12 +227,8 @@ async fn every_illegal_transition_is_refused_with_its_own_code() {
         .expect(409, Some("OPERATION_NOT_IN_PROGRESS"));
     // A second operation while one is active.
     f.api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{}/revert", f.b.0),
-            Some(&f.b.1),
-            None,
-        )
+        .as_(&f.b.token)
+        .post(&format!("/api/sync/{}/revert", f.b.id))
         .await
         .expect(409, Some("OPERATION_CONFLICT"));
 
@@ -268,12 +254,7 @@ async fn every_illegal_transition_is_refused_with_its_own_code() {
     .await
     .expect(409, Some("OPERATION_ALREADY_FINISHED"));
     f.api
-        .call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/cancel"),
-            Some(&f.api.admin),
-            None,
-        )
+        .post(&format!("/api/sync/operations/{id}/cancel"))
         .await
         .expect(409, Some("OPERATION_ALREADY_FINISHED"));
     f.agent(&f.b, &id, "start", None)
@@ -305,11 +286,11 @@ async fn every_illegal_transition_is_refused_with_its_own_code() {
 }
 
 #[tokio::test]
-async fn cancel_pending_at_once_and_in_progress_after_acknowledgement() {
+async fn a_pending_operation_is_cancelled_at_once_and_a_running_one_once_its_agent_acknowledges() {
     let t = TestHost::start().await;
     let f = fleet(&t.api).await;
     f.api
-        .report(&f.b.0, &f.b.1, &[("linux", "6.0-1")])
+        .report(&f.b.id, &f.b.token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
 
@@ -319,12 +300,8 @@ async fn cancel_pending_at_once_and_in_progress_after_acknowledgement() {
         .to_owned();
     let r = f
         .api
-        .call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/cancel"),
-            Some(&f.b.1),
-            None,
-        )
+        .as_(&f.b.token)
+        .post(&format!("/api/sync/operations/{id}/cancel"))
         .await;
     assert_eq!(r.expect(200, None)["status"], "cancelled");
 
@@ -335,12 +312,7 @@ async fn cancel_pending_at_once_and_in_progress_after_acknowledgement() {
     f.agent(&f.b, &id, "start", None).await.expect(200, None);
     let r = f
         .api
-        .call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/cancel"),
-            Some(&f.api.admin),
-            None,
-        )
+        .post(&format!("/api/sync/operations/{id}/cancel"))
         .await;
     let body = r.expect(200, None);
     assert_eq!(
@@ -391,39 +363,21 @@ async fn preconditions_have_codes() {
     api.report(&e, &tok, &[("a", "1-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{e}/sync-to-latest"),
-        Some(&tok),
-        None,
-    )
-    .await
-    .expect(409, Some("NO_POOL_TARGET"));
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{e}/revert"),
-        Some(&tok),
-        None,
-    )
-    .await
-    .expect(409, Some("NO_PREVIOUS_STATE"));
+    api.as_(&tok)
+        .post(&format!("/api/sync/{e}/sync-to-latest"))
+        .await
+        .expect(409, Some("NO_POOL_TARGET"));
+    api.as_(&tok)
+        .post(&format!("/api/sync/{e}/revert"))
+        .await
+        .expect(409, Some("NO_PREVIOUS_STATE"));
     let missing = uuid::Uuid::new_v4();
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{missing}/sync-to-latest"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(404, Some("ENDPOINT_NOT_FOUND"));
-    api.call(
-        Method::POST,
-        "/api/sync/not-a-uuid/sync-to-latest",
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(400, Some("INVALID_ID"));
+    api.post(&format!("/api/sync/{missing}/sync-to-latest"))
+        .await
+        .expect(404, Some("ENDPOINT_NOT_FOUND"));
+    api.post("/api/sync/not-a-uuid/sync-to-latest")
+        .await
+        .expect(400, Some("INVALID_ID"));
     api.get(&format!("/api/sync/operations/{missing}"))
         .await
         .expect(404, Some("OPERATION_NOT_FOUND"));
@@ -436,8 +390,8 @@ async fn pending_sync_is_replanned_when_the_target_moves() {
     let f = fleet(&t.api).await;
     f.api
         .report(
-            &f.b.0,
-            &f.b.1,
+            &f.b.id,
+            &f.b.token,
             &[("linux", "6.0-1"), ("vim", "9.0-1"), ("git", "2.40-1")],
         )
         .await
@@ -447,8 +401,8 @@ async fn pending_sync_is_replanned_when_the_target_moves() {
     // The reference machine moves on before b's agent picks the operation up.
     f.api
         .report(
-            &f.a.0,
-            &f.a.1,
+            &f.a.id,
+            &f.a.token,
             &[("linux", "6.2-1"), ("vim", "9.0-1"), ("git", "2.40-1")],
         )
         .await
@@ -501,25 +455,14 @@ async fn revert_is_an_undo_stack_and_can_target_a_state() {
         let api = api.clone();
         let (e, tok) = (e.clone(), tok.clone());
         async move {
-            let op = api
-                .call(
-                    Method::POST,
-                    &format!("/api/sync/{e}/revert"),
-                    Some(&tok),
-                    None,
-                )
-                .await;
+            let op = api.as_(&tok).post(&format!("/api/sync/{e}/revert")).await;
             let op = op.expect(202, None).clone();
             assert_eq!(op["target_state_id"], target.as_str());
             let id = op["operation_id"].as_str().unwrap().to_owned();
-            api.call(
-                Method::POST,
-                &format!("/api/sync/operations/{id}/start"),
-                Some(&tok),
-                None,
-            )
-            .await
-            .expect(200, None);
+            api.as_(&tok)
+                .post(&format!("/api/sync/operations/{id}/start"))
+                .await
+                .expect(200, None);
             op
         }
     };
@@ -527,14 +470,11 @@ async fn revert_is_an_undo_stack_and_can_target_a_state() {
         let api = api.clone();
         let tok = tok.clone();
         async move {
-            api.call(
-                Method::POST,
-                &format!("/api/sync/operations/{id}/complete"),
-                Some(&tok),
-                Some(json!({"state": state(&pkgs)})),
-            )
-            .await
-            .expect(200, None);
+            api.as_(&tok)
+                .post(&format!("/api/sync/operations/{id}/complete"))
+                .json(json!({"state": state(&pkgs)}))
+                .await
+                .expect(200, None);
         }
     };
     let op = run(s2.clone()).await;
@@ -550,51 +490,34 @@ async fn revert_is_an_undo_stack_and_can_target_a_state() {
         vec![("a", "1-1")],
     )
     .await;
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{e}/revert"),
-        Some(&tok),
-        None,
-    )
-    .await
-    .expect(409, Some("NO_PREVIOUS_STATE"));
+    api.as_(&tok)
+        .post(&format!("/api/sync/{e}/revert"))
+        .await
+        .expect(409, Some("NO_PREVIOUS_STATE"));
 
     // An explicit state from the history.
     let r = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{e}/revert"),
-            Some(&tok),
-            Some(json!({"state_id": s3})),
-        )
+        .as_(&tok)
+        .post(&format!("/api/sync/{e}/revert"))
+        .json(json!({"state_id": s3}))
         .await;
     assert_eq!(r.expect(202, None)["target_state_id"], s3.as_str());
     let id = r.body["operation_id"].as_str().unwrap().to_owned();
-    api.call(
-        Method::POST,
-        &format!("/api/sync/operations/{id}/cancel"),
-        Some(&tok),
-        None,
-    )
-    .await
-    .expect(200, None);
+    api.as_(&tok)
+        .post(&format!("/api/sync/operations/{id}/cancel"))
+        .await
+        .expect(200, None);
     let unknown = "0".repeat(64);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{e}/revert"),
-        Some(&tok),
-        Some(json!({"state_id": unknown})),
-    )
-    .await
-    .expect(404, Some("STATE_NOT_FOUND"));
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{e}/revert"),
-        Some(&tok),
-        Some(json!({"state": 1})),
-    )
-    .await
-    .expect(422, Some("VALIDATION_FAILED"));
+    api.as_(&tok)
+        .post(&format!("/api/sync/{e}/revert"))
+        .json(json!({"state_id": unknown}))
+        .await
+        .expect(404, Some("STATE_NOT_FOUND"));
+    api.as_(&tok)
+        .post(&format!("/api/sync/{e}/revert"))
+        .json(json!({"state": 1}))
+        .await
+        .expect(422, Some("VALIDATION_FAILED"));
     t.stop().await;
 }
 
@@ -603,29 +526,21 @@ async fn idempotency_key_replays_the_first_response() {
     let t = TestHost::start().await;
     let f = fleet(&t.api).await;
     f.api
-        .report(&f.b.0, &f.b.1, &[("linux", "6.0-1")])
+        .report(&f.b.id, &f.b.token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
-    let path = format!("/api/sync/{}/sync-to-latest", f.b.0);
+    let path = format!("/api/sync/{}/sync-to-latest", f.b.id);
     let first = f
         .api
-        .call_with(
-            Method::POST,
-            &path,
-            Some(&f.b.1),
-            None,
-            &[("Idempotency-Key", "k-1")],
-        )
+        .as_(&f.b.token)
+        .post(&path)
+        .header("Idempotency-Key", "k-1")
         .await;
     let again = f
         .api
-        .call_with(
-            Method::POST,
-            &path,
-            Some(&f.b.1),
-            None,
-            &[("Idempotency-Key", "k-1")],
-        )
+        .as_(&f.b.token)
+        .post(&path)
+        .header("Idempotency-Key", "k-1")
         .await;
     first.expect(202, None);
     again.expect(202, None);
@@ -633,25 +548,17 @@ async fn idempotency_key_replays_the_first_response() {
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(first.headers["location"], again.headers["location"]);
     // The same key for a different request is a client error, not a replay.
-    let other = format!("/api/sync/{}/revert", f.b.0);
+    let other = format!("/api/sync/{}/revert", f.b.id);
     f.api
-        .call_with(
-            Method::POST,
-            &other,
-            Some(&f.b.1),
-            None,
-            &[("Idempotency-Key", "k-1")],
-        )
+        .as_(&f.b.token)
+        .post(&other)
+        .header("Idempotency-Key", "k-1")
         .await
         .expect(422, Some("IDEMPOTENCY_KEY_MISMATCH"));
     f.api
-        .call_with(
-            Method::POST,
-            &path,
-            Some(&f.b.1),
-            None,
-            &[("Idempotency-Key", "")],
-        )
+        .as_(&f.b.token)
+        .post(&path)
+        .header("Idempotency-Key", "")
         .await
         .expect(400, Some("INVALID_IDEMPOTENCY_KEY"));
     t.stop().await;
@@ -662,7 +569,7 @@ async fn expired_lease_fails_the_operation() {
     let t = TestHost::start().await;
     let f = fleet(&t.api).await;
     f.api
-        .report(&f.b.0, &f.b.1, &[("linux", "6.0-1")])
+        .report(&f.b.id, &f.b.token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
     let id = f.op("sync-to-latest", &f.b).await["operation_id"]
@@ -692,7 +599,7 @@ async fn agent_routes_belong_to_the_endpoint_alone() {
     let t = TestHost::start().await;
     let f = fleet(&t.api).await;
     f.api
-        .report(&f.b.0, &f.b.1, &[("linux", "6.0-1")])
+        .report(&f.b.id, &f.b.token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
     let id = f.op("sync-to-latest", &f.b).await["operation_id"]
@@ -708,46 +615,30 @@ async fn agent_routes_belong_to_the_endpoint_alone() {
     ];
     for (action, body) in bodies {
         let path = format!("/api/sync/operations/{id}/{action}");
-        let admin = f
-            .api
-            .call(Method::POST, &path, Some(&f.api.admin), Some(body.clone()))
-            .await;
+        let admin = f.api.post(&path).json(body.clone()).await;
         admin.expect(403, Some("ENDPOINT_REQUIRED"));
-        let other = f
-            .api
-            .call(Method::POST, &path, Some(&f.a.1), Some(body.clone()))
-            .await;
+        let other = f.api.as_(&f.a.token).post(&path).json(body.clone()).await;
         other.expect(403, Some("NOT_YOUR_ENDPOINT"));
         f.api
-            .call(Method::POST, &path, None, Some(body))
+            .anonymous()
+            .post(&path)
+            .json(body)
             .await
             .expect(401, Some("MISSING_TOKEN"));
     }
     f.api
-        .call(
-            Method::GET,
-            &format!("/api/sync/operations/{id}"),
-            Some(&f.a.1),
-            None,
-        )
+        .as_(&f.a.token)
+        .get(&format!("/api/sync/operations/{id}"))
         .await
         .expect(403, Some("NOT_YOUR_ENDPOINT"));
     f.api
-        .call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/cancel"),
-            Some(&f.a.1),
-            None,
-        )
+        .as_(&f.a.token)
+        .post(&format!("/api/sync/operations/{id}/cancel"))
         .await
         .expect(403, Some("NOT_YOUR_ENDPOINT"));
     f.api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{}/sync-to-latest", f.b.0),
-            Some(&f.a.1),
-            None,
-        )
+        .as_(&f.a.token)
+        .post(&format!("/api/sync/{}/sync-to-latest", f.b.id))
         .await
         .expect(403, Some("NOT_YOUR_ENDPOINT"));
     // Agent body validation.
@@ -783,7 +674,7 @@ async fn operation_lists_page_and_filter() {
     let t = TestHost::start().await;
     let f = fleet(&t.api).await;
     f.api
-        .report(&f.b.0, &f.b.1, &[("linux", "6.0-1")])
+        .report(&f.b.id, &f.b.token, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
     let mut ids = Vec::new();
@@ -793,12 +684,8 @@ async fn operation_lists_page_and_filter() {
             .unwrap()
             .to_owned();
         f.api
-            .call(
-                Method::POST,
-                &format!("/api/sync/operations/{id}/cancel"),
-                Some(&f.b.1),
-                None,
-            )
+            .as_(&f.b.token)
+            .post(&format!("/api/sync/operations/{id}/cancel"))
             .await
             .expect(200, None);
         ids.push(id);
@@ -808,10 +695,10 @@ async fn operation_lists_page_and_filter() {
     let mut cursor: Option<String> = None;
     for _ in 0..10 {
         let path = match &cursor {
-            Some(c) => format!("/api/sync/{}/operations?limit=2&cursor={c}", f.b.0),
-            None => format!("/api/sync/{}/operations?limit=2", f.b.0),
+            Some(c) => format!("/api/sync/{}/operations?limit=2&cursor={c}", f.b.id),
+            None => format!("/api/sync/{}/operations?limit=2", f.b.id),
         };
-        let page = f.api.call(Method::GET, &path, Some(&f.b.1), None).await;
+        let page = f.api.as_(&f.b.token).get(&path).await;
         let page = page.expect(200, None).clone();
         seen.extend(
             page["items"]
@@ -863,7 +750,8 @@ async fn operation_lists_page_and_filter() {
         .await
         .expect(400, Some("INVALID_CURSOR"));
     f.api
-        .call(Method::GET, &pool_path, Some(&f.b.1), None)
+        .as_(&f.b.token)
+        .get(&pool_path)
         .await
         .expect(403, Some("ADMIN_REQUIRED"));
     f.api

@@ -6,37 +6,37 @@ use serde_json::json;
 use uuid::Uuid;
 
 #[tokio::test]
-async fn pools_crud_and_failures() {
+async fn pools_are_created_listed_updated_and_deleted_and_refuse_bad_requests_with_a_code() {
     let t = TestHost::start().await;
     let api = &t.api;
     let r = api
-        .post(
-            "/api/pools",
-            json!({"name": "lab", "description": "the lab"}),
-        )
+        .post("/api/pools")
+        .json(json!({"name": "lab", "description": "the lab"}))
         .await;
     let pool = r.expect(201, None)["pool_id"].as_str().unwrap().to_owned();
     assert_eq!(r.body["policy_plugin"], "mirror");
     assert_eq!(r.body["target_generation"], 0);
-    api.post("/api/pools", json!({"name": "lab"}))
+    api.post("/api/pools")
+        .json(json!({"name": "lab"}))
         .await
         .expect(409, Some("POOL_NAME_TAKEN"));
-    api.post("/api/pools", json!({"name": ""}))
+    api.post("/api/pools")
+        .json(json!({"name": ""}))
         .await
         .expect(422, Some("VALIDATION_FAILED"));
-    api.post("/api/pools", json!({"nom": "x"}))
+    api.post("/api/pools")
+        .json(json!({"nom": "x"}))
         .await
         .expect(422, Some("VALIDATION_FAILED"));
-    api.post("/api/pools", json!({"name": "x".repeat(129)}))
+    api.post("/api/pools")
+        .json(json!({"name": "x".repeat(129)}))
         .await
         .expect(422, Some("VALIDATION_FAILED"));
     // PostgreSQL refuses NUL in text: still the client's mistake, never a 500.
-    api.post(
-        "/api/pools",
-        json!({"name": "nul", "description": "a\u{0}b"}),
-    )
-    .await
-    .expect(422, Some("VALIDATION_FAILED"));
+    api.post("/api/pools")
+        .json(json!({"name": "nul", "description": "a\u{0}b"}))
+        .await
+        .expect(422, Some("VALIDATION_FAILED"));
     // Malformed JSON and the wrong media type.
     let raw = reqwest::Client::new()
         .post(format!("{}/api/pools", api.base))
@@ -76,12 +76,8 @@ async fn pools_crud_and_failures() {
         "lab"
     );
     let r = api
-        .call(
-            Method::PATCH,
-            &format!("/api/pools/{pool}"),
-            Some(&api.admin),
-            Some(json!({"description": "new"})),
-        )
+        .patch(&format!("/api/pools/{pool}"))
+        .json(json!({"description": "new"}))
         .await;
     assert_eq!(
         (
@@ -91,14 +87,10 @@ async fn pools_crud_and_failures() {
         (Some("lab"), Some("new"))
     );
     let other = api.create_pool("other").await;
-    api.call(
-        Method::PATCH,
-        &format!("/api/pools/{other}"),
-        Some(&api.admin),
-        Some(json!({"name": "lab"})),
-    )
-    .await
-    .expect(409, Some("POOL_NAME_TAKEN"));
+    api.patch(&format!("/api/pools/{other}"))
+        .json(json!({"name": "lab"}))
+        .await
+        .expect(409, Some("POOL_NAME_TAKEN"));
 
     let target = api.get(&format!("/api/pools/{pool}/target")).await;
     assert_eq!(target.expect(200, None)["generation"], 0);
@@ -115,46 +107,28 @@ async fn pools_crud_and_failures() {
     api.get("/api/pools/123")
         .await
         .expect(400, Some("INVALID_ID"));
-    api.call(
-        Method::DELETE,
-        &format!("/api/pools/{missing}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(404, Some("POOL_NOT_FOUND"));
+    api.delete(&format!("/api/pools/{missing}"))
+        .await
+        .expect(404, Some("POOL_NOT_FOUND"));
 
     // A pool with endpoints cannot be deleted; an empty one can, once.
     let (endpoint, _) = api.register(&pool, "m1").await;
-    api.call(
-        Method::DELETE,
-        &format!("/api/pools/{pool}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(409, Some("POOL_NOT_EMPTY"));
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{endpoint}/pool"),
-        Some(&api.admin),
-        Some(json!({"pool_id": other})),
-    )
-    .await
-    .expect(200, None);
-    api.call(
-        Method::DELETE,
-        &format!("/api/pools/{pool}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(204, None);
+    api.delete(&format!("/api/pools/{pool}"))
+        .await
+        .expect(409, Some("POOL_NOT_EMPTY"));
+    api.put(&format!("/api/endpoints/{endpoint}/pool"))
+        .json(json!({"pool_id": other}))
+        .await
+        .expect(200, None);
+    api.delete(&format!("/api/pools/{pool}"))
+        .await
+        .expect(204, None);
     api.get(&format!("/api/pools/{pool}"))
         .await
         .expect(404, Some("POOL_NOT_FOUND"));
     // Its name is free again.
-    api.post("/api/pools", json!({"name": "lab"}))
+    api.post("/api/pools")
+        .json(json!({"name": "lab"}))
         .await
         .expect(201, None);
 
@@ -162,24 +136,26 @@ async fn pools_crud_and_failures() {
     api.get("/api/nope")
         .await
         .expect(404, Some("ROUTE_NOT_FOUND"));
-    api.call(Method::PUT, "/api/pools", Some(&api.admin), None)
+    api.put("/api/pools")
         .await
         .expect(405, Some("METHOD_NOT_ALLOWED"));
     t.stop().await;
 }
 
 #[tokio::test]
-async fn authentication_and_authorization() {
+async fn requests_need_a_valid_token_and_reach_only_what_its_holder_may_use() {
     let t = TestHost::start().await;
     let api = &t.api;
     let pool = api.create_pool("p").await;
     let (e1, tok1) = api.register(&pool, "one").await;
     let (e2, _tok2) = api.register(&pool, "two").await;
 
-    api.call(Method::GET, "/api/pools", None, None)
+    api.anonymous()
+        .get("/api/pools")
         .await
         .expect(401, Some("MISSING_TOKEN"));
-    api.call(Method::GET, "/api/pools", Some("garbage"), None)
+    api.as_("garbage")
+        .get("/api/pools")
         .await
         .expect(401, Some("INVALID_TOKEN"));
     let raw = reqwest::Client::new()
@@ -199,7 +175,8 @@ async fn authentication_and_authorization() {
             None,
             std::time::Duration::from_secs(60),
         );
-    api.call(Method::GET, "/api/pools", Some(&foreign), None)
+    api.as_(&foreign)
+        .get("/api/pools")
         .await
         .expect(401, Some("INVALID_TOKEN"));
 
@@ -210,118 +187,77 @@ async fn authentication_and_authorization() {
         (Method::GET, "/api/endpoints".to_owned()),
         (Method::GET, format!("/api/pools/{pool}/status")),
     ] {
-        api.call(method, &path, Some(&tok1), None)
+        api.as_(&tok1)
+            .request(method, &path)
             .await
             .expect(403, Some("ADMIN_REQUIRED"));
     }
-    api.call(
-        Method::GET,
-        &format!("/api/endpoints/{e2}"),
-        Some(&tok1),
-        None,
-    )
-    .await
-    .expect(403, Some("NOT_YOUR_ENDPOINT"));
-    api.call(
-        Method::GET,
-        &format!("/api/endpoints/{e2}/states"),
-        Some(&tok1),
-        None,
-    )
-    .await
-    .expect(403, Some("NOT_YOUR_ENDPOINT"));
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{e2}/state"),
-        Some(&tok1),
-        Some(state(&[])),
-    )
-    .await
-    .expect(403, Some("NOT_YOUR_ENDPOINT"));
-    api.call(
-        Method::DELETE,
-        &format!("/api/endpoints/{e2}"),
-        Some(&tok1),
-        None,
-    )
-    .await
-    .expect(403, Some("NOT_YOUR_ENDPOINT"));
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{e1}/pool"),
-        Some(&tok1),
-        Some(json!({"pool_id": pool})),
-    )
-    .await
-    .expect(403, Some("ADMIN_REQUIRED"));
+    api.as_(&tok1)
+        .get(&format!("/api/endpoints/{e2}"))
+        .await
+        .expect(403, Some("NOT_YOUR_ENDPOINT"));
+    api.as_(&tok1)
+        .get(&format!("/api/endpoints/{e2}/states"))
+        .await
+        .expect(403, Some("NOT_YOUR_ENDPOINT"));
+    api.as_(&tok1)
+        .put(&format!("/api/endpoints/{e2}/state"))
+        .json(state(&[]))
+        .await
+        .expect(403, Some("NOT_YOUR_ENDPOINT"));
+    api.as_(&tok1)
+        .delete(&format!("/api/endpoints/{e2}"))
+        .await
+        .expect(403, Some("NOT_YOUR_ENDPOINT"));
+    api.as_(&tok1)
+        .put(&format!("/api/endpoints/{e1}/pool"))
+        .json(json!({"pool_id": pool}))
+        .await
+        .expect(403, Some("ADMIN_REQUIRED"));
     // Only the endpoint itself reports its packages.
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{e1}/state"),
-        Some(&api.admin),
-        Some(state(&[])),
-    )
-    .await
-    .expect(403, Some("ENDPOINT_REQUIRED"));
-    let own = api
-        .call(
-            Method::GET,
-            &format!("/api/endpoints/{e1}"),
-            Some(&tok1),
-            None,
-        )
-        .await;
+    api.put(&format!("/api/endpoints/{e1}/state"))
+        .json(state(&[]))
+        .await
+        .expect(403, Some("ENDPOINT_REQUIRED"));
+    let own = api.as_(&tok1).get(&format!("/api/endpoints/{e1}")).await;
     assert_eq!(own.expect(200, None)["name"], "one");
 
     // Deleting an endpoint revokes its token.
-    api.call(
-        Method::DELETE,
-        &format!("/api/endpoints/{e1}"),
-        Some(&tok1),
-        None,
-    )
-    .await
-    .expect(204, None);
-    api.call(
-        Method::GET,
-        &format!("/api/endpoints/{e1}"),
-        Some(&tok1),
-        None,
-    )
-    .await
-    .expect(401, Some("TOKEN_REVOKED"));
+    api.as_(&tok1)
+        .delete(&format!("/api/endpoints/{e1}"))
+        .await
+        .expect(204, None);
+    api.as_(&tok1)
+        .get(&format!("/api/endpoints/{e1}"))
+        .await
+        .expect(401, Some("TOKEN_REVOKED"));
     api.get(&format!("/api/endpoints/{e1}"))
         .await
         .expect(404, Some("ENDPOINT_NOT_FOUND"));
 
     // The health route is public and says nothing secret.
-    let health = api.call(Method::GET, "/api/sync/health", None, None).await;
+    let health = api.anonymous().get("/api/sync/health").await;
     assert_eq!(health.expect(200, None)["database"], "ok");
     t.stop().await;
 }
 
 #[tokio::test]
-async fn registration_with_enrollment_tokens() {
+async fn enrollment_tokens_admit_endpoints_until_used_up_or_expired_and_are_stored_hashed() {
     let t = TestHost::start().await;
     let api = &t.api;
     let pool = api.create_pool("p").await;
     let register = |token: String, name: &'static str| {
         let api = api.clone();
         async move {
-            api.call(
-                Method::POST,
-                "/api/endpoints/register",
-                None,
-                Some(json!({"name": name, "hostname": "h", "enrollment_token": token})),
-            )
-            .await
+            api.anonymous()
+                .post("/api/endpoints/register")
+                .json(json!({"name": name, "hostname": "h", "enrollment_token": token}))
+                .await
         }
     };
     let once = api
-        .post(
-            &format!("/api/pools/{pool}/enrollment-tokens"),
-            json!({"max_uses": 1, "expires_in_seconds": 600}),
-        )
+        .post(&format!("/api/pools/{pool}/enrollment-tokens"))
+        .json(json!({"max_uses": 1, "expires_in_seconds": 600}))
         .await;
     let once = once.expect(201, None)["token"].as_str().unwrap().to_owned();
     let r = register(once.clone(), "first").await;
@@ -338,10 +274,8 @@ async fn registration_with_enrollment_tokens() {
 
     // An expired token, aged in the database the way time would.
     let short = api
-        .post(
-            &format!("/api/pools/{pool}/enrollment-tokens"),
-            json!({"expires_in_seconds": 60}),
-        )
+        .post(&format!("/api/pools/{pool}/enrollment-tokens"))
+        .json(json!({"expires_in_seconds": 60}))
         .await;
     let short = short.expect(201, None)["token"]
         .as_str()
@@ -364,29 +298,25 @@ async fn registration_with_enrollment_tokens() {
     register(token.clone(), "")
         .await
         .expect(422, Some("VALIDATION_FAILED"));
-    api.call(
-        Method::POST,
-        "/api/endpoints/register",
-        None,
-        Some(json!({"name": "x"})),
-    )
-    .await
-    .expect(422, Some("VALIDATION_FAILED"));
+    api.anonymous()
+        .post("/api/endpoints/register")
+        .json(json!({"name": "x"}))
+        .await
+        .expect(422, Some("VALIDATION_FAILED"));
     for bad in [
         json!({"expires_in_seconds": 1}),
         json!({"max_uses": 0}),
         json!({"uses": 3}),
     ] {
-        api.post(&format!("/api/pools/{pool}/enrollment-tokens"), bad)
+        api.post(&format!("/api/pools/{pool}/enrollment-tokens"))
+            .json(bad)
             .await
             .expect(422, Some("VALIDATION_FAILED"));
     }
-    api.post(
-        &format!("/api/pools/{}/enrollment-tokens", Uuid::new_v4()),
-        json!({}),
-    )
-    .await
-    .expect(404, Some("POOL_NOT_FOUND"));
+    api.post(&format!("/api/pools/{}/enrollment-tokens", Uuid::new_v4()))
+        .json(json!({}))
+        .await
+        .expect(404, Some("POOL_NOT_FOUND"));
     // Only hashes are stored.
     let stored: i64 =
         sqlx::query_scalar("SELECT count(*) FROM enrollment_tokens WHERE token_hash = $1")
@@ -399,7 +329,7 @@ async fn registration_with_enrollment_tokens() {
 }
 
 #[tokio::test]
-async fn state_reports_history_classification_and_moves() {
+async fn state_reports_are_stored_once_classified_kept_as_history_and_follow_moves() {
     let t = TestHost::start().await;
     let api = &t.api;
     let pool = api.create_pool("p").await;
@@ -440,63 +370,43 @@ async fn state_reports_history_classification_and_moves() {
         assert_eq!(r.expect(200, None)["sync_status"], expected, "{pkgs:?}");
     }
     let history = api
-        .call(
-            Method::GET,
-            &format!("/api/endpoints/{b}/states?limit=3"),
-            Some(&tb),
-            None,
-        )
+        .as_(&tb)
+        .get(&format!("/api/endpoints/{b}/states?limit=3"))
         .await;
     let history = history.expect(200, None).as_array().unwrap().clone();
     assert_eq!(history.len(), 3);
     assert!(history[0]["history_id"].as_i64() > history[1]["history_id"].as_i64());
-    api.call(
-        Method::GET,
-        &format!("/api/endpoints/{b}/states?limit=0"),
-        Some(&tb),
-        None,
-    )
-    .await
-    .expect(400, Some("INVALID_QUERY"));
+    api.as_(&tb)
+        .get(&format!("/api/endpoints/{b}/states?limit=0"))
+        .await
+        .expect(400, Some("INVALID_QUERY"));
 
     // Invalid reports.
     let dup = json!({"architecture": "x86_64", "pacman_version": "6", "packages": [
         {"name": "a", "version": "1-1", "reason": "explicit"}, {"name": "a", "version": "1-2", "reason": "explicit"}]});
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/state"),
-        Some(&tb),
-        Some(dup),
-    )
-    .await
-    .expect(422, Some("INVALID_PACKAGE_STATE"));
+    api.as_(&tb)
+        .put(&format!("/api/endpoints/{b}/state"))
+        .json(dup)
+        .await
+        .expect(422, Some("INVALID_PACKAGE_STATE"));
     let bad_reason = json!({"architecture": "x86_64", "pacman_version": "6", "packages": [{"name": "a", "version": "1", "reason": "maybe"}]});
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/state"),
-        Some(&tb),
-        Some(bad_reason),
-    )
-    .await
-    .expect(422, Some("VALIDATION_FAILED"));
+    api.as_(&tb)
+        .put(&format!("/api/endpoints/{b}/state"))
+        .json(bad_reason)
+        .await
+        .expect(422, Some("VALIDATION_FAILED"));
     let bad_name = json!({"architecture": "x86_64", "pacman_version": "6", "packages": [{"name": "-a", "version": "1", "reason": "explicit"}]});
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/state"),
-        Some(&tb),
-        Some(bad_name),
-    )
-    .await
-    .expect(422, Some("INVALID_PACKAGE_STATE"));
+    api.as_(&tb)
+        .put(&format!("/api/endpoints/{b}/state"))
+        .json(bad_name)
+        .await
+        .expect(422, Some("INVALID_PACKAGE_STATE"));
     let no_arch = json!({"architecture": "", "pacman_version": "6", "packages": []});
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/state"),
-        Some(&tb),
-        Some(no_arch),
-    )
-    .await
-    .expect(422, Some("VALIDATION_FAILED"));
+    api.as_(&tb)
+        .put(&format!("/api/endpoints/{b}/state"))
+        .json(no_arch)
+        .await
+        .expect(422, Some("VALIDATION_FAILED"));
 
     // Listing and moving.
     let other = api.create_pool("other").await;
@@ -516,71 +426,42 @@ async fn state_reports_history_classification_and_moves() {
         .await
         .expect(400, Some("INVALID_QUERY"));
     let moved = api
-        .call(
-            Method::PUT,
-            &format!("/api/endpoints/{b}/pool"),
-            Some(&api.admin),
-            Some(json!({"pool_id": other})),
-        )
+        .put(&format!("/api/endpoints/{b}/pool"))
+        .json(json!({"pool_id": other}))
         .await;
     let moved = moved.expect(200, None);
     assert_eq!(
         (moved["pool_id"].as_str(), moved["sync_status"].as_str()),
         (Some(other.as_str()), Some("unknown"))
     );
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/pool"),
-        Some(&api.admin),
-        Some(json!({"pool_id": Uuid::new_v4()})),
-    )
-    .await
-    .expect(404, Some("POOL_NOT_FOUND"));
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{}/pool", Uuid::new_v4()),
-        Some(&api.admin),
-        Some(json!({"pool_id": other})),
-    )
-    .await
-    .expect(404, Some("ENDPOINT_NOT_FOUND"));
+    api.put(&format!("/api/endpoints/{b}/pool"))
+        .json(json!({"pool_id": Uuid::new_v4()}))
+        .await
+        .expect(404, Some("POOL_NOT_FOUND"));
+    api.put(&format!("/api/endpoints/{}/pool", Uuid::new_v4()))
+        .json(json!({"pool_id": other}))
+        .await
+        .expect(404, Some("ENDPOINT_NOT_FOUND"));
     // An endpoint with an active operation stays where it is.
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/pool"),
-        Some(&api.admin),
-        Some(json!({"pool_id": pool})),
-    )
-    .await
-    .expect(200, None);
+    api.put(&format!("/api/endpoints/{b}/pool"))
+        .json(json!({"pool_id": pool}))
+        .await
+        .expect(200, None);
     api.report(&b, &tb, &[("linux", "6.0-1")])
         .await
         .expect(200, None);
-    api.call(
-        Method::POST,
-        &format!("/api/sync/{b}/sync-to-latest"),
-        Some(&tb),
-        None,
-    )
-    .await
-    .expect(202, None);
-    api.call(
-        Method::PUT,
-        &format!("/api/endpoints/{b}/pool"),
-        Some(&api.admin),
-        Some(json!({"pool_id": other})),
-    )
-    .await
-    .expect(409, Some("ENDPOINT_BUSY"));
+    api.as_(&tb)
+        .post(&format!("/api/sync/{b}/sync-to-latest"))
+        .await
+        .expect(202, None);
+    api.put(&format!("/api/endpoints/{b}/pool"))
+        .json(json!({"pool_id": other}))
+        .await
+        .expect(409, Some("ENDPOINT_BUSY"));
     // Deleting it ends that operation and keeps the audit trail.
-    api.call(
-        Method::DELETE,
-        &format!("/api/endpoints/{b}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(204, None);
+    api.delete(&format!("/api/endpoints/{b}"))
+        .await
+        .expect(204, None);
     let (status, code): (String, String) =
         sqlx::query_as("SELECT status, error_code FROM operations WHERE endpoint_id = $1::uuid AND operation_type = 'sync'")
             .bind(&b)
@@ -617,13 +498,8 @@ async fn state_reports_history_classification_and_moves() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    api.call(
-        Method::DELETE,
-        &format!("/api/endpoints/{b}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(404, Some("ENDPOINT_NOT_FOUND"));
+    api.delete(&format!("/api/endpoints/{b}"))
+        .await
+        .expect(404, Some("ENDPOINT_NOT_FOUND"));
     t.stop().await;
 }

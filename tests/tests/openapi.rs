@@ -30,10 +30,7 @@ fn committed_openapi_json_matches_the_code() {
 #[tokio::test]
 async fn openapi_is_served() {
     let t = TestHost::start().await;
-    let reply = t
-        .api
-        .call(reqwest::Method::GET, "/api/openapi.json", None, None)
-        .await;
+    let reply = t.api.anonymous().get("/api/openapi.json").await;
     assert_eq!(reply.expect(200, None)["info"]["title"], "pacsync host API");
     t.stop().await;
 }

@@ -1,70 +1,52 @@
 //! Policy plugins through the real host runtime: built-ins, run-time swaps, uploads and
 //! hostile components that must be contained.
 
-use pacsync_tests::{Api, TestHost};
-use reqwest::Method;
+use pacsync_tests::{Api, Fleet, TestHost, state};
 use serde_json::{Value, json};
 
 const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pacsync_hostile_policy.wasm"));
 
 /// Pool with target {linux 6.1, vim 9.1, git 2.40}; `b` has older linux, newer vim, extra htop.
 async fn fleet(api: &Api, name: &str) -> (String, String, String) {
-    let pool = api.create_pool(name).await;
-    let (a, ta) = api.register(&pool, &format!("{name}-ref")).await;
-    let (b, tb) = api.register(&pool, &format!("{name}-b")).await;
-    api.report(
-        &a,
-        &ta,
-        &[("linux", "6.1-1"), ("vim", "9.1-1"), ("git", "2.40-1")],
-    )
-    .await
-    .expect(200, None);
-    api.set_as_latest(&a, &ta).await.expect(202, None);
-    api.report(
-        &b,
-        &tb,
-        &[
-            ("linux", "6.0-1"),
-            ("vim", "9.2-1"),
-            ("git", "2.40-1"),
-            ("htop", "3-1"),
-        ],
-    )
-    .await
-    .expect(200, None);
-    (pool, b, tb)
+    let fleet = Fleet::builder(api)
+        .pool(name)
+        .reference(
+            &format!("{name}-ref"),
+            state(&[("linux", "6.1-1"), ("vim", "9.1-1"), ("git", "2.40-1")]),
+        )
+        .member(
+            &format!("{name}-b"),
+            state(&[
+                ("linux", "6.0-1"),
+                ("vim", "9.2-1"),
+                ("git", "2.40-1"),
+                ("htop", "3-1"),
+            ]),
+        )
+        .build()
+        .await;
+    let b = &fleet.members[0];
+    (fleet.pool.clone(), b.id.clone(), b.token.clone())
 }
 
 async fn set_policy(api: &Api, pool: &str, plugin: &str, config: Value) -> pacsync_tests::Reply {
-    api.call(
-        Method::PUT,
-        &format!("/api/pools/{pool}/policy"),
-        Some(&api.admin),
-        Some(json!({"plugin": plugin, "config": config})),
-    )
-    .await
+    api.put(&format!("/api/pools/{pool}/policy"))
+        .json(json!({"plugin": plugin, "config": config}))
+        .await
 }
 
 /// Requests a sync and cancels it again; returns the operation (or the error reply's body).
 async fn plan_of(api: &Api, endpoint: &str, token: &str) -> pacsync_tests::Reply {
     let reply = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{endpoint}/sync-to-latest"),
-            Some(token),
-            None,
-        )
+        .as_(token)
+        .post(&format!("/api/sync/{endpoint}/sync-to-latest"))
         .await;
     if reply.status.as_u16() == 202 {
         let id = reply.body["operation_id"].as_str().unwrap();
-        api.call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/cancel"),
-            Some(token),
-            None,
-        )
-        .await
-        .expect(200, None);
+        api.as_(token)
+            .post(&format!("/api/sync/operations/{id}/cancel"))
+            .await
+            .expect(200, None);
     }
     reply
 }
@@ -187,7 +169,6 @@ async fn uploads_are_validated_stored_by_hash_and_protected_while_used() {
             )
         }
     };
-    // Not a component: garbage, a bare core module, nothing.
     // Larger than the host accepts: a problem document, not a bare 413.
     let (status, body) = upload(vec![0u8; 17 * 1024 * 1024]).await;
     assert_eq!(
@@ -195,6 +176,7 @@ async fn uploads_are_validated_stored_by_hash_and_protected_while_used() {
         (413, Some("PAYLOAD_TOO_LARGE")),
         "{body}"
     );
+    // Not a component: garbage, a bare core module, nothing.
     for bytes in [b"garbage".to_vec(), b"\0asm\x01\0\0\0".to_vec(), Vec::new()] {
         let (status, body) = upload(bytes).await;
         assert_eq!(
@@ -217,44 +199,25 @@ async fn uploads_are_validated_stored_by_hash_and_protected_while_used() {
     set_policy(api, &pool, &id, json!({"mode": "none"}))
         .await
         .expect(200, None);
-    api.call(
-        Method::DELETE,
-        &format!("/api/plugins/{id}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(409, Some("PLUGIN_IN_USE"));
-    api.call(
-        Method::DELETE,
-        "/api/plugins/mirror",
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(422, Some("VALIDATION_FAILED"));
+    api.delete(&format!("/api/plugins/{id}"))
+        .await
+        .expect(409, Some("PLUGIN_IN_USE"));
+    api.delete("/api/plugins/mirror")
+        .await
+        .expect(422, Some("VALIDATION_FAILED"));
     set_policy(api, &pool, "mirror", json!({}))
         .await
         .expect(200, None);
-    api.call(
-        Method::DELETE,
-        &format!("/api/plugins/{id}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(204, None);
-    api.call(
-        Method::DELETE,
-        &format!("/api/plugins/{id}"),
-        Some(&api.admin),
-        None,
-    )
-    .await
-    .expect(404, Some("PLUGIN_NOT_FOUND"));
+    api.delete(&format!("/api/plugins/{id}"))
+        .await
+        .expect(204, None);
+    api.delete(&format!("/api/plugins/{id}"))
+        .await
+        .expect(404, Some("PLUGIN_NOT_FOUND"));
     // Endpoints cannot touch the registry.
     let (_, token) = api.register(&pool, "m").await;
-    api.call(Method::GET, "/api/plugins", Some(&token), None)
+    api.as_(&token)
+        .get("/api/plugins")
         .await
         .expect(403, Some("ADMIN_REQUIRED"));
     t.stop().await;
@@ -329,23 +292,19 @@ async fn a_pending_plan_follows_a_policy_swap_and_a_new_machine_state() {
     let agent = |id: String, action: &'static str, body: Option<Value>| {
         let (api, tb) = (api.clone(), tb.clone());
         async move {
-            api.call(
-                Method::POST,
-                &format!("/api/sync/operations/{id}/{action}"),
-                Some(&tb),
-                body,
-            )
-            .await
+            let request = api
+                .as_(&tb)
+                .post(&format!("/api/sync/operations/{id}/{action}"));
+            match body {
+                Some(body) => request.json(body).await,
+                None => request.await,
+            }
         }
     };
     // Planned under mirror; the pool switches to conservative before the agent starts it.
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{b}/sync-to-latest"),
-            Some(&tb),
-            None,
-        )
+        .as_(&tb)
+        .post(&format!("/api/sync/{b}/sync-to-latest"))
         .await;
     let id = op.expect(202, None)["operation_id"]
         .as_str()
@@ -366,12 +325,8 @@ async fn a_pending_plan_follows_a_policy_swap_and_a_new_machine_state() {
     // Planned while linux was old; the machine upgrades it by hand before the agent starts:
     // under conservative nothing is left to do, so the operation completes at once.
     let op = api
-        .call(
-            Method::POST,
-            &format!("/api/sync/{b}/sync-to-latest"),
-            Some(&tb),
-            None,
-        )
+        .as_(&tb)
+        .post(&format!("/api/sync/{b}/sync-to-latest"))
         .await;
     let id = op.expect(202, None)["operation_id"]
         .as_str()
@@ -396,8 +351,8 @@ async fn a_pending_plan_follows_a_policy_swap_and_a_new_machine_state() {
     t.stop().await;
 }
 
-/// Runs `pacsync-host plugin check` with `args`; a run past 60 s (a deadline that no longer
-/// holds) is killed and fails the test instead of hanging it.
+/// Runs `pacsync-host plugin check` with `args`; a run past 60 s (a component deadline that
+/// does not hold) is killed and fails the test instead of hanging it.
 fn plugin_check(args: &[&std::ffi::OsStr]) -> std::process::Output {
     use std::process::Stdio;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pacsync-host-under-test"))

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use pacsync_tests::{Api, HostProcess, PrivateCluster, shared_tempdir};
-use reqwest::Method;
 
 const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
 
@@ -75,12 +74,8 @@ async fn two_host_processes_on_one_database_behave_as_one_service() {
 
     // Created through A ...
     let op = a
-        .call(
-            Method::POST,
-            &format!("/api/sync/{endpoint}/sync-to-latest"),
-            Some(&token),
-            None,
-        )
+        .as_(&token)
+        .post(&format!("/api/sync/{endpoint}/sync-to-latest"))
         .await;
     let id = op.expect(202, None)["operation_id"]
         .as_str()
@@ -93,23 +88,12 @@ async fn two_host_processes_on_one_database_behave_as_one_service() {
             .expect(200, None)["status"],
         "pending"
     );
-    b.call(
-        Method::POST,
-        &format!("/api/sync/{endpoint}/sync-to-latest"),
-        Some(&token),
-        None,
-    )
-    .await
-    .expect(409, Some("OPERATION_CONFLICT"));
+    b.as_(&token)
+        .post(&format!("/api/sync/{endpoint}/sync-to-latest"))
+        .await
+        .expect(409, Some("OPERATION_CONFLICT"));
     // ... and cancellable through B.
-    let cancelled = b
-        .call(
-            Method::POST,
-            &format!("/api/sync/operations/{id}/cancel"),
-            Some(&b.admin),
-            None,
-        )
-        .await;
+    let cancelled = b.post(&format!("/api/sync/operations/{id}/cancel")).await;
     assert_eq!(cancelled.expect(200, None)["status"], "cancelled");
     assert_eq!(
         a.get(&format!("/api/sync/operations/{id}"))

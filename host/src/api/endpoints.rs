@@ -7,12 +7,13 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::AppState;
 use super::extract::{Json, Path, Query};
 use crate::auth::Principal;
 use crate::db::endpoints::{Endpoint, HistoryEntry};
-use crate::endpoints::{self, RegisterRequest, Registration, StateRecorded, StateReport};
+use crate::endpoints::{self, RegisterRequest, Registration};
 use crate::error::{Error, ErrorCode, Problem, Result};
-use crate::server::AppState;
+use pacsync_core::{StateRecorded, StateReport, TargetDiff};
 
 /// `GET /api/endpoints` filters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -45,7 +46,8 @@ pub async fn register(
     State(app): State<AppState>,
     Json(body): Json<RegisterRequest>,
 ) -> Result<impl IntoResponse> {
-    let registration = endpoints::register(&app, body).await?;
+    let registration =
+        endpoints::register(&app.db, &app.keys, app.config.endpoint_token_ttl, body).await?;
     Ok((StatusCode::CREATED, axum::Json(registration)))
 }
 
@@ -58,7 +60,7 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<Vec<Endpoint>>> {
     who.require_admin()?;
-    Ok(axum::Json(endpoints::list(&app, params.pool_id).await?))
+    Ok(axum::Json(endpoints::list(&app.db, params.pool_id).await?))
 }
 
 /// Get an endpoint (admin, or the endpoint itself).
@@ -70,7 +72,7 @@ pub async fn get(
     Path(endpoint_id): Path<Uuid>,
 ) -> Result<axum::Json<Endpoint>> {
     who.require_admin_or_endpoint(endpoint_id)?;
-    Ok(axum::Json(endpoints::get(&app, endpoint_id).await?))
+    Ok(axum::Json(endpoints::get(&app.db, endpoint_id).await?))
 }
 
 /// Delete an endpoint (admin, or the endpoint itself): revokes its tokens, keeps its history.
@@ -82,7 +84,7 @@ pub async fn delete(
     Path(endpoint_id): Path<Uuid>,
 ) -> Result<StatusCode> {
     who.require_admin_or_endpoint(endpoint_id)?;
-    endpoints::delete(&app, endpoint_id, &who.actor()).await?;
+    endpoints::delete(&app.db, endpoint_id, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -98,7 +100,14 @@ pub async fn move_to_pool(
 ) -> Result<axum::Json<Endpoint>> {
     who.require_admin()?;
     Ok(axum::Json(
-        endpoints::move_to_pool(&app, endpoint_id, body.pool_id, &who.actor()).await?,
+        endpoints::move_to_pool(
+            &app.db,
+            &app.policies,
+            endpoint_id,
+            body.pool_id,
+            &who.actor(),
+        )
+        .await?,
     ))
 }
 
@@ -114,20 +123,20 @@ pub async fn report_state(
 ) -> Result<axum::Json<StateRecorded>> {
     who.require_endpoint(endpoint_id)?;
     Ok(axum::Json(
-        endpoints::report_state(&app, endpoint_id, body).await?,
+        endpoints::report_state(&app.db, &app.policies, endpoint_id, body).await?,
     ))
 }
 
 /// The sync status and the difference from the pool target (admin, or the endpoint itself).
 #[utoipa::path(get, path = "/api/endpoints/{endpoint_id}/diff", tag = "endpoints", params(("endpoint_id" = Uuid, Path)),
-    responses((status = 200, body = crate::endpoints::TargetDiff), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = TargetDiff), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn diff(
     State(app): State<AppState>,
     who: Principal,
     Path(endpoint_id): Path<Uuid>,
-) -> Result<axum::Json<crate::endpoints::TargetDiff>> {
+) -> Result<axum::Json<TargetDiff>> {
     who.require_admin_or_endpoint(endpoint_id)?;
-    Ok(axum::Json(endpoints::diff(&app, endpoint_id).await?))
+    Ok(axum::Json(endpoints::diff(&app.db, endpoint_id).await?))
 }
 
 /// The endpoint's state history, newest first.
@@ -149,6 +158,6 @@ pub async fn history(
         ));
     }
     Ok(axum::Json(
-        endpoints::history(&app, endpoint_id, limit).await?,
+        endpoints::history(&app.db, endpoint_id, limit).await?,
     ))
 }

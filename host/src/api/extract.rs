@@ -6,6 +6,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::AppState;
+use crate::auth::Principal;
 use crate::error::{Error, ErrorCode};
 
 /// A JSON request body.
@@ -118,4 +123,34 @@ fn is_json(headers: &HeaderMap) -> bool {
                 || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
+}
+
+/// The caller, from `Authorization: Bearer`: every route but the public ones takes it.
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            Error::new(
+                ErrorCode::MissingToken,
+                "send `Authorization: Bearer <token>`",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::InvalidToken,
+                    "the Authorization header is not `Bearer <token>`",
+                )
+            })?;
+        crate::auth::authenticate(&state.keys, &state.db, token).await
+    }
 }

@@ -6,8 +6,11 @@ pub mod endpoints;
 pub mod extract;
 pub mod plugins;
 pub mod pools;
+pub mod state;
 pub mod stream;
 pub mod sync;
+
+pub use state::AppState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -16,7 +19,6 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::error::{Error, ErrorCode};
-use crate::server::AppState;
 
 /// Largest request body accepted (a state report of many thousand packages fits easily).
 const BODY_LIMIT: usize = 16 * 1024 * 1024;

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use uuid::Uuid;
 
+use super::AppState;
 use super::extract::{Json, Path};
 use crate::auth::Principal;
 use crate::db::pools::Pool;
 use crate::error::{Problem, Result};
 use crate::plugins::{self, PluginInfo, SetPolicy};
-use crate::server::AppState;
 
 /// Upload a component (`application/wasm` body); 201 when new, 200 when already stored.
 #[utoipa::path(post, path = "/api/plugins", tag = "plugins", request_body(content = Vec<u8>, content_type = "application/wasm"),
@@ -25,7 +25,7 @@ pub async fn upload(
     who.require_admin()?;
     // Over the body limit: 413 PAYLOAD_TOO_LARGE as a problem document, like every other error.
     let body = body?;
-    let (plugin, created) = plugins::upload(&app, &body, &who.actor()).await?;
+    let (plugin, created) = plugins::upload(&app.db, &app.policies, &body, &who.actor()).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -42,7 +42,7 @@ pub async fn list(
     who: Principal,
 ) -> Result<axum::Json<Vec<PluginInfo>>> {
     who.require_admin()?;
-    Ok(axum::Json(plugins::list(&app).await?))
+    Ok(axum::Json(plugins::list(&app.db, &app.policies).await?))
 }
 
 /// Get a plugin (uploaded id or built-in name).
@@ -54,7 +54,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<axum::Json<PluginInfo>> {
     who.require_admin()?;
-    Ok(axum::Json(plugins::get(&app, &id).await?))
+    Ok(axum::Json(plugins::get(&app.db, &app.policies, &id).await?))
 }
 
 /// Delete an uploaded plugin that no pool uses.
@@ -66,7 +66,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     who.require_admin()?;
-    plugins::delete(&app, &id, &who.actor()).await?;
+    plugins::delete(&app.db, &app.policies, &id, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -82,6 +82,6 @@ pub async fn set_pool_policy(
 ) -> Result<axum::Json<Pool>> {
     who.require_admin()?;
     Ok(axum::Json(
-        plugins::set_pool_policy(&app, pool_id, body, &who.actor()).await?,
+        plugins::set_pool_policy(&app.db, &app.policies, pool_id, body, &who.actor()).await?,
     ))
 }

@@ -5,15 +5,15 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use uuid::Uuid;
 
+use super::AppState;
 use super::extract::{Json, OptionalJson, Path};
 use crate::auth::Principal;
 use crate::availability::{self, RepositoryAnalysis};
 use crate::db::pools::Pool;
+use crate::enrollment::{self, CreateEnrollmentToken, EnrollmentToken};
 use crate::error::{Problem, Result};
-use crate::pools::{
-    self, CreateEnrollmentToken, CreatePool, EnrollmentToken, PoolStatus, PoolTarget, UpdatePool,
-};
-use crate::server::AppState;
+use crate::pools::{self, CreatePool, PoolTarget, UpdatePool};
+use pacsync_core::PoolStatus;
 
 /// Create a pool.
 #[utoipa::path(post, path = "/api/pools", tag = "pools", request_body = CreatePool,
@@ -24,7 +24,7 @@ pub async fn create(
     Json(body): Json<CreatePool>,
 ) -> Result<impl IntoResponse> {
     who.require_admin()?;
-    let pool = pools::create(&app, body, &who.actor()).await?;
+    let pool = pools::create(&app.db, body, &who.actor()).await?;
     Ok((StatusCode::CREATED, axum::Json(pool)))
 }
 
@@ -33,7 +33,7 @@ pub async fn create(
     responses((status = 200, body = Vec<Pool>), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn list(State(app): State<AppState>, who: Principal) -> Result<axum::Json<Vec<Pool>>> {
     who.require_admin()?;
-    Ok(axum::Json(pools::list(&app).await?))
+    Ok(axum::Json(pools::list(&app.db).await?))
 }
 
 /// Get a pool.
@@ -45,7 +45,7 @@ pub async fn get(
     Path(pool_id): Path<Uuid>,
 ) -> Result<axum::Json<Pool>> {
     who.require_admin()?;
-    Ok(axum::Json(pools::get(&app, pool_id).await?))
+    Ok(axum::Json(pools::get(&app.db, pool_id).await?))
 }
 
 /// Rename or re-describe a pool.
@@ -60,7 +60,7 @@ pub async fn update(
 ) -> Result<axum::Json<Pool>> {
     who.require_admin()?;
     Ok(axum::Json(
-        pools::update(&app, pool_id, body, &who.actor()).await?,
+        pools::update(&app.db, pool_id, body, &who.actor()).await?,
     ))
 }
 
@@ -73,7 +73,7 @@ pub async fn delete(
     Path(pool_id): Path<Uuid>,
 ) -> Result<StatusCode> {
     who.require_admin()?;
-    pools::delete(&app, pool_id, &who.actor()).await?;
+    pools::delete(&app.db, pool_id, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -86,7 +86,7 @@ pub async fn status(
     Path(pool_id): Path<Uuid>,
 ) -> Result<axum::Json<PoolStatus>> {
     who.require_admin()?;
-    Ok(axum::Json(pools::status(&app, pool_id).await?))
+    Ok(axum::Json(pools::status(&app.db, pool_id).await?))
 }
 
 /// The target package list and generation.
@@ -98,7 +98,7 @@ pub async fn target(
     Path(pool_id): Path<Uuid>,
 ) -> Result<axum::Json<PoolTarget>> {
     who.require_admin()?;
-    Ok(axum::Json(pools::target(&app, pool_id).await?))
+    Ok(axum::Json(pools::target(&app.db, pool_id).await?))
 }
 
 /// Which target packages every endpoint can obtain, which are excluded from syncs and why, and
@@ -111,7 +111,9 @@ pub async fn repository_analysis(
     Path(pool_id): Path<Uuid>,
 ) -> Result<axum::Json<RepositoryAnalysis>> {
     who.require_admin()?;
-    Ok(axum::Json(availability::analyse_pool(&app, pool_id).await?))
+    Ok(axum::Json(
+        availability::analyse_pool(&app.db, pool_id, app.config.availability_max_age).await?,
+    ))
 }
 
 /// Create an enrollment token for registering endpoints into the pool.
@@ -125,6 +127,6 @@ pub async fn create_enrollment_token(
     OptionalJson(body): OptionalJson<CreateEnrollmentToken>,
 ) -> Result<impl IntoResponse> {
     who.require_admin()?;
-    let token = pools::create_enrollment_token(&app, pool_id, body, &who.actor()).await?;
+    let token = enrollment::create_enrollment_token(&app.db, pool_id, body, &who.actor()).await?;
     Ok((StatusCode::CREATED, axum::Json(token)))
 }

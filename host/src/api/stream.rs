@@ -9,11 +9,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::AppState;
 use super::extract::{Path, Query};
 use crate::auth::{self, Principal};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::{self, Scope};
-use crate::server::AppState;
 
 /// Stream parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -43,7 +43,7 @@ async fn caller(
             "send `Authorization: Bearer <token>` or ?access_token=",
         )
     })?;
-    auth::authenticate_until(app, token).await
+    auth::authenticate_until(&app.keys, &app.db, token).await
 }
 
 /// Subscribers only send small requests; small buffers keep thousands of idle connections cheap
@@ -78,14 +78,14 @@ pub async fn endpoint_status(
     let (who, expires) = caller(&app, &headers, &params).await?;
     who.require_admin_or_endpoint(endpoint_id)?;
     let ws = upgrade(ws)?;
-    let endpoint = crate::endpoints::get(&app, endpoint_id).await?;
+    let endpoint = crate::endpoints::get(&app.db, endpoint_id).await?;
     let scope = Scope::Endpoint {
         endpoint_id,
         pool_id: endpoint.pool_id,
     };
-    let shutdown = app.shutdown.clone();
+    let streams = app.streams();
     Ok(ws.on_upgrade(move |socket| {
-        events::run_session(app, socket, scope, params.after, expires, shutdown)
+        events::run_session(streams, socket, scope, params.after, expires)
     }))
 }
 
@@ -103,10 +103,10 @@ pub async fn pool_events(
     let (who, expires) = caller(&app, &headers, &params).await?;
     who.require_admin()?;
     let ws = upgrade(ws)?;
-    crate::pools::get(&app, pool_id).await?;
-    let shutdown = app.shutdown.clone();
+    crate::pools::get(&app.db, pool_id).await?;
+    let streams = app.streams();
     Ok(ws.on_upgrade(move |socket| {
         let scope = Scope::Pool { pool_id };
-        events::run_session(app, socket, scope, params.after, expires, shutdown)
+        events::run_session(streams, socket, scope, params.after, expires)
     }))
 }

@@ -1,4 +1,4 @@
-//! The sync API: the original design's operation routes, plus the agent's side.
+//! The sync API: requesting, reading, listing and cancelling operations, plus the agent's side.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::AppState;
 use super::extract::{Json, OptionalJson, Path, Query};
 use crate::auth::Principal;
 use crate::error::{Error, ErrorCode, Problem, Result};
-use crate::operations::{
-    self, CancelAck, CompleteReport, Created, FailReport, Operation, OperationPage, ProgressReport,
-    Request, RevertRequest, Scope,
+use crate::operations::Lifecycle;
+use crate::operations::{self, Created, Request, Scope};
+use pacsync_core::{
+    CancelAck, CompleteReport, FailReport, Operation, OperationPage, ProgressReport, RevertRequest,
 };
-use crate::server::AppState;
 
 /// Header carrying the client's idempotency key.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -53,7 +54,7 @@ fn accepted(created: Created) -> Response {
     responses((status = 202, body = Operation, headers(("Location" = String))), (status = "4XX", body = Problem)),
     security(("bearer" = [])))]
 pub async fn sync_to_latest(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(endpoint_id): Path<Uuid>,
     headers: HeaderMap,
@@ -63,7 +64,7 @@ pub async fn sync_to_latest(
         endpoint_id,
         idempotency_key: idempotency_key(&headers)?,
     };
-    Ok(accepted(operations::request_sync(&app, request).await?))
+    Ok(accepted(operations::request_sync(&lc, request).await?))
 }
 
 /// Make the endpoint's current state the pool target.
@@ -72,7 +73,7 @@ pub async fn sync_to_latest(
     responses((status = 202, body = Operation, headers(("Location" = String))), (status = "4XX", body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_as_latest(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(endpoint_id): Path<Uuid>,
     headers: HeaderMap,
@@ -83,7 +84,7 @@ pub async fn set_as_latest(
         idempotency_key: idempotency_key(&headers)?,
     };
     Ok(accepted(
-        operations::request_set_latest(&app, request).await?,
+        operations::request_set_latest(&lc, request).await?,
     ))
 }
 
@@ -94,7 +95,7 @@ pub async fn set_as_latest(
     responses((status = 202, body = Operation, headers(("Location" = String))), (status = "4XX", body = Problem)),
     security(("bearer" = [])))]
 pub async fn revert(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(endpoint_id): Path<Uuid>,
     headers: HeaderMap,
@@ -106,7 +107,7 @@ pub async fn revert(
         idempotency_key: idempotency_key(&headers)?,
     };
     Ok(accepted(
-        operations::request_revert(&app, request, body).await?,
+        operations::request_revert(&lc, request, body).await?,
     ))
 }
 
@@ -114,33 +115,33 @@ pub async fn revert(
 #[utoipa::path(get, path = "/api/sync/operations/{operation_id}", tag = "sync", params(("operation_id" = Uuid, Path)),
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn get_operation(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(operations::get(&app, &who, id).await?))
+    Ok(axum::Json(operations::get(&lc.db, &who, id).await?))
 }
 
 /// Cancel: a pending operation ends at once; an in-progress one gets `cancel_requested`.
 #[utoipa::path(post, path = "/api/sync/operations/{operation_id}/cancel", tag = "sync", params(("operation_id" = Uuid, Path)),
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn cancel(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(operations::cancel(&app, &who, id).await?))
+    Ok(axum::Json(operations::cancel(&lc, &who, id).await?))
 }
 
 /// Agent: claim a pending operation (takes a lease).
 #[utoipa::path(post, path = "/api/sync/operations/{operation_id}/start", tag = "agent", params(("operation_id" = Uuid, Path)),
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn start(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(operations::start(&app, &who, id).await?))
+    Ok(axum::Json(operations::start(&lc, &who, id).await?))
 }
 
 /// Agent: report progress and renew the lease.
@@ -148,14 +149,12 @@ pub async fn start(
     request_body = ProgressReport,
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn progress(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<ProgressReport>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(
-        operations::progress(&app, &who, id, body).await?,
-    ))
+    Ok(axum::Json(operations::progress(&lc, &who, id, body).await?))
 }
 
 /// Agent: the operation succeeded; here is the machine's state now.
@@ -163,14 +162,12 @@ pub async fn progress(
     request_body = CompleteReport,
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn complete(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<CompleteReport>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(
-        operations::complete(&app, &who, id, body).await?,
-    ))
+    Ok(axum::Json(operations::complete(&lc, &who, id, body).await?))
 }
 
 /// Agent: the operation failed.
@@ -178,12 +175,12 @@ pub async fn complete(
     request_body = FailReport,
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn fail(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<FailReport>,
 ) -> Result<axum::Json<Operation>> {
-    Ok(axum::Json(operations::fail(&app, &who, id, body).await?))
+    Ok(axum::Json(operations::fail(&lc, &who, id, body).await?))
 }
 
 /// Agent: acknowledge a cancel request at a safe point, with the state reached.
@@ -191,13 +188,13 @@ pub async fn fail(
     request_body(content = Option<CancelAck>),
     responses((status = 200, body = Operation), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn cancel_ack(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(id): Path<Uuid>,
     OptionalJson(body): OptionalJson<CancelAck>,
 ) -> Result<axum::Json<Operation>> {
     Ok(axum::Json(
-        operations::acknowledge_cancel(&app, &who, id, body).await?,
+        operations::acknowledge_cancel(&lc, &who, id, body).await?,
     ))
 }
 
@@ -232,14 +229,14 @@ pub struct PoolPageParams {
     params(("endpoint_id" = Uuid, Path), PageParams),
     responses((status = 200, body = OperationPage), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn endpoint_operations(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(endpoint_id): Path<Uuid>,
     Query(p): Query<PageParams>,
 ) -> Result<axum::Json<OperationPage>> {
     let query = operations::list_query(p.limit, p.cursor, None, None)?;
     Ok(axum::Json(
-        operations::list(&app, &who, Scope::Endpoint(endpoint_id), query).await?,
+        operations::list(&lc.db, &who, Scope::Endpoint(endpoint_id), query).await?,
     ))
 }
 
@@ -248,14 +245,14 @@ pub async fn endpoint_operations(
     params(("pool_id" = Uuid, Path), PoolPageParams),
     responses((status = 200, body = OperationPage), (status = "4XX", body = Problem)), security(("bearer" = [])))]
 pub async fn pool_operations(
-    State(app): State<AppState>,
+    State(lc): State<Lifecycle>,
     who: Principal,
     Path(pool_id): Path<Uuid>,
     Query(p): Query<PoolPageParams>,
 ) -> Result<axum::Json<OperationPage>> {
     let query = operations::list_query(p.limit, p.cursor, p.status, p.operation_type)?;
     Ok(axum::Json(
-        operations::list(&app, &who, Scope::Pool(pool_id), query).await?,
+        operations::list(&lc.db, &who, Scope::Pool(pool_id), query).await?,
     ))
 }
 
@@ -274,7 +271,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/api/sync/health", tag = "sync",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(app): State<AppState>) -> (StatusCode, axum::Json<Health>) {
-    let db_ok = sqlx::query("SELECT 1").execute(&app.db).await.is_ok();
+    let db_ok = crate::db::ping(&app.db).await;
     let health = Health {
         status: if db_ok { "ok" } else { "degraded" }.into(),
         database: if db_ok { "ok" } else { "unavailable" }.into(),

@@ -1,6 +1,7 @@
 //! Endpoints, their reported states and their state history.
 
 use chrono::{DateTime, Utc};
+use pacsync_core::SyncStatus;
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use utoipa::ToSchema;
@@ -22,7 +23,8 @@ pub struct Endpoint {
     /// Its latest reported state.
     pub current_state_id: Option<String>,
     /// Classification against the pool target.
-    pub sync_status: String,
+    #[sqlx(try_from = "String")]
+    pub sync_status: SyncStatus,
     /// Reported machine architecture.
     pub architecture: Option<String>,
     /// Reported pacman version.
@@ -140,11 +142,11 @@ pub async fn record_state(
 pub async fn set_sync_status(
     db: impl PgExecutor<'_>,
     endpoint_id: Uuid,
-    status: &str,
+    status: SyncStatus,
 ) -> Result<()> {
     sqlx::query("SELECT ps_endpoint_set_sync_status($1, $2)")
         .bind(endpoint_id)
-        .bind(status)
+        .bind(status.as_str())
         .execute(db)
         .await?;
     Ok(())

@@ -6,6 +6,8 @@
 pub mod availability;
 pub mod endpoints;
 pub mod enrollment;
+pub mod events;
+pub mod leases;
 pub mod migrator;
 pub mod operations;
 pub mod plugins;
@@ -92,6 +94,11 @@ pub async fn connect_and_migrate(
         .connect_with(options.clone())
         .await?;
     Ok(pool)
+}
+
+/// Whether the database answers a trivial query, for the health check.
+pub async fn ping(db: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(db).await.is_ok()
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Operations: thin wrappers over the lifecycle stored procedures, and history queries.
 
 use chrono::{DateTime, Utc};
+use pacsync_core::{Operation, OperationStatus, OperationType, Plan, PolicyRecord, Progress};
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -13,8 +15,10 @@ pub struct OperationRow {
     pub operation_id: Uuid,
     pub endpoint_id: Uuid,
     pub pool_id: Uuid,
-    pub operation_type: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub operation_type: OperationType,
+    #[sqlx(try_from = "String")]
+    pub status: OperationStatus,
     pub details: serde_json::Value,
     pub target_state_id: Option<String>,
     pub target_generation: Option<i64>,
@@ -22,8 +26,10 @@ pub struct OperationRow {
     pub planned_history_id: Option<i64>,
     pub start_history_id: Option<i64>,
     pub result_state_id: Option<String>,
-    pub plan: Option<serde_json::Value>,
-    pub policy: Option<serde_json::Value>,
+    #[sqlx(json(nullable))]
+    pub plan: Option<Plan>,
+    #[sqlx(json(nullable))]
+    pub policy: Option<PolicyRecord>,
     pub progress_percentage: i16,
     pub progress_stage: Option<String>,
     pub progress_action: Option<String>,
@@ -40,17 +46,47 @@ pub struct OperationRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<OperationRow> for Operation {
+    fn from(row: OperationRow) -> Self {
+        Operation {
+            operation_id: row.operation_id,
+            endpoint_id: row.endpoint_id,
+            pool_id: row.pool_id,
+            operation_type: row.operation_type,
+            status: row.status,
+            details: row.details,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            completed_at: row.completed_at,
+            error_code: row.error_code,
+            error_message: row.error_message,
+            progress: Progress {
+                percentage: row.progress_percentage,
+                stage: row.progress_stage,
+                current_action: row.progress_action,
+            },
+            plan: row.plan,
+            policy: row.policy,
+            cancel_requested: row.cancel_requested,
+            lease_expires_at: row.lease_expires_at,
+            target_state_id: row.target_state_id,
+            target_generation: row.target_generation,
+            result_state_id: row.result_state_id,
+        }
+    }
+}
+
 /// Everything `ps_op_create` needs.
 pub struct NewOperation<'a> {
     pub operation_id: Uuid,
     pub endpoint_id: Uuid,
-    pub operation_type: &'a str,
+    pub operation_type: OperationType,
     pub details: serde_json::Value,
     pub target_state_id: Option<&'a str>,
     pub target_generation: Option<i64>,
     pub revert_history_id: Option<i64>,
-    pub plan: Option<serde_json::Value>,
-    pub policy: Option<serde_json::Value>,
+    pub plan: Option<&'a Plan>,
+    pub policy: Option<&'a PolicyRecord>,
     pub actor: &'a str,
     pub idempotency_key: Option<&'a str>,
     pub fingerprint: Option<&'a str>,
@@ -60,13 +96,13 @@ pub struct NewOperation<'a> {
 /// state, policy or what the pool can obtain changed).
 pub struct Replan {
     /// The new plan.
-    pub plan: serde_json::Value,
+    pub plan: Plan,
     /// The target it leads to.
     pub target_state_id: String,
     /// The pool target generation it was made for; `ps_op_start` refuses any other (PS014).
     pub target_generation: i64,
     /// The policy record it was made with.
-    pub policy: serde_json::Value,
+    pub policy: PolicyRecord,
 }
 
 /// Creates an operation, or returns the earlier one for a replayed idempotency key.
@@ -76,13 +112,13 @@ pub async fn create(db: impl PgExecutor<'_>, new: NewOperation<'_>) -> Result<Op
     )
     .bind(new.operation_id)
     .bind(new.endpoint_id)
-    .bind(new.operation_type)
+    .bind(new.operation_type.as_str())
     .bind(new.details)
     .bind(new.target_state_id)
     .bind(new.target_generation)
     .bind(new.revert_history_id)
-    .bind(new.plan)
-    .bind(new.policy)
+    .bind(new.plan.map(Json))
+    .bind(new.policy.map(Json))
     .bind(new.actor)
     .bind(new.idempotency_key)
     .bind(new.fingerprint)
@@ -100,10 +136,10 @@ pub async fn start(
 ) -> Result<OperationRow> {
     let (plan, state, generation, policy) = match replan {
         Some(r) => (
-            Some(r.plan),
+            Some(Json(r.plan)),
             Some(r.target_state_id),
             Some(r.target_generation),
-            Some(r.policy),
+            Some(Json(r.policy)),
         ),
         None => (None, None, None, None),
     };
@@ -215,11 +251,20 @@ pub async fn acknowledge_cancel(
 }
 
 /// Fails every operation whose lease has run out; returns how many.
-pub async fn expire_leases(db: impl PgExecutor<'_>, actor: &str) -> Result<i32> {
-    Ok(sqlx::query_scalar("SELECT ps_op_expire_leases($1)")
+pub async fn expire_leases(db: impl PgExecutor<'_>, actor: &str) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT ps_op_expire_leases($1)")
         .bind(actor)
         .fetch_one(db)
-        .await?)
+        .await
+}
+
+/// How many operations there are of each type and status, for the metrics page.
+pub async fn counts(db: impl PgExecutor<'_>) -> Result<Vec<(String, String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT operation_type, status, count(*) FROM operations GROUP BY 1, 2")
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 /// Locks the operation's endpoint and returns the operation.
@@ -276,17 +321,17 @@ pub struct Cursor {
 }
 
 /// Filters for listing operations; `limit` rows plus one to detect a next page.
-pub struct ListFilter<'a> {
+pub struct ListFilter {
     pub endpoint_id: Option<Uuid>,
     pub pool_id: Option<Uuid>,
-    pub status: Option<&'a str>,
-    pub operation_type: Option<&'a str>,
+    pub status: Option<OperationStatus>,
+    pub operation_type: Option<OperationType>,
     pub after: Option<Cursor>,
     pub limit: i64,
 }
 
 /// Operations newest first, keyset-paginated.
-pub async fn list(db: impl PgExecutor<'_>, filter: ListFilter<'_>) -> Result<Vec<OperationRow>> {
+pub async fn list(db: impl PgExecutor<'_>, filter: ListFilter) -> Result<Vec<OperationRow>> {
     Ok(sqlx::query_as(
         "SELECT * FROM operations
          WHERE ($1::uuid IS NULL OR endpoint_id = $1)
@@ -299,8 +344,8 @@ pub async fn list(db: impl PgExecutor<'_>, filter: ListFilter<'_>) -> Result<Vec
     )
     .bind(filter.endpoint_id)
     .bind(filter.pool_id)
-    .bind(filter.status)
-    .bind(filter.operation_type)
+    .bind(filter.status.map(OperationStatus::as_str))
+    .bind(filter.operation_type.map(OperationType::as_str))
     .bind(filter.after.map(|c| c.created_at))
     .bind(filter.after.map(|c| c.operation_id))
     .bind(filter.limit)

@@ -1,12 +1,13 @@
 //! Pools and their targets.
 
 use chrono::{DateTime, Utc};
+use pacsync_core::SyncStatus;
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A pool as stored and as returned by the API.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
@@ -116,13 +117,24 @@ pub async fn delete(db: impl PgExecutor<'_>, pool_id: Uuid, actor: &str) -> Resu
 }
 
 /// Number of live endpoints per sync status.
-pub async fn status_counts(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
+pub async fn status_counts(
+    db: impl PgExecutor<'_>,
+    pool_id: Uuid,
+) -> Result<Vec<(SyncStatus, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT sync_status, count(*) FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL GROUP BY sync_status",
     )
     .bind(pool_id)
     .fetch_all(db)
-    .await?)
+    .await?;
+    rows.into_iter()
+        .map(|(status, count)| {
+            Ok((
+                SyncStatus::try_from(status).map_err(Error::internal)?,
+                count,
+            ))
+        })
+        .collect()
 }
 
 /// Takes the pool's advisory lock exclusively for the rest of the transaction.

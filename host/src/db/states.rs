@@ -69,6 +69,19 @@ pub async fn load(db: impl PgExecutor<'_>, state_id: &str) -> Result<Option<Pack
     Ok(states.remove(state_id))
 }
 
+/// Loads a state that must exist: a missing one is a broken reference, an internal error.
+pub async fn load_required(
+    db: impl PgExecutor<'_>,
+    state_id: &str,
+) -> Result<std::sync::Arc<PackageState>> {
+    load(db, state_id)
+        .await?
+        .map(std::sync::Arc::new)
+        .ok_or_else(|| {
+            crate::error::Error::internal(format!("state {state_id} is referenced but not stored"))
+        })
+}
+
 /// Loads several states in one query; with `names`, only those packages of each.
 pub async fn load_many(
     db: impl PgExecutor<'_>,

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use pacsync_core::{Available, PackageState, Plan, SyncStatus, classify, mirror_plan};
-use serde::Serialize;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -104,18 +103,7 @@ impl Policy for WasmPolicy {
     }
 }
 
-/// What an operation records about the policy it was planned with.
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyRecord {
-    /// Built-in name, or the uploaded plugin's id.
-    pub plugin: String,
-    /// The plugin's self-reported name.
-    pub name: String,
-    /// sha256 of the component; `native` for the built-in Rust mirror used by reverts.
-    pub hash: String,
-    /// The config it ran with.
-    pub config: serde_json::Value,
-}
+pub use pacsync_core::PolicyRecord;
 
 /// The built-in components, compiled by `host/build.rs` from `plugins/`.
 const BUILTINS: [(&str, &[u8]); 3] = [

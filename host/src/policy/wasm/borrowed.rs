@@ -2,8 +2,9 @@
 //!
 //! `bindgen!`'s generated records own their strings, so calling through them would copy every
 //! difference (up to three strings each) on the host before lowering copies it into the guest;
-//! these lower straight from the states. These records have the same WIT shape but borrow; wasmtime checks that shape against
-//! the component's export types when the export is looked up ([`Exports::new`]).
+//! these lower straight from the states. These records have the same WIT shape but borrow;
+//! wasmtime checks that shape against the component's export types when the export is looked
+//! up ([`Exports::new`]).
 
 use pacsync_core::{ActionKind, Available, Difference, InstallReason, Source};
 use wasmtime::component::{
@@ -12,7 +13,8 @@ use wasmtime::component::{
 use wasmtime::{AsContextMut, Store};
 
 use super::bindings::pacsync::policy::types as wit;
-use super::{CallState, SharedState};
+use super::call::CallState;
+use super::imports::SharedState;
 
 /// `action`, borrowing a [`Difference`] (which borrows the states).
 #[derive(ComponentType, Lower)]
