@@ -236,21 +236,7 @@ pub fn diff_by(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn state(pkgs: &[(&str, &str)]) -> PackageState {
-        PackageState::new(
-            pkgs.iter()
-                .map(|(n, v)| Package {
-                    name: n.to_string(),
-                    version: v.to_string(),
-                    repository: None,
-                    architecture: None,
-                    reason: InstallReason::Explicit,
-                })
-                .collect(),
-        )
-        .unwrap()
-    }
+    use crate::testing::state;
 
     #[test]
     fn diff_lists_every_kind() {

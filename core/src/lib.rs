@@ -21,6 +21,8 @@ pub mod package;
 pub mod plan;
 pub mod report;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod version;
 
 pub use availability::{

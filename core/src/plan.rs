@@ -91,21 +91,10 @@ pub fn mirror_plan_by(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::{InstallReason, Package};
+    use crate::package::InstallReason;
 
     fn state(pkgs: &[(&str, &str)]) -> PackageState {
-        PackageState::new(
-            pkgs.iter()
-                .map(|(n, v)| Package {
-                    name: n.to_string(),
-                    version: v.to_string(),
-                    repository: None,
-                    architecture: None,
-                    reason: InstallReason::Dependency,
-                })
-                .collect(),
-        )
-        .unwrap()
+        crate::testing::state_with(InstallReason::Dependency, pkgs)
     }
 
     #[test]

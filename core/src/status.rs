@@ -67,22 +67,7 @@ pub fn classify_by(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::{InstallReason, Package};
-
-    fn state(pkgs: &[(&str, &str)]) -> PackageState {
-        PackageState::new(
-            pkgs.iter()
-                .map(|(n, v)| Package {
-                    name: n.to_string(),
-                    version: v.to_string(),
-                    repository: None,
-                    architecture: None,
-                    reason: InstallReason::Explicit,
-                })
-                .collect(),
-        )
-        .unwrap()
-    }
+    use crate::testing::state;
 
     #[test]
     fn classifies_each_status() {

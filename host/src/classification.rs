@@ -27,14 +27,7 @@ pub async fn classify_and_store(
     endpoint: &Endpoint,
     known_state: Option<&Arc<PackageState>>,
 ) -> Result<SyncStatus> {
-    let pool = db::pools::get(&mut *tx, endpoint.pool_id)
-        .await?
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::PoolNotFound,
-                "the endpoint's pool no longer exists",
-            )
-        })?;
+    let pool = crate::pools::of_endpoint(&mut *tx, endpoint.pool_id).await?;
     let status = match (&endpoint.current_state_id, &pool.target_state_id) {
         (Some(current_id), Some(target_id)) => {
             let current = match known_state {

@@ -236,16 +236,7 @@ impl EmbeddedPostgres {
         use sqlx::Connection;
         let mut conn =
             sqlx::PgConnection::connect_with(&self.connect_options().database("postgres")).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(DATABASE)
-                .fetch_one(&mut conn)
-                .await?;
-        if !exists {
-            sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
-                .execute(&mut conn)
-                .await?;
-        }
+        crate::db::create_database_if_missing(&mut conn, DATABASE).await?;
         conn.close().await?;
         Ok(())
     }

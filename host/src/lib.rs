@@ -1,12 +1,17 @@
 //! The pacsync host: REST API, PostgreSQL-enforced operation lifecycle, embedded database.
 //!
-//! Map of the crate:
-//! - [`server`] starts and stops everything; [`api`] holds the routes (thin handlers);
-//! - [`operations`], [`endpoints`], [`pools`] are the domain: one transaction per request;
+//! Map of the crate, in the one direction imports flow (api → domain → db):
+//! - [`server`] only wires: database, keys, hub, reaper, router;
+//! - [`api`] holds the routes (thin handlers), the extractors and [`api::AppState`], from which
+//!   each handler takes what it needs (`FromRef` sub-states);
+//! - the domain, one transaction per request, taking only what it uses (pool, policies, keys):
+//!   [`operations`] (the lifecycle), [`classification`], [`endpoints`], [`enrollment`],
+//!   [`pools`], [`plugins`], [`availability`], [`policy`] (classifies and plans in WebAssembly);
+//! - [`events`] fans the event log out to WebSocket streams; [`reaper`] expires leases;
 //! - [`db`] is the only place with SQL, over the stored procedures in `sql/`;
-//! - [`auth`] decides who is asking; [`policy`] classifies and plans; [`reaper`] expires leases;
-//! - [`events`] fans the event log out to WebSocket streams; [`tls`] serves HTTPS/WSS when no
-//!   TLS-terminating proxy is in front;
+//! - [`auth`] verifies and issues tokens; [`tls`] serves HTTPS/WSS when no TLS-terminating
+//!   proxy is in front; [`embedded_postgres`] runs the private cluster; [`metrics`] exports
+//!   Prometheus metrics;
 //! - [`error`] is the one mapping from failures to `application/problem+json`.
 
 pub mod api;

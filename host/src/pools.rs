@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use pacsync_core::{Package, PoolStatus};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -82,6 +82,17 @@ pub async fn get(db: &PgPool, pool_id: Uuid) -> Result<Pool> {
     db::pools::get(db, pool_id)
         .await?
         .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, format!("pool {pool_id} not found")))
+}
+
+/// The pool of an endpoint, read in the caller's transaction; a pool deleted meanwhile is
+/// `POOL_NOT_FOUND`.
+pub async fn of_endpoint(tx: &mut PgConnection, pool_id: Uuid) -> Result<Pool> {
+    db::pools::get(&mut *tx, pool_id).await?.ok_or_else(|| {
+        Error::new(
+            ErrorCode::PoolNotFound,
+            "the endpoint's pool no longer exists",
+        )
+    })
 }
 
 /// Renames or re-describes a pool.

@@ -205,7 +205,12 @@ async fn resume_after_replays_exactly_the_missed_events_then_goes_live() {
     )
     .await
     .unwrap();
-    stream.next_of(&["connected"], WAIT).await;
+    // The head is where the live stream continues, not an event: the backlog comes after it
+    // with ids up to it, so a client must not take it as its resume cursor.
+    let hello = stream.next_of(&["connected"], WAIT).await;
+    assert!(hello.get("event_id").is_none(), "{hello}");
+    let head = hello["head"].as_i64().expect("connected carries its head");
+    assert!(head >= *missed.last().unwrap(), "{hello}");
     let mut replayed = Vec::new();
     for _ in 0..missed.len() {
         let msg = stream.next(WAIT).await.expect("replayed event");
@@ -221,6 +226,7 @@ async fn resume_after_replays_exactly_the_missed_events_then_goes_live() {
         replayed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
         missed
     );
+    assert!(replayed.iter().all(|(id, _)| *id <= head));
     assert_eq!(
         replayed
             .iter()

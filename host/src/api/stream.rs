@@ -1,4 +1,4 @@
-//! WebSocket streams: one endpoint's events (the original path) and a whole pool's (dashboards).
+//! WebSocket streams: one endpoint's events and a whole pool's (dashboards).
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;

@@ -96,6 +96,24 @@ pub async fn connect_and_migrate(
     Ok(pool)
 }
 
+/// Creates database `name` (a fixed identifier, never user input) unless it exists.
+pub async fn create_database_if_missing(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Whether the database answers a trivial query, for the health check.
 pub async fn ping(db: &PgPool) -> bool {
     sqlx::query("SELECT 1").execute(db).await.is_ok()

@@ -360,14 +360,7 @@ async fn lock_context(
             ),
         ));
     }
-    let pool = db::pools::get(&mut *tx, endpoint.pool_id)
-        .await?
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::PoolNotFound,
-                "the endpoint's pool no longer exists",
-            )
-        })?;
+    let pool = crate::pools::of_endpoint(&mut *tx, endpoint.pool_id).await?;
     let current_state_id = endpoint.current_state_id.clone().ok_or_else(|| {
         Error::new(
             ErrorCode::NoReportedState,

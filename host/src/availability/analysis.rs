@@ -1,0 +1,166 @@
+//! The pool's repository analysis: which target packages every endpoint has or can obtain,
+//! which are excluded and why, and what each endpoint lacks.
+
+use super::*;
+
+/// An endpoint named in an analysis.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EndpointRef {
+    /// Endpoint id.
+    pub endpoint_id: Uuid,
+    /// Endpoint name.
+    pub name: String,
+}
+
+/// A target package every analysed endpoint has or can obtain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommonPackage {
+    /// Package name.
+    pub name: String,
+    /// Target version.
+    pub version: String,
+}
+
+/// A target package excluded from synchronization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExcludedPackage {
+    /// Package name.
+    pub name: String,
+    /// Target version.
+    pub version: String,
+    /// The sync repository it came from on the reference machine; absent for foreign packages.
+    pub repository: Option<String>,
+    /// Why it is excluded, for humans.
+    pub reason: String,
+    /// The endpoints that cannot obtain it.
+    pub endpoints: Vec<EndpointRef>,
+}
+
+/// What one endpoint cannot obtain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointGaps {
+    /// Endpoint id.
+    pub endpoint_id: Uuid,
+    /// Endpoint name.
+    pub name: String,
+    /// When its availability was last reported.
+    pub reported_at: Option<DateTime<Utc>>,
+    /// Target packages it lacks, with the versions it is offered instead.
+    pub gaps: Vec<Gap>,
+}
+
+/// An endpoint whose availability report is too old to constrain the pool.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaleEndpoint {
+    /// Endpoint id.
+    pub endpoint_id: Uuid,
+    /// Endpoint name.
+    pub name: String,
+    /// When its availability was last reported.
+    pub reported_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /api/pools/{pool_id}/repository-analysis` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepositoryAnalysis {
+    /// The pool.
+    pub pool_id: Uuid,
+    /// Its name.
+    pub pool_name: String,
+    /// The target analysed; absent (and everything empty) before the first set-as-latest.
+    pub target_state_id: Option<String>,
+    /// Target generation analysed (0: no target).
+    pub target_generation: i64,
+    /// Endpoints whose reports were analysed.
+    pub analysed: Vec<EndpointRef>,
+    /// Endpoints that have not reported what they can obtain; they do not constrain the pool.
+    pub unknown: Vec<EndpointRef>,
+    /// Endpoints whose last report is older than `availability_max_age_days`; like unknown
+    /// ones, they do not constrain the pool until they report again.
+    pub stale: Vec<StaleEndpoint>,
+    /// Target packages every analysed endpoint has or can obtain.
+    pub common: Vec<CommonPackage>,
+    /// Target packages that syncs skip, with reasons.
+    pub excluded: Vec<ExcludedPackage>,
+    /// Per endpoint, what it cannot obtain (endpoints without gaps are not listed).
+    pub gaps: Vec<EndpointGaps>,
+}
+
+/// The pool's repository analysis against its current target.
+pub async fn analyse_pool(
+    db: &PgPool,
+    pool_id: Uuid,
+    max_age: Option<Duration>,
+) -> Result<RepositoryAnalysis> {
+    let mut tx = db.begin().await?;
+    let pool = db::pools::get(&mut *tx, pool_id)
+        .await?
+        .ok_or_else(|| Error::new(ErrorCode::PoolNotFound, format!("pool {pool_id} not found")))?;
+    let mut out = RepositoryAnalysis {
+        pool_id,
+        pool_name: pool.name.clone(),
+        target_state_id: pool.target_state_id.clone(),
+        target_generation: pool.target_generation,
+        analysed: Vec::new(),
+        unknown: Vec::new(),
+        stale: Vec::new(),
+        common: Vec::new(),
+        excluded: Vec::new(),
+        gaps: Vec::new(),
+    };
+    let target = match &pool.target_state_id {
+        Some(id) => db::states::load_required(&mut *tx, id).await?,
+        None => Default::default(),
+    };
+    let loaded = Loaded::load(&mut tx, pool_id, &target, None, (max_age, None)).await?;
+    tx.commit().await?;
+    let (known, unknown) = loaded.split();
+    let analysis = analyse(&target, &known, vercmp);
+    let reported_at: HashMap<Uuid, Option<DateTime<Utc>>> = loaded
+        .endpoints
+        .iter()
+        .map(|e| (e.endpoint_id, e.availability_reported_at))
+        .collect();
+    out.analysed = known.into_iter().map(|(e, _)| e).collect();
+    out.unknown = unknown;
+    out.stale = loaded
+        .endpoints
+        .iter()
+        .filter(|e| loaded.stale.contains(&e.endpoint_id))
+        .map(|e| StaleEndpoint {
+            endpoint_id: e.endpoint_id,
+            name: e.name.clone(),
+            reported_at: e.availability_reported_at,
+        })
+        .collect();
+    out.common = analysis
+        .common
+        .into_iter()
+        .map(|p| CommonPackage {
+            name: p.name,
+            version: p.version,
+        })
+        .collect();
+    out.excluded = analysis
+        .excluded
+        .into_iter()
+        .map(|(p, lacking)| ExcludedPackage {
+            reason: exclusion_reason(&p, &lacking),
+            name: p.name,
+            version: p.version,
+            repository: p.repository,
+            endpoints: lacking,
+        })
+        .collect();
+    out.gaps = analysis
+        .gaps
+        .into_iter()
+        .map(|(e, gaps)| EndpointGaps {
+            reported_at: reported_at.get(&e.endpoint_id).copied().flatten(),
+            endpoint_id: e.endpoint_id,
+            name: e.name,
+            gaps,
+        })
+        .collect();
+    Ok(out)
+}
