@@ -2,6 +2,7 @@
 //! pool's policy at run time.
 
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -10,7 +11,6 @@ use crate::db::plugins::{NewPlugin, StoredPlugin};
 use crate::db::pools::Pool;
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::Policies;
-use sqlx::PgPool;
 
 /// A plugin as listed: built-ins (id = name) and uploaded components.
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,7 +1,8 @@
 //! What every handler can reach, and the parts of it each handler takes.
 //!
-//! Handlers take a sub-state with `State<T>` (axum's `FromRef`), and pass domain functions only
-//! what those use: the pool, the policies, the keys, the event hub. Nothing below `api` knows
+//! Handlers take a sub-state with `State<T>` (axum's `FromRef`: the connection pool, or the
+//! operations' [`Lifecycle`]) or the whole state, and pass domain functions only what those use:
+//! the pool, the policies, the keys, the event hub. Nothing below `api` knows
 //! this type, so imports flow one way: api → domain → db.
 
 use std::sync::Arc;
@@ -36,18 +37,6 @@ pub struct AppState {
 impl FromRef<AppState> for PgPool {
     fn from_ref(app: &AppState) -> Self {
         app.db.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<Keys> {
-    fn from_ref(app: &AppState) -> Self {
-        app.keys.clone()
-    }
-}
-
-impl FromRef<AppState> for Policies {
-    fn from_ref(app: &AppState) -> Self {
-        app.policies.clone()
     }
 }
 
