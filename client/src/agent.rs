@@ -3,9 +3,10 @@
 //! It keeps the endpoint's event stream open (reconnecting with backoff) and looks for pending
 //! operations whenever one is created, after every (re)connect, and on a slow timer as a safety
 //! net, so operations created while it was offline are picked up too. It claims each with
-//! `start` (a lease), runs the plan with real pacman while heart-beating progress, and completes
-//! it with the state pacman actually left, or fails it with pacman's own message and reports the
-//! real state. Nothing is recorded as done that was not done.
+//! `start` (a lease), checks the plan (`plan_check`: a plan that fails is failed as
+//! `INVALID_PLAN` and pacman is never called), runs it with real pacman while heart-beating
+//! progress, and completes it with the state pacman actually left, or fails it with pacman's
+//! own message and reports the real state. Nothing is recorded as done that was not done.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::api::{Api, ApiError};
 use crate::config::AgentConfig;
 use crate::execute::{ExecuteError, Reporter, execute};
 use crate::pacman::{Pacman, PacmanError, SyncListing};
+use crate::plan_check;
 use crate::stream::{Event, EventStream};
 
 /// How long a connected agent waits for news before checking over HTTP anyway.
@@ -249,8 +251,8 @@ impl Agent {
 
     /// Claims and runs one operation to its end.
     async fn carry_out(&self, operation: Uuid) -> Result<(), AgentError> {
-        let op = match self.api.start(operation).await {
-            Ok(op) => op,
+        let (op, raw_plan) = match self.api.start(operation).await {
+            Ok(claimed) => claimed,
             // Someone else (a cancel, another agent run) got there first.
             Err(ApiError::Problem { status: 409, .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -258,7 +260,19 @@ impl Agent {
         if op.status != OperationStatus::InProgress {
             return Ok(()); // re-planned into nothing: completed at once by the host
         }
-        let plan = op.plan.clone().unwrap_or_default();
+        // Before any progress and before pacman: a refused plan changes nothing on the machine,
+        // so the state just reported still stands.
+        let plan = match plan_check::check(&raw_plan) {
+            Ok(plan) => plan,
+            Err(refused) => {
+                eprintln!("pacsync agent: operation {operation}: refused its plan: {refused}");
+                let message: String = refused.to_string().chars().take(16_000).collect();
+                let code = plan_check::INVALID_PLAN.to_owned();
+                self.finish(operation, Final::Fail(FailReport { code, message }))
+                    .await?;
+                return Ok(());
+            }
+        };
         let mut heartbeat = Heartbeat {
             api: &self.api,
             operation,

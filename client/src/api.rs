@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pacsync_core::{
-    CancelAck, CompleteReport, FailReport, Operation, OperationPage, OperationType, ProgressReport,
-    RevertRequest, StateRecorded, StateReport, TargetDiff,
+    CancelAck, CompleteReport, FailReport, Operation, OperationType, ProgressReport, RevertRequest,
+    StateRecorded, StateReport, TargetDiff,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -113,11 +113,7 @@ impl Api {
     ) -> Result<T, ApiError> {
         let body = body.map(|b| serde_json::to_value(b).expect("request bodies serialize"));
         let reply = self.send(method, path, body).await?;
-        serde_json::from_value(reply).map_err(|e| ApiError::Problem {
-            status: 200,
-            code: "UNEXPECTED_RESPONSE".into(),
-            detail: e.to_string(),
-        })
+        serde_json::from_value(reply).map_err(|e| unexpected(e.to_string()))
     }
 
     /// Posts an agent transition of `operation` and reads the operation after it.
@@ -221,21 +217,40 @@ impl Api {
         .await
     }
 
-    /// Recent operations of the endpoint, newest first.
+    /// Recent operations of the endpoint, newest first. A plan this client cannot read is shown
+    /// as absent rather than hiding every other operation: the agent refuses it at `start`.
     pub async fn operations(&self, endpoint: Uuid, limit: u32) -> Result<Vec<Operation>, ApiError> {
-        let page: OperationPage = self
-            .call(
+        let mut page = self
+            .send(
                 reqwest::Method::GET,
                 &format!("/api/sync/{endpoint}/operations?limit={limit}"),
-                None::<&()>,
+                None,
             )
             .await?;
-        Ok(page.items)
+        let Some(Value::Array(items)) = page.get_mut("items").map(Value::take) else {
+            return Err(unexpected("the operation page has no items".into()));
+        };
+        items
+            .into_iter()
+            .map(|item| -> Result<Operation, ApiError> {
+                let (mut operation, plan) = split_plan(item)?;
+                operation.plan = serde_json::from_value(plan).ok();
+                Ok(operation)
+            })
+            .collect()
     }
 
-    /// Claims a pending operation under a lease.
-    pub async fn start(&self, operation: Uuid) -> Result<Operation, ApiError> {
-        self.transition(operation, "start", None::<&()>).await
+    /// Claims a pending operation under a lease: the operation, and its plan exactly as the host
+    /// sent it (the operation's own `plan` is left empty), for `plan_check` to judge.
+    pub async fn start(&self, operation: Uuid) -> Result<(Operation, Value), ApiError> {
+        let reply = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/sync/operations/{operation}/start"),
+                None,
+            )
+            .await?;
+        split_plan(reply)
     }
 
     /// Reports progress, which also renews the lease.
@@ -268,6 +283,26 @@ impl Api {
         ack: &CancelAck,
     ) -> Result<Operation, ApiError> {
         self.transition(operation, "cancel-ack", Some(ack)).await
+    }
+}
+
+/// An operation and, apart, its plan as the host sent it: the agent trusts no plan before
+/// checking it, and a plan it cannot read must not make the rest of the operation unreadable.
+fn split_plan(mut reply: Value) -> Result<(Operation, Value), ApiError> {
+    let plan = reply
+        .get_mut("plan")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    let operation = serde_json::from_value(reply).map_err(|e| unexpected(e.to_string()))?;
+    Ok((operation, plan))
+}
+
+/// A 2xx reply that is not what the API promises.
+fn unexpected(detail: String) -> ApiError {
+    ApiError::Problem {
+        status: 200,
+        code: "UNEXPECTED_RESPONSE".into(),
+        detail,
     }
 }
 

@@ -98,9 +98,20 @@ struct Registration {
     /// the config for later commands.
     #[arg(long)]
     ca_cert: Option<PathBuf>,
-    /// Enrollment token from the pool's admin.
-    #[arg(long)]
-    enrollment_token: String,
+    /// Enrollment token from the pool's admin. Visible to every user in the process list:
+    /// prefer --enrollment-token-file or the environment. Exactly one of the three is needed.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "PACSYNC_ENROLLMENT_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "enrollment_token_file",
+        conflicts_with = "enrollment_token_file"
+    )]
+    enrollment_token: Option<String>,
+    /// A file holding the enrollment token (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    enrollment_token_file: Option<PathBuf>,
     /// Endpoint name [default: the hostname].
     #[arg(long)]
     name: Option<String>,
@@ -202,6 +213,7 @@ async fn register(path: &Path, registration: &Registration) -> Result<(), CliErr
         server,
         ca_cert,
         enrollment_token,
+        enrollment_token_file,
         name,
         pacman_args,
         cache_dirs,
@@ -212,9 +224,15 @@ async fn register(path: &Path, registration: &Registration) -> Result<(), CliErr
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".into());
     let name = name.clone().unwrap_or_else(|| hostname.clone());
+    // clap already insists on exactly one source; this keeps the rule where the token is used.
+    let enrollment_token = match (enrollment_token, enrollment_token_file) {
+        (Some(token), None) => token.clone(),
+        (None, Some(file)) => read_token_file(file)?,
+        _ => return Err(CliError::Usage(ONE_TOKEN_SOURCE.into())),
+    };
     let tls = crate::tls::client_config(ca_cert.as_deref())?;
     let api = Api::new(server, None, &tls);
-    let (endpoint_id, token) = api.register(&name, &hostname, enrollment_token).await?;
+    let (endpoint_id, token) = api.register(&name, &hostname, &enrollment_token).await?;
     let mut pacman = PacmanConfig {
         args: pacman_args.clone(),
         ..PacmanConfig::default()
@@ -244,6 +262,28 @@ async fn register(path: &Path, registration: &Registration) -> Result<(), CliErr
         path.display()
     );
     Ok(())
+}
+
+/// Why `register` refuses to pick a token source.
+const ONE_TOKEN_SOURCE: &str = "give the enrollment token exactly once: --enrollment-token-file FILE, \
+     PACSYNC_ENROLLMENT_TOKEN or --enrollment-token";
+
+/// The enrollment token in `file`: its only line, without the newline an editor or `echo` adds.
+fn read_token_file(file: &Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the enrollment token from {}: {e}",
+            file.display()
+        ))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} holds no enrollment token",
+            file.display()
+        )));
+    }
+    Ok(token.to_owned())
 }
 
 /// Creates an operation and follows it to its end with a progress bar, live over the endpoint's
@@ -320,5 +360,55 @@ async fn next_update(
                 return api.get(current.operation_id).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let base = ["pacsync", "register", "--server", "http://h"];
+        Cli::try_parse_from(base.iter().chain(args).copied())
+    }
+
+    #[test]
+    fn register_takes_the_enrollment_token_from_exactly_one_source() {
+        Cli::command().debug_assert();
+        let Command::Register(registration) =
+            parse(&["--enrollment-token-file", "/t"]).unwrap().command
+        else {
+            panic!("register");
+        };
+        assert_eq!(
+            registration.enrollment_token_file.as_deref(),
+            Some(Path::new("/t"))
+        );
+        let both = parse(&["--enrollment-token", "x", "--enrollment-token-file", "/t"]);
+        assert_eq!(both.unwrap_err().kind(), ErrorKind::ArgumentConflict);
+        if std::env::var_os("PACSYNC_ENROLLMENT_TOKEN").is_none() {
+            let neither = parse(&[]);
+            assert_eq!(
+                neither.unwrap_err().kind(),
+                ErrorKind::MissingRequiredArgument
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_file_loses_its_trailing_newline_and_must_not_be_empty() {
+        let dir = std::env::temp_dir().join(format!("pacsync-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "pse_abc\n").unwrap();
+        assert_eq!(read_token_file(&file).unwrap(), "pse_abc");
+        std::fs::write(&file, "\n").unwrap();
+        assert_eq!(read_token_file(&file).unwrap_err().exit_code(), 2);
+        let missing = read_token_file(&dir.join("missing")).unwrap_err();
+        assert_eq!(missing.exit_code(), 2);
+        assert!(missing.to_string().contains("missing"), "{missing}");
     }
 }

@@ -4,6 +4,9 @@
 //! (sync repository, then cache, then archive); if any has no source, nothing is touched. Then
 //! one `pacman -U` transaction installs them all so dependencies resolve together, install
 //! reasons are set with `pacman -D`, and removals run last. Cancels are honoured between steps.
+//!
+//! The plan has passed `plan_check` already; still, every call ends its options with `--`
+//! before the targets, so that no target can ever be read as an option.
 
 use std::time::Duration;
 
@@ -105,7 +108,7 @@ pub async fn execute(
         if reporter.progress(5, "installing", None).await {
             return Err(ExecuteError::Cancelled);
         }
-        let mut args = vec!["-U".to_owned(), "--noconfirm".to_owned()];
+        let mut args = vec!["-U".to_owned(), "--noconfirm".to_owned(), "--".to_owned()];
         args.extend(sources);
         let cancel = run_reporting(
             pacman,
@@ -127,7 +130,7 @@ pub async fn execute(
         {
             return Err(ExecuteError::Cancelled);
         }
-        let mut args = vec!["-R".to_owned(), "--noconfirm".to_owned()];
+        let mut args = vec!["-R".to_owned(), "--noconfirm".to_owned(), "--".to_owned()];
         args.extend(removals.iter().map(|s| s.to_string()));
         let stages = (changes.len(), removals.len(), total);
         run_reporting(pacman, &args, reporter, "removing", stages).await?;
@@ -214,7 +217,7 @@ async fn set_reasons(pacman: &Pacman, plan: &Plan) -> Result<(), PacmanError> {
             .map(|a| a.name.as_str())
             .collect();
         if !names.is_empty() {
-            let mut args = vec!["-D", flag];
+            let mut args = vec!["-D", flag, "--"];
             args.extend(names);
             pacman.run(&args).await?;
         }

@@ -3,6 +3,7 @@
 //! - [`config`]: the agent's config file (server, endpoint id, token, pacman settings);
 //! - [`api`]: the host's HTTP API, spoken in `pacsync_core`'s wire types;
 //! - [`pacman`]: reading the local package database and running real pacman;
+//! - [`plan_check`]: the rules every plan passes before pacman sees any of it;
 //! - [`execute`]: turning a plan into pacman transactions, with progress;
 //! - [`stream`]: the endpoint's live event stream (WebSocket), for following and waking up;
 //! - [`agent`]: the daemon loop that claims and carries out operations;
@@ -15,5 +16,6 @@ pub mod cli;
 pub mod config;
 pub mod execute;
 pub mod pacman;
+pub mod plan_check;
 pub mod stream;
 pub mod tls;

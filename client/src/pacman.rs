@@ -2,7 +2,8 @@
 //!
 //! The local database is read through pacman's own queries (`-Q`, `-Qqe`, `-Qi`, `-Sl`) rather
 //! than by parsing `/var/lib/pacman/local` directly, so `--root`/`--dbpath`/`--config` given in
-//! the agent's config apply uniformly and pacman stays the authority on its format.
+//! the agent's config apply uniformly and pacman stays the authority on its format. Every call
+//! with package targets puts `--` before them, so that no target is read as an option.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -218,7 +219,7 @@ impl Pacman {
     /// The URL a sync repository offers `name` at, if it offers exactly `version`.
     pub async fn sync_source(&self, name: &str, version: &str) -> Option<String> {
         let out = self
-            .run(&["-Sp", "--print-format", "%n %v %l", name])
+            .run(&["-Sp", "--print-format", "%n %v %l", "--", name])
             .await
             .ok()?;
         // The listing may include dependencies: take the package's own line.

@@ -4,7 +4,9 @@
 //! repositories its archive covers (the Arch Linux Archive keeps every version of the official
 //! repositories but cannot be listed). The pool's repository analysis checks every target package
 //! against every endpoint: a package that some endpoint can neither keep (already installed at
-//! the target version) nor obtain is excluded from synchronization for the whole pool.
+//! the target version) nor obtain is excluded from synchronization for the whole pool, unless
+//! only endpoints that do not constrain the pool lack it (one machine's report, wrong or
+//! hostile, must not hold the others back once an admin has said so): it is then only ignored.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -269,21 +271,28 @@ pub struct Gap {
 pub struct Analysis<E> {
     /// Target packages every analysed endpoint has or can obtain.
     pub common: Vec<Package>,
-    /// Target packages some endpoint cannot obtain, with those endpoints.
+    /// Target packages some constraining endpoint cannot obtain, with every endpoint that
+    /// cannot (constraining or not).
     pub excluded: Vec<(Package, Vec<E>)>,
+    /// Target packages only endpoints that do not constrain the pool cannot obtain, with those
+    /// endpoints: the pool syncs them; only those endpoints' own plans skip them.
+    pub ignored: Vec<(Package, Vec<E>)>,
     /// Per endpoint, what it cannot obtain (only endpoints with gaps).
     pub gaps: Vec<(E, Vec<Gap>)>,
 }
 
-/// Checks every target package against every endpoint.
+/// Checks every target package against every endpoint; `constrains` tells whether an
+/// endpoint's gaps exclude packages for the pool.
 pub fn analyse<E: Clone>(
     target: &PackageState,
     endpoints: &[(E, Obtainability<'_>)],
+    constrains: impl Fn(&E) -> bool,
     cmp: impl Fn(&str, &str) -> Ordering,
 ) -> Analysis<E> {
     let mut analysis = Analysis {
         common: Vec::new(),
         excluded: Vec::new(),
+        ignored: Vec::new(),
         gaps: endpoints
             .iter()
             .map(|(e, _)| (e.clone(), Vec::new()))
@@ -304,8 +313,10 @@ pub fn analyse<E: Clone>(
         }
         if lacking.is_empty() {
             analysis.common.push(package.clone());
-        } else {
+        } else if lacking.iter().any(&constrains) {
             analysis.excluded.push((package.clone(), lacking));
+        } else {
+            analysis.ignored.push((package.clone(), lacking));
         }
     }
     analysis.gaps.retain(|(_, gaps)| !gaps.is_empty());
@@ -443,7 +454,7 @@ mod tests {
             ("a", Obtainability::new(Some(&a_state), &a_report)),
             ("b", Obtainability::new(None, &b_report)),
         ];
-        let analysis = analyse(&target, &endpoints, vercmp);
+        let analysis = analyse(&target, &endpoints, |_| true, vercmp);
         let names = |ps: &[Package]| ps.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&analysis.common), ["common"]);
         let excluded: Vec<_> = analysis
@@ -452,12 +463,59 @@ mod tests {
             .map(|(p, e)| (p.name.as_str(), e.clone()))
             .collect();
         assert_eq!(excluded, [("newer", vec!["b"]), ("yay", vec!["b"])]);
+        assert!(analysis.ignored.is_empty());
         assert_eq!(analysis.gaps.len(), 1);
         let (endpoint, gaps) = &analysis.gaps[0];
         assert_eq!(*endpoint, "b");
         assert_eq!(gaps[0].offered, ["1-1"]);
         assert!(!gaps[0].foreign);
         assert!(gaps[1].foreign && gaps[1].offered.is_empty());
+    }
+
+    #[test]
+    fn gaps_of_endpoints_that_do_not_constrain_the_pool_are_only_ignored() {
+        let target = PackageState::new(vec![
+            pkg("shared", "1-1", Some("core")),
+            pkg("rare", "2-1", Some("extra")),
+        ])
+        .unwrap();
+        let everything = AvailabilityReport {
+            offered: vec![
+                offer("shared", "1-1", Source::SyncRepository),
+                offer("rare", "2-1", Source::SyncRepository),
+            ],
+            archive_repositories: vec![],
+        };
+        let only_shared = AvailabilityReport {
+            offered: vec![offer("shared", "1-1", Source::Cache)],
+            archive_repositories: vec![],
+        };
+        let nothing = AvailabilityReport::default();
+        let endpoints = [
+            ("full", Obtainability::new(None, &everything)),
+            ("partial", Obtainability::new(None, &only_shared)),
+            ("rogue", Obtainability::new(None, &nothing)),
+        ];
+        let flagged = |e: &&str| *e != "rogue";
+        let analysis = analyse(&target, &endpoints, flagged, vercmp);
+        let listed = |list: &[(Package, Vec<&'static str>)]| {
+            list.iter()
+                .map(|(p, e)| (p.name.clone(), e.clone()))
+                .collect::<Vec<_>>()
+        };
+        // `rare`: a constraining endpoint lacks it too, so it stays excluded, naming both.
+        assert_eq!(
+            listed(&analysis.excluded),
+            [("rare".to_owned(), vec!["partial", "rogue"])]
+        );
+        assert_eq!(
+            listed(&analysis.ignored),
+            [("shared".to_owned(), vec!["rogue"])]
+        );
+        assert!(analysis.common.is_empty());
+        // Gaps are everyone's, constraining or not.
+        let with_gaps: Vec<_> = analysis.gaps.iter().map(|(e, g)| (*e, g.len())).collect();
+        assert_eq!(with_gaps, [("partial", 1), ("rogue", 2)]);
     }
 
     #[test]

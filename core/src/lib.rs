@@ -40,7 +40,7 @@ pub use package::{InstallReason, Package, PackageError, PackageState};
 pub use plan::{Plan, Skipped, mirror_plan, mirror_plan_by, mirror_plan_from};
 pub use report::{
     CancelAck, CompleteReport, FailReport, PoolStatus, ProgressReport, RevertRequest,
-    StateRecorded, StateReport, TargetDiff,
+    StateRecorded, StateReport, TargetDiff, TargetSetters,
 };
 pub use spelling::UnknownSpelling;
 pub use status::{SyncStatus, classify, classify_by, classify_differences};

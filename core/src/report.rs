@@ -150,3 +150,39 @@ impl PoolStatus {
         } += count;
     }
 }
+
+/// Who may change a pool's target with set-as-latest. Admins always may, and only admins
+/// restore an earlier target (`PUT /api/pools/{pool_id}/target`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSetters {
+    /// Every endpoint of the pool: desktop users press "Set as latest".
+    #[default]
+    AnyEndpoint,
+    /// Only endpoints an admin allowed (`PUT /api/endpoints/{id}/permissions`).
+    Designated,
+    /// Only admins.
+    Admins,
+}
+
+crate::spelling::spelled!(TargetSetters {
+    AnyEndpoint => "any_endpoint",
+    Designated => "designated",
+    Admins => "admins",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_setters_are_spelled_alike_in_json_and_the_database() {
+        for setters in TargetSetters::ALL {
+            assert_eq!(serde_json::to_value(setters).unwrap(), setters.as_str());
+            assert_eq!(TargetSetters::try_from(setters.to_string()), Ok(*setters));
+        }
+        assert_eq!(TargetSetters::default(), TargetSetters::AnyEndpoint);
+        assert!(TargetSetters::parse("anyone").is_none());
+    }
+}

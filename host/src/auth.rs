@@ -1,8 +1,26 @@
-//! Who is asking: JWT signing keys, token issuance and the `Principal` extractor.
+//! Who is asking: JWT signing keys, token issuance and verification.
 //!
-//! Tokens are HS256 JWTs with `sub`, `role`, `exp`, `iat`, `aud` and, for endpoints, `gen`, the
-//! endpoint's token generation. Deleting an endpoint (or rotating its tokens) bumps the
-//! generation in the database, which revokes every token issued before.
+//! Tokens are HS256 JWTs with `sub`, `role`, `exp`, `iat`, `aud`, and:
+//! - for endpoints, `gen`, the endpoint's token generation. Deleting an endpoint (or rotating
+//!   its tokens) bumps the generation in the database, which revokes every token issued before;
+//!   each endpoint request reads the generation.
+//! - for admins, `jti`, the token's id. The host records the admin tokens it hands out
+//!   ([`admin_tokens`]) and revokes them one by one; every replica keeps the revoked ids in
+//!   memory ([`revocation`]), so admin requests add no query. An admin token without a `jti`
+//!   (signed before tokens were recorded) could never be revoked on its own, so it is refused:
+//!   issue a new one.
+//!
+//! Forging a token needs the signing secret, so a validly signed admin token whose id is not
+//! revoked is honoured even if no row records it (tokens signed by tests and tools with
+//! [`Keys::issue`]); whoever holds the secret is an admin anyway.
+
+pub mod admin_tokens;
+mod principal;
+pub mod redact;
+pub mod revocation;
+
+pub use principal::Principal;
+pub use revocation::Revocations;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -19,6 +37,8 @@ use crate::error::{Error, ErrorCode};
 
 /// The `aud` every pacsync token carries.
 pub const AUDIENCE: &str = "pacsync";
+/// The least key material a signing key file must hold: HS256 is only as strong as its secret.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -33,7 +53,7 @@ pub enum Role {
 /// JWT claims.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
-    /// Subject: an admin's name, or the endpoint id.
+    /// Subject: an admin token's name, or the endpoint id.
     pub sub: String,
     /// Role.
     pub role: Role,
@@ -47,6 +67,9 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "gen")]
     pub generation: Option<i32>,
+    /// Admin token id, the key of its revocation; absent for endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<Uuid>,
 }
 
 /// Why the signing key could not be loaded.
@@ -61,20 +84,31 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The file holds too little key material.
-    #[error("signing key file {0} must hold at least 32 characters of secret")]
-    TooShort(String),
+    #[error(
+        "signing key file {path} holds {len} bytes of secret; it needs at least 32. \
+         Generate one with `openssl rand -hex 32 > {path}` (or `head -c 32 /dev/urandom | base64 > {path}`), \
+         then `chmod 600 {path}`; give every replica the same file"
+    )]
+    TooShort {
+        /// The file.
+        path: String,
+        /// How many bytes of secret it holds (surrounding whitespace of a text key excluded).
+        len: usize,
+    },
 }
 
-/// The host's token signing secret.
+/// The host's token signing secret, and the admin tokens it no longer honours.
 #[derive(Clone)]
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    revoked: Revocations,
 }
 
 impl Keys {
     /// Loads the secret from `path`, generating a random one there first if `generate` and the
-    /// file does not exist yet.
+    /// file does not exist yet. A text file counts without surrounding whitespace (a trailing
+    /// newline); a binary one counts whole.
     pub fn load(path: &Path, generate: bool) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io {
             path: path.display().to_string(),
@@ -99,29 +133,55 @@ impl Keys {
                 Err(e) => return Err(io(e)),
             }
         }
-        let secret = std::fs::read_to_string(path).map_err(io)?;
-        let secret = secret.trim();
-        if secret.len() < 32 {
-            return Err(KeyError::TooShort(path.display().to_string()));
+        let raw = std::fs::read(path).map_err(io)?;
+        let secret = match String::from_utf8(raw) {
+            Ok(text) => text.trim().as_bytes().to_vec(),
+            Err(binary) => binary.into_bytes(),
+        };
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(KeyError::TooShort {
+                path: path.display().to_string(),
+                len: secret.len(),
+            });
         }
         Ok(Self {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            revoked: Revocations::default(),
         })
     }
 
-    /// Signs a token for `sub` with `role`, valid for `ttl`.
+    /// The same keys, refusing the admin tokens `revoked` holds (which the caller keeps
+    /// current, see [`Revocations::follow`]).
+    pub fn with_revocations(mut self, revoked: Revocations) -> Self {
+        self.revoked = revoked;
+        self
+    }
+
+    /// The revoked admin token ids these keys refuse.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revoked
+    }
+
+    /// Signs a token for `sub` with `role`, valid for `ttl`. An admin token gets a fresh id
+    /// that no row records, so it cannot be revoked by name: the host hands out admin tokens
+    /// through [`admin_tokens::issue`], which records them.
     pub fn issue(&self, sub: &str, role: Role, generation: Option<i32>, ttl: Duration) -> String {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
+        self.sign(&Claims {
             sub: sub.to_owned(),
             role,
             iat: now,
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             aud: AUDIENCE.to_owned(),
             generation,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            jti: (role == Role::Admin).then(Uuid::new_v4),
+        })
+    }
+
+    /// Signs `claims` as they are.
+    pub fn sign(&self, claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .expect("HS256 signing with an in-memory secret cannot fail")
     }
 
@@ -137,71 +197,7 @@ impl Keys {
     }
 }
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// An administrator.
-    Admin {
-        /// The token's subject.
-        subject: String,
-    },
-    /// An endpoint's agent or CLI.
-    Endpoint {
-        /// Which endpoint.
-        endpoint_id: Uuid,
-    },
-}
-
-impl Principal {
-    /// The actor name recorded in the audit log and on operations.
-    pub fn actor(&self) -> String {
-        match self {
-            Principal::Admin { subject } => format!("admin:{subject}"),
-            Principal::Endpoint { endpoint_id } => format!("endpoint:{endpoint_id}"),
-        }
-    }
-
-    /// Admin-only routes.
-    pub fn require_admin(&self) -> Result<(), Error> {
-        match self {
-            Principal::Admin { .. } => Ok(()),
-            Principal::Endpoint { .. } => Err(Error::new(
-                ErrorCode::AdminRequired,
-                "this route needs an admin token",
-            )),
-        }
-    }
-
-    /// Routes open to admins and to the endpoint itself.
-    pub fn require_admin_or_endpoint(&self, endpoint_id: Uuid) -> Result<(), Error> {
-        match self {
-            Principal::Admin { .. } => Ok(()),
-            Principal::Endpoint { endpoint_id: own } if *own == endpoint_id => Ok(()),
-            Principal::Endpoint { .. } => Err(not_yours()),
-        }
-    }
-
-    /// Routes only the endpoint's own agent may call.
-    pub fn require_endpoint(&self, endpoint_id: Uuid) -> Result<(), Error> {
-        match self {
-            Principal::Endpoint { endpoint_id: own } if *own == endpoint_id => Ok(()),
-            Principal::Endpoint { .. } => Err(not_yours()),
-            Principal::Admin { .. } => Err(Error::new(
-                ErrorCode::EndpointRequired,
-                "this route is for the endpoint's own agent; admins cannot call it",
-            )),
-        }
-    }
-}
-
-fn not_yours() -> Error {
-    Error::new(
-        ErrorCode::NotYourEndpoint,
-        "an endpoint token may act only on its own endpoint",
-    )
-}
-
-/// Verifies a bearer token and, for endpoints, that it has not been revoked.
+/// Verifies a bearer token and that it has not been revoked.
 pub async fn authenticate(keys: &Keys, db: &PgPool, token: &str) -> Result<Principal, Error> {
     authenticate_until(keys, db, token)
         .await
@@ -218,9 +214,20 @@ pub async fn authenticate_until(
     let claims = keys.verify(token)?;
     let expires = claims.exp;
     let who = match claims.role {
-        Role::Admin => Ok(Principal::Admin {
-            subject: claims.sub,
-        }),
+        Role::Admin => match claims.jti {
+            Some(id) if !keys.revoked.contains(id) => Ok(Principal::Admin {
+                subject: claims.sub,
+            }),
+            Some(_) => Err(Error::new(
+                ErrorCode::TokenRevoked,
+                "this admin token has been revoked",
+            )),
+            None => Err(Error::new(
+                ErrorCode::TokenRevoked,
+                "this admin token has no id, so it could not be revoked on its own, and is no \
+                 longer accepted; issue a new one with `pacsync-host token issue --role admin --name NAME`",
+            )),
+        },
         Role::Endpoint => {
             let endpoint_id: Uuid = claims.sub.parse().map_err(|_| {
                 Error::new(
@@ -262,6 +269,19 @@ mod tests {
         dir
     }
 
+    fn claims(role: Role, jti: Option<Uuid>, exp_in: i64) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: "x".into(),
+            role,
+            exp: now + exp_in,
+            iat: now - 120,
+            aud: AUDIENCE.into(),
+            generation: None,
+            jti,
+        }
+    }
+
     #[test]
     fn issued_tokens_verify_and_foreign_ones_do_not() {
         let a = keys();
@@ -272,6 +292,7 @@ mod tests {
             (claims.sub.as_str(), claims.role, claims.aud.as_str()),
             ("ops", Role::Admin, AUDIENCE)
         );
+        assert!(claims.jti.is_some(), "admin tokens carry an id");
         assert_eq!(b.verify(&token).unwrap_err().code, ErrorCode::InvalidToken);
         assert_eq!(
             a.verify("not-a-jwt").unwrap_err().code,
@@ -282,18 +303,28 @@ mod tests {
     #[test]
     fn expired_tokens_are_rejected() {
         let k = keys();
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            sub: "x".into(),
-            role: Role::Admin,
-            exp: now - 60,
-            iat: now - 120,
-            aud: AUDIENCE.into(),
-            generation: None,
-        };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
+        let token = k.sign(&claims(Role::Admin, Some(Uuid::new_v4()), -60));
         assert_eq!(k.verify(&token).unwrap_err().code, ErrorCode::InvalidToken);
+    }
+
+    #[tokio::test]
+    async fn revoked_and_id_less_admin_tokens_are_refused() {
+        // Admin tokens never reach the database: a pool that cannot connect proves it.
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let revoked = Revocations::default();
+        let k = keys().with_revocations(revoked.clone());
+        let (kept, dropped) = (Uuid::new_v4(), Uuid::new_v4());
+        revoked.insert(dropped);
+        let code = |jti: Option<Uuid>| {
+            let token = k.sign(&claims(Role::Admin, jti, 60));
+            let (k, db) = (k.clone(), db.clone());
+            async move { authenticate(&k, &db, &token).await.map_err(|e| e.code) }
+        };
+        assert!(code(Some(kept)).await.is_ok());
+        assert_eq!(code(Some(dropped)).await, Err(ErrorCode::TokenRevoked));
+        assert_eq!(code(None).await, Err(ErrorCode::TokenRevoked));
     }
 
     #[test]
@@ -310,5 +341,22 @@ mod tests {
             Keys::load(&dir.join("missing"), false),
             Err(KeyError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn a_short_key_file_is_refused_with_how_to_make_one() {
+        let path = tempfile_dir().join("short");
+        std::fs::write(&path, "0123456789\n").unwrap();
+        let error = Keys::load(&path, false).err().expect("refused");
+        assert!(matches!(error, KeyError::TooShort { len: 10, .. }));
+        assert!(
+            error.to_string().contains("openssl rand -hex 32"),
+            "{error}"
+        );
+        std::fs::write(&path, [0xffu8; 32]).unwrap();
+        assert!(
+            Keys::load(&path, false).is_ok(),
+            "32 binary bytes are enough"
+        );
     }
 }

@@ -1,12 +1,14 @@
-//! The `pacsync-host` command line: `serve`, `token issue`, `plugin check`, `vercmp`, `openapi`.
+//! The `pacsync-host` command line: `serve`, `token issue | list | revoke`, `plugin check`,
+//! `vercmp`, `openapi`.
+
+mod database;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::auth::{Keys, Role};
 use crate::config::{Config, Settings};
 use crate::server::Host;
 
@@ -29,10 +31,10 @@ enum Command {
         #[command(flatten)]
         settings: Box<Settings>,
     },
-    /// Manage tokens.
+    /// Issue, list and revoke admin tokens (in the host's database).
     Token {
         #[command(subcommand)]
-        command: TokenCommand,
+        command: token::TokenCommand,
     },
     /// Work with policy components offline.
     Plugin {
@@ -48,31 +50,6 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
-}
-
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
-    /// Print a token signed with the host's key.
-    Issue {
-        /// Only `admin` can be issued here; endpoint tokens come from registration.
-        #[arg(long, value_enum)]
-        role: Role,
-        /// Subject recorded in the audit log.
-        #[arg(long, default_value = "admin")]
-        subject: String,
-        /// Lifetime in hours.
-        #[arg(long, default_value_t = 24 * 30)]
-        ttl_hours: u64,
-        /// TOML config file (for data_dir / jwt_key_file).
-        #[arg(long, env = "PACSYNC_CONFIG")]
-        config: Option<PathBuf>,
-        #[arg(long, env = "PACSYNC_DATA_DIR")]
-        /// Host data directory.
-        data_dir: Option<PathBuf>,
-        /// Signing key file [default: <data-dir>/jwt-secret].
-        #[arg(long, env = "PACSYNC_JWT_KEY_FILE")]
-        jwt_key_file: Option<PathBuf>,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,44 +163,7 @@ pub fn main() -> ExitCode {
             println!("{}", crate::api::openapi_json());
             ExitCode::SUCCESS
         }
-        Command::Token {
-            command:
-                TokenCommand::Issue {
-                    role,
-                    subject,
-                    ttl_hours,
-                    config,
-                    data_dir,
-                    jwt_key_file,
-                },
-        } => {
-            if role != Role::Admin {
-                eprintln!(
-                    "error: only admin tokens are issued here; endpoints get theirs at registration"
-                );
-                return ExitCode::from(2);
-            }
-            let settings = Settings {
-                data_dir,
-                jwt_key_file,
-                ..Settings::default()
-            };
-            let config = match Config::resolve(settings, config.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            let generate = config.jwt_key_file == config.data_dir.join("jwt-secret");
-            match Keys::load(&config.jwt_key_file, generate) {
-                Ok(keys) => {
-                    println!(
-                        "{}",
-                        keys.issue(&subject, role, None, Duration::from_secs(ttl_hours * 3600))
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
-            }
-        }
+        Command::Token { command } => token::run(command),
         Command::Serve { config, settings } => {
             init_tracing();
             let config = match Config::resolve(*settings, config.as_deref()) {
@@ -261,6 +201,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Before anything slow: SIGHUP's default action would kill the host, TLS or not, also
     // while it is still starting (initdb, migrations).
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // Likewise SIGTERM and SIGINT: a stop sent the moment the "listening" line appears must
+    // shut down cleanly, not kill the process with the signal's default action.
+    let stop = stop_signals()?;
     let host = Host::start(config).await?;
     // Scripts and tests read this line to find the bound port.
     let scheme = if host.state.config.tls.is_some() {
@@ -271,7 +214,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("listening on {scheme}://{}", host.addr);
     let shutdown = host.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
@@ -298,12 +241,15 @@ async fn reload_on_hangup(
     }
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the future ends when either arrives.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

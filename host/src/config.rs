@@ -1,4 +1,12 @@
 //! Host configuration: command line over `PACSYNC_*` environment over TOML file over defaults.
+//!
+//! [`limits`] resolves the bounds on what one caller can make the host do.
+
+pub mod limits;
+#[cfg(test)]
+mod tests;
+
+pub use limits::{Limits, Rate};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -75,34 +83,78 @@ pub struct Settings {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "PACSYNC_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Requests per second one endpoint's token may sustain, per replica [default: 20].
+    #[arg(long, env = "PACSYNC_RATE_LIMIT_ENDPOINT_PER_SECOND")]
+    pub rate_limit_endpoint_per_second: Option<u32>,
+    /// Requests one endpoint's token may send at once after a quiet spell [default: 200].
+    #[arg(long, env = "PACSYNC_RATE_LIMIT_ENDPOINT_BURST")]
+    pub rate_limit_endpoint_burst: Option<u32>,
+    /// Requests per second one admin token name may sustain, per replica [default: 50].
+    #[arg(long, env = "PACSYNC_RATE_LIMIT_ADMIN_PER_SECOND")]
+    pub rate_limit_admin_per_second: Option<u32>,
+    /// Requests one admin token name may send at once after a quiet spell [default: 500].
+    #[arg(long, env = "PACSYNC_RATE_LIMIT_ADMIN_BURST")]
+    pub rate_limit_admin_burst: Option<u32>,
+    /// Requests per second without a valid token (registration, health) one client address may
+    /// sustain, per replica; an IPv6 /64 counts as one address [default: 20].
+    #[arg(long, env = "PACSYNC_RATE_LIMIT_ADDRESS_PER_SECOND")]
+    pub rate_limit_address_per_second: Option<u32>,
+    /// Requests without a valid token one client address may send at once [default: 200].
+    #[arg(long, env = "PACSYNC_RATE_LIMIT_ADDRESS_BURST")]
+    pub rate_limit_address_burst: Option<u32>,
+    /// Event streams one endpoint's token may hold open, per replica [default: 4].
+    #[arg(long, env = "PACSYNC_MAX_STREAMS_PER_ENDPOINT")]
+    pub max_streams_per_endpoint: Option<u32>,
+    /// Event streams one admin token name may hold open, per replica [default: 64].
+    #[arg(long, env = "PACSYNC_MAX_STREAMS_PER_ADMIN")]
+    pub max_streams_per_admin: Option<u32>,
+    /// Requests (`get_status`, `ping`) per second one event stream may sustain [default: 1].
+    #[arg(long, env = "PACSYNC_STREAM_MESSAGES_PER_SECOND")]
+    pub stream_messages_per_second: Option<u32>,
+    /// Requests one event stream may send at once after a quiet spell [default: 10].
+    #[arg(long, env = "PACSYNC_STREAM_MESSAGE_BURST")]
+    pub stream_message_burst: Option<u32>,
+    /// Time a request may take before it is answered 503 REQUEST_TIMEOUT, in milliseconds; an
+    /// open event stream is not a request and is not cut [default: 50000].
+    #[arg(long, env = "PACSYNC_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Event log rows a resuming stream reads per query [default: 500].
+    #[arg(long, env = "PACSYNC_EVENT_BACKLOG_PAGE")]
+    pub event_backlog_page: Option<u32>,
+    /// Days a package state nothing else needs is kept, and endpoint history with it; 0 for
+    /// forever [default: 30].
+    #[arg(long, env = "PACSYNC_STATE_RETENTION_DAYS")]
+    pub state_retention_days: Option<u32>,
+    /// How often unneeded package states are collected, in milliseconds [default: 3600000].
+    #[arg(long, env = "PACSYNC_STATE_COLLECT_INTERVAL_MS")]
+    pub state_collect_interval_ms: Option<u64>,
+}
+
+/// `Settings { field: high.field.or(low.field), ... }` for every listed field; a field left out
+/// does not compile, so a new setting cannot be forgotten.
+macro_rules! layered {
+    ($high:ident over $low:ident: $($field:ident),* $(,)?) => {
+        Settings { $($field: $high.$field.or($low.$field)),* }
+    };
 }
 
 impl Settings {
     /// Layers `self` (higher precedence) over `lower`.
     fn over(self, lower: Settings) -> Settings {
-        Settings {
-            listen: self.listen.or(lower.listen),
-            data_dir: self.data_dir.or(lower.data_dir),
-            database_url: self.database_url.or(lower.database_url),
-            jwt_key_file: self.jwt_key_file.or(lower.jwt_key_file),
-            lease_seconds: self.lease_seconds.or(lower.lease_seconds),
-            reaper_interval_ms: self.reaper_interval_ms.or(lower.reaper_interval_ms),
-            endpoint_token_days: self.endpoint_token_days.or(lower.endpoint_token_days),
-            postgres_bin_dir: self.postgres_bin_dir.or(lower.postgres_bin_dir),
-            plugin_deadline_ms: self.plugin_deadline_ms.or(lower.plugin_deadline_ms),
-            plugin_memory_mib: self.plugin_memory_mib.or(lower.plugin_memory_mib),
-            plugin_concurrency: self.plugin_concurrency.or(lower.plugin_concurrency),
-            plugin_cache_dir: self.plugin_cache_dir.or(lower.plugin_cache_dir),
-            ws_ping_ms: self.ws_ping_ms.or(lower.ws_ping_ms),
-            ws_timeout_ms: self.ws_timeout_ms.or(lower.ws_timeout_ms),
-            event_buffer: self.event_buffer.or(lower.event_buffer),
-            socket_send_buffer: self.socket_send_buffer.or(lower.socket_send_buffer),
-            availability_max_age_days: self
-                .availability_max_age_days
-                .or(lower.availability_max_age_days),
-            tls_cert: self.tls_cert.or(lower.tls_cert),
-            tls_key: self.tls_key.or(lower.tls_key),
-        }
+        let high = self;
+        layered!(high over lower:
+            listen, data_dir, database_url, jwt_key_file, lease_seconds, reaper_interval_ms,
+            endpoint_token_days, postgres_bin_dir, plugin_deadline_ms, plugin_memory_mib,
+            plugin_concurrency, plugin_cache_dir, ws_ping_ms, ws_timeout_ms, event_buffer,
+            socket_send_buffer, availability_max_age_days, tls_cert, tls_key,
+            rate_limit_endpoint_per_second, rate_limit_endpoint_burst,
+            rate_limit_admin_per_second, rate_limit_admin_burst,
+            rate_limit_address_per_second, rate_limit_address_burst,
+            max_streams_per_endpoint, max_streams_per_admin,
+            stream_messages_per_second, stream_message_burst,
+            request_timeout_ms, event_backlog_page,
+            state_retention_days, state_collect_interval_ms,
+        )
     }
 }
 
@@ -168,6 +220,12 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Age after which availability reports no longer constrain the pool (`None`: never).
     pub availability_max_age: Option<Duration>,
+    /// Rate, stream, message, time and backlog limits.
+    pub limits: Limits,
+    /// How long unneeded package states and endpoint history are kept (`None`: forever).
+    pub state_retention: Option<Duration>,
+    /// How often unneeded package states are collected.
+    pub state_collect_interval: Duration,
 }
 
 /// The PEM files the host serves HTTPS with.
@@ -201,6 +259,9 @@ impl fmt::Debug for Config {
             .field("socket_send_buffer", &self.socket_send_buffer)
             .field("tls", &self.tls)
             .field("availability_max_age", &self.availability_max_age)
+            .field("limits", &self.limits)
+            .field("state_retention", &self.state_retention)
+            .field("state_collect_interval", &self.state_collect_interval)
             .finish()
     }
 }
@@ -222,6 +283,7 @@ impl Config {
             None => Settings::default(),
         };
         let s = cli.over(from_file);
+        let limits = Limits::resolve(&s)?;
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
         let lease_seconds = s.lease_seconds.unwrap_or(120);
         if lease_seconds == 0 {
@@ -269,12 +331,25 @@ impl Config {
                 });
             }
         };
+        let collect_ms = s.state_collect_interval_ms.unwrap_or(3_600_000);
+        if collect_ms < 10 {
+            return Err(ConfigError::Invalid {
+                name: "state_collect_interval_ms",
+                reason: "must be at least 10",
+            });
+        }
         let ping = s.ws_ping_ms.unwrap_or(20_000).max(10);
         let keepalive = crate::events::Keepalive {
             ping_every: Duration::from_millis(ping),
             timeout: Duration::from_millis(s.ws_timeout_ms.unwrap_or(60_000).max(ping)),
         };
         Ok(Config {
+            limits,
+            state_retention: match s.state_retention_days.unwrap_or(30) {
+                0 => None,
+                days => Some(Duration::from_secs(u64::from(days) * 86_400)),
+            },
+            state_collect_interval: Duration::from_millis(collect_ms),
             keepalive,
             event_buffer: s.event_buffer.unwrap_or(1024).max(1),
             socket_send_buffer: s.socket_send_buffer,
@@ -314,106 +389,4 @@ pub fn default_data_dir() -> PathBuf {
         .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
         .unwrap_or_else(std::env::temp_dir)
         .join("pacsync")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_line_beats_file_and_file_beats_defaults() {
-        let dir = std::env::temp_dir().join(format!("pacsync-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("host.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9000\"\nlease_seconds = 30\ndata_dir = \"/srv/p\"\n",
-        )
-        .unwrap();
-        let cli = Settings {
-            lease_seconds: Some(7),
-            ..Settings::default()
-        };
-        let config = Config::resolve(cli, Some(&file)).unwrap();
-        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(config.lease, Duration::from_secs(7));
-        assert_eq!(config.jwt_key_file, PathBuf::from("/srv/p/jwt-secret"));
-        assert_eq!(config.reaper_interval, Duration::from_secs(5));
-        assert_eq!(config.tls, None, "plain HTTP unless a certificate is given");
-        assert_eq!(
-            config.availability_max_age,
-            Some(Duration::from_secs(30 * 86_400))
-        );
-        let never = Settings {
-            availability_max_age_days: Some(0),
-            ..Settings::default()
-        };
-        assert_eq!(
-            Config::resolve(never, None).unwrap().availability_max_age,
-            None
-        );
-    }
-
-    #[test]
-    fn rejects_unknown_keys_and_bad_values() {
-        let dir = std::env::temp_dir().join(format!("pacsync-config-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("host.toml");
-        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
-        assert!(matches!(
-            Config::resolve(Settings::default(), Some(&file)),
-            Err(ConfigError::Parse { .. })
-        ));
-        let zero = Settings {
-            lease_seconds: Some(0),
-            ..Settings::default()
-        };
-        assert!(matches!(
-            Config::resolve(zero, None),
-            Err(ConfigError::Invalid { .. })
-        ));
-        let beyond_wasm32 = Settings {
-            plugin_memory_mib: Some(4097),
-            ..Settings::default()
-        };
-        assert!(matches!(
-            Config::resolve(beyond_wasm32, None),
-            Err(ConfigError::Invalid {
-                name: "plugin_memory_mib",
-                ..
-            })
-        ));
-        let no_slots = Settings {
-            plugin_concurrency: Some(0),
-            ..Settings::default()
-        };
-        assert!(matches!(
-            Config::resolve(no_slots, None),
-            Err(ConfigError::Invalid {
-                name: "plugin limits",
-                ..
-            })
-        ));
-        let cert_without_key = Settings {
-            tls_cert: Some("/etc/pacsync/cert.pem".into()),
-            ..Settings::default()
-        };
-        assert!(matches!(
-            Config::resolve(cert_without_key, None),
-            Err(ConfigError::Invalid {
-                name: "tls_cert / tls_key",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn debug_never_shows_the_database_url() {
-        let cli = Settings {
-            database_url: Some("postgres://u:hunter2@db/pacsync".into()),
-            ..Settings::default()
-        };
-        let config = Config::resolve(cli, None).unwrap();
-        assert!(!format!("{config:?}").contains("hunter2"));
-    }
 }

@@ -1,4 +1,4 @@
-//! Endpoints: registration, state reports, differences, moves and deletion.
+//! Endpoints: registration, state reports, differences, moves, permissions and deletion.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use crate::policy::Policies;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// Unique endpoint name.
+    /// Endpoint name, unique within the pool.
     pub name: String,
     /// The machine's hostname.
     pub hostname: String,
@@ -35,6 +35,20 @@ pub struct Registration {
     pub endpoint: Endpoint,
     /// The endpoint's bearer token; shown once.
     pub access_token: String,
+}
+
+/// `PUT /api/endpoints/{endpoint_id}/permissions` body: what an admin allows the endpoint;
+/// absent fields stay as they are, and at least one must be present.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsRequest {
+    /// May set the target of a pool whose `target_setters` is `designated`.
+    #[serde(default)]
+    pub may_set_target: Option<bool>,
+    /// Whether what the endpoint can obtain limits what the rest of its pool is planned to
+    /// install.
+    #[serde(default)]
+    pub constrains_availability: Option<bool>,
 }
 
 /// Upper bound on packages per report; real systems have a few thousand.
@@ -227,6 +241,36 @@ pub async fn move_to_pool(
     let endpoint = db::endpoints::get(&mut *tx, endpoint_id)
         .await?
         .ok_or_else(|| Error::internal("moved endpoint vanished"))?;
+    tx.commit().await?;
+    Ok(endpoint)
+}
+
+/// Changes what an admin allows the endpoint (audited) and returns it.
+pub async fn set_permissions(
+    db: &PgPool,
+    endpoint_id: Uuid,
+    request: PermissionsRequest,
+    actor: &str,
+) -> Result<Endpoint> {
+    let permissions = db::endpoints::Permissions {
+        may_set_target: request.may_set_target,
+        constrains_availability: request.constrains_availability,
+    };
+    if permissions.may_set_target.is_none() && permissions.constrains_availability.is_none() {
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "give may_set_target, constrains_availability or both",
+        ));
+    }
+    let mut tx = db.begin().await?;
+    let endpoint = db::endpoints::set_permissions(&mut tx, endpoint_id, permissions, actor)
+        .await?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::EndpointNotFound,
+                format!("endpoint {endpoint_id} not found"),
+            )
+        })?;
     tx.commit().await?;
     Ok(endpoint)
 }

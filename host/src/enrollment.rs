@@ -2,7 +2,11 @@
 //!
 //! Only a token's sha256 is stored. Redeeming one consumes a use under a row lock, so a token
 //! with `max_uses` admits exactly that many registrations however many race for it; an unknown,
-//! expired or used-up token is refused with its own code.
+//! expired or used-up token is refused with its own code, and a revoked one as unknown
+//! (`INVALID_ENROLLMENT_TOKEN`). Admins know tokens by their `token_id`: they list a pool's
+//! tokens (use counts, limits, expiry, creator; never the secret) and revoke them, and a
+//! revocation takes the same row lock as a registration, so no registration completes with a
+//! token after its revocation committed.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -14,7 +18,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::enrollment::Rejection;
+use crate::db::enrollment::{EnrollmentTokenInfo, Rejection};
 use crate::error::{Error, ErrorCode, Result};
 
 /// `POST /api/pools/{pool_id}/enrollment-tokens` body (optional).
@@ -32,6 +36,8 @@ pub struct CreateEnrollmentToken {
 /// `POST /api/pools/{pool_id}/enrollment-tokens` response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentToken {
+    /// The token's id, for listing and revoking it.
+    pub token_id: Uuid,
     /// The secret; shown once, only its hash is stored.
     pub token: String,
     /// The pool it enrolls into.
@@ -57,6 +63,10 @@ pub async fn redeem(tx: &mut PgConnection, token: &str) -> Result<Uuid> {
         Err(Rejection::Unknown) => Err(Error::new(
             ErrorCode::InvalidEnrollmentToken,
             "unknown enrollment token",
+        )),
+        Err(Rejection::Revoked) => Err(Error::new(
+            ErrorCode::InvalidEnrollmentToken,
+            "the enrollment token has been revoked",
         )),
         Err(Rejection::Expired) => Err(Error::new(
             ErrorCode::EnrollmentTokenExpired,
@@ -97,8 +107,9 @@ pub async fn create_enrollment_token(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
     );
     let expires_at = Utc::now() + chrono::Duration::seconds(seconds);
-    db::enrollment::create(
-        db,
+    let mut tx = db.begin().await?;
+    let token_id = db::enrollment::create(
+        &mut tx,
         &hash_enrollment_token(&token),
         pool_id,
         expires_at,
@@ -106,10 +117,32 @@ pub async fn create_enrollment_token(
         actor,
     )
     .await?;
+    tx.commit().await?;
     Ok(EnrollmentToken {
+        token_id,
         token,
         pool_id,
         expires_at,
         max_uses: request.max_uses,
     })
+}
+
+/// The pool's enrollment tokens, newest first, without their secrets.
+pub async fn list(db: &PgPool, pool_id: Uuid) -> Result<Vec<EnrollmentTokenInfo>> {
+    crate::pools::get(db, pool_id).await?;
+    db::enrollment::list(db, pool_id).await
+}
+
+/// Revokes one of the pool's enrollment tokens: it registers nothing from now on.
+pub async fn revoke(db: &PgPool, pool_id: Uuid, token_id: Uuid, actor: &str) -> Result<()> {
+    crate::pools::get(db, pool_id).await?;
+    let mut tx = db.begin().await?;
+    if !db::enrollment::revoke(&mut tx, pool_id, token_id, actor).await? {
+        return Err(Error::new(
+            ErrorCode::EnrollmentTokenNotFound,
+            format!("pool {pool_id} has no enrollment token {token_id}"),
+        ));
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     NotYourEndpoint,
     /// The route is for the endpoint's own agent.
     EndpointRequired,
+    /// The pool's `target_setters` does not allow this caller to change its target.
+    TargetChangeForbidden,
     // 404
     /// No such route.
     RouteNotFound,
@@ -57,6 +59,10 @@ pub enum ErrorCode {
     StateNotFound,
     /// No such policy plugin.
     PluginNotFound,
+    /// No such enrollment token in the pool.
+    EnrollmentTokenNotFound,
+    /// No admin token with this name.
+    AdminTokenNotFound,
     // 405 / 413 / 415
     /// The route exists but not for this method.
     MethodNotAllowed,
@@ -91,6 +97,8 @@ pub enum ErrorCode {
     NoPoolTarget,
     /// A pool still uses the plugin.
     PluginInUse,
+    /// An admin token with this name already exists.
+    AdminTokenNameTaken,
     /// The endpoint has not reported its packages yet.
     NoReportedState,
     /// The endpoint's history has nothing to revert to.
@@ -110,7 +118,14 @@ pub enum ErrorCode {
     InvalidPlugin,
     /// The plugin rejected the pool's config.
     InvalidPolicyConfig,
+    // 429
+    /// The caller sent more requests than its rate limit allows; see `Retry-After`.
+    RateLimited,
+    /// The caller already holds as many event streams as it may.
+    TooManyStreams,
     // 5xx
+    /// The request took longer than the host's request timeout.
+    RequestTimeout,
     /// The policy failed while classifying or planning.
     PolicyFault,
     /// Every policy instance slot stayed busy for the call's whole deadline.
@@ -135,9 +150,17 @@ impl ErrorCode {
             | InvalidEnrollmentToken
             | EnrollmentTokenExpired
             | EnrollmentTokenExhausted => StatusCode::UNAUTHORIZED,
-            AdminRequired | NotYourEndpoint | EndpointRequired => StatusCode::FORBIDDEN,
-            RouteNotFound | PoolNotFound | EndpointNotFound | OperationNotFound | StateNotFound
-            | PluginNotFound => StatusCode::NOT_FOUND,
+            AdminRequired | NotYourEndpoint | EndpointRequired | TargetChangeForbidden => {
+                StatusCode::FORBIDDEN
+            }
+            RouteNotFound
+            | PoolNotFound
+            | EndpointNotFound
+            | OperationNotFound
+            | StateNotFound
+            | PluginNotFound
+            | EnrollmentTokenNotFound
+            | AdminTokenNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -153,6 +176,7 @@ impl ErrorCode {
             | PoolNameTaken
             | EndpointNameTaken
             | PluginInUse
+            | AdminTokenNameTaken
             | NoPoolTarget
             | NoReportedState
             | NoPreviousState
@@ -163,8 +187,9 @@ impl ErrorCode {
             | IdempotencyKeyMismatch
             | InvalidPlugin
             | InvalidPolicyConfig => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited | TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             PolicyFault => StatusCode::BAD_GATEWAY,
-            DatabaseUnavailable | PolicyBusy => StatusCode::SERVICE_UNAVAILABLE,
+            DatabaseUnavailable | PolicyBusy | RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -187,6 +212,13 @@ impl ErrorCode {
             AdminRequired => "ADMIN_REQUIRED",
             NotYourEndpoint => "NOT_YOUR_ENDPOINT",
             EndpointRequired => "ENDPOINT_REQUIRED",
+            TargetChangeForbidden => "TARGET_CHANGE_FORBIDDEN",
+            EnrollmentTokenNotFound => "ENROLLMENT_TOKEN_NOT_FOUND",
+            AdminTokenNotFound => "ADMIN_TOKEN_NOT_FOUND",
+            AdminTokenNameTaken => "ADMIN_TOKEN_NAME_TAKEN",
+            RateLimited => "RATE_LIMITED",
+            TooManyStreams => "TOO_MANY_STREAMS",
+            RequestTimeout => "REQUEST_TIMEOUT",
             RouteNotFound => "ROUTE_NOT_FOUND",
             PoolNotFound => "POOL_NOT_FOUND",
             EndpointNotFound => "ENDPOINT_NOT_FOUND",
@@ -255,6 +287,8 @@ pub struct Error {
     pub code: ErrorCode,
     /// What went wrong, for people. Never contains secrets.
     pub detail: String,
+    /// Seconds after which a retry may succeed, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl Error {
@@ -263,7 +297,14 @@ impl Error {
         Self {
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when a retry may succeed.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// An internal error; the cause is logged, the client sees a generic detail.
@@ -359,6 +400,10 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.code.status();
         let code = self.code.as_str();
+        // A slot frees within one plugin deadline (a second by default).
+        let retry_after = self
+            .retry_after
+            .or((self.code == ErrorCode::PolicyBusy).then_some(1));
         let problem = Problem {
             type_: format!(
                 "urn:pacsync:problem:{}",
@@ -374,11 +419,10 @@ impl IntoResponse for Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.code == ErrorCode::PolicyBusy {
-            // A slot frees within one plugin deadline (a second by default).
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -3,10 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
+use crate::api::limits::{ClientAddr, ClientListener};
 use crate::auth::{KeyError, Keys};
 use crate::config::Config;
 use crate::db::{self, DatabaseSetupError};
@@ -49,6 +52,8 @@ pub struct Host {
     server: JoinHandle<std::io::Result<()>>,
     reaper: JoinHandle<()>,
     hub: JoinHandle<()>,
+    revocations: JoinHandle<()>,
+    retention: JoinHandle<()>,
     embedded: Option<EmbeddedPostgres>,
     certificates: Option<Arc<Certificates>>,
 }
@@ -59,11 +64,20 @@ const MAX_CONNECTIONS: u32 = 32;
 impl Host {
     /// Starts the database (embedded or external), migrates it, and serves the API.
     pub async fn start(config: Config) -> Result<Host, StartError> {
+        if nix::unistd::geteuid().is_root() {
+            tracing::warn!(
+                "running as root; run the host as its own user instead, with the hardened systemd \
+                 unit host/dist/pacsync-host.service and its sysusers.d entry (user `pacsync`)"
+            );
+        }
         // Unusable certificates fail the start before any database work.
         let certificates = match &config.tls {
             Some(files) => Some(Arc::new(Certificates::load(&files.cert, &files.key)?)),
             None => None,
         };
+        // So does a signing key too short to trust, with how to make one.
+        let default_key = config.jwt_key_file == config.data_dir.join("jwt-secret");
+        let keys = Keys::load(&config.jwt_key_file, default_key)?;
         let embedded = match &config.database_url {
             Some(_) => None,
             None => {
@@ -79,8 +93,11 @@ impl Host {
             (None, None) => unreachable!("embedded cluster is started when no URL is configured"),
         };
         let pool = db::connect_and_migrate(&options, MAX_CONNECTIONS).await?;
-        let default_key = config.jwt_key_file == config.data_dir.join("jwt-secret");
-        let keys = Keys::load(&config.jwt_key_file, default_key)?;
+        // Revoked admin tokens are refused from the first request on.
+        let revoked = crate::auth::Revocations::load(&pool)
+            .await
+            .map_err(DatabaseSetupError::from)?;
+        let keys = keys.with_revocations(revoked.clone());
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -95,6 +112,7 @@ impl Host {
         crate::metrics::install();
         let shutdown = CancellationToken::new();
         let events = crate::events::EventHub::new(config.event_buffer);
+        let limits = crate::api::limits::Limits::new(&config.limits);
         let state = AppState {
             db: pool.clone(),
             config: Arc::new(config),
@@ -102,24 +120,34 @@ impl Host {
             policies,
             events: events.clone(),
             shutdown: shutdown.clone(),
+            limits,
         };
         let hub = tokio::spawn(events.run(pool.clone(), shutdown.clone()));
+        let revocations = tokio::spawn(revoked.follow(pool.clone(), shutdown.clone()));
         let reaper = tokio::spawn(crate::reaper::run(
             pool,
             state.config.reaper_interval,
+            shutdown.clone(),
+        ));
+        let retention = tokio::spawn(crate::retention::run(
+            state.db.clone(),
+            state.config.state_retention,
+            state.config.state_collect_interval,
             shutdown.clone(),
         ));
         let app = crate::api::router(state.clone());
         // Bounding each connection's kernel send buffer bounds what a subscriber that stops
         // reading can pin in memory, and makes it visibly slow instead (it then lags the hub).
         let send_buffer = state.config.socket_send_buffer;
-        let listener =
-            axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
+        let listener = axum::serve::ListenerExt::tap_io(
+            ClientListener(listener),
+            move |tcp: &mut tokio::net::TcpStream| {
                 let _ = tcp.set_nodelay(true);
                 if let Some(bytes) = send_buffer {
                     let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes);
                 }
-            });
+            },
+        );
         let server = match &certificates {
             Some(certificates) => {
                 let listener = crate::tls::TlsListener::new(listener, certificates.acceptor())
@@ -141,6 +169,8 @@ impl Host {
             server,
             reaper,
             hub,
+            revocations,
+            retention,
             embedded,
             certificates,
         })
@@ -170,6 +200,8 @@ impl Host {
         }
         let _ = self.reaper.await;
         let _ = self.hub.await;
+        let _ = self.revocations.await;
+        let _ = self.retention.await;
         self.state.db.close().await;
         if let Some(cluster) = &self.embedded {
             cluster.stop().await?;
@@ -179,16 +211,18 @@ impl Host {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then lets in-flight requests finish.
+/// Serves `app` on `listener` until `shutdown`, then lets in-flight requests finish. Each
+/// request carries its connection's client address, for the per-address rate limit.
 async fn serve<L>(
     listener: L,
     app: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = ClientAddr>,
+    ClientAddr: for<'a> Connected<IncomingStream<'a, L>>,
 {
+    let app = app.into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

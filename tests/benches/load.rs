@@ -120,6 +120,7 @@ async fn main() {
     let out = std::process::Command::new(HOST)
         .args(["token", "issue", "--role", "admin", "--data-dir"])
         .arg(data.path())
+        .env("PACSYNC_DATABASE_URL", &url)
         .output()
         .unwrap();
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();

@@ -42,7 +42,9 @@ impl PrivateCluster {
             .display()
             .to_string()
             .replace('/', "%2F");
-        format!("postgresql://pacsync@{socket_dir}:5432/pacsync")
+        // Hex: nothing in it needs escaping in a URL.
+        let password = self.cluster.password().expect("the cluster was started");
+        format!("postgresql://pacsync:{password}@{socket_dir}:5432/pacsync")
     }
 
     /// A direct sqlx pool, for assertions the way an analyst would query.

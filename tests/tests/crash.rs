@@ -27,6 +27,7 @@ async fn sigkill_during_100_concurrent_operations_loses_and_duplicates_nothing()
     let out = std::process::Command::new(HOST)
         .args(["token", "issue", "--role", "admin", "--data-dir"])
         .arg(data.path())
+        .env("PACSYNC_DATABASE_URL", &url)
         .output()
         .unwrap();
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();

@@ -384,6 +384,7 @@ async fn events_reach_subscribers_of_another_replica_and_shutdown_says_going_awa
         .arg(&key)
         .arg("--data-dir")
         .arg(dir_a.path())
+        .env("PACSYNC_DATABASE_URL", &url)
         .output()
         .unwrap();
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();

@@ -7,13 +7,17 @@ use pacsync_tests::{Api, HostProcess, PrivateCluster, shared_tempdir};
 
 const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
 
-fn admin_token(data_dir: &Path, key_file: Option<&Path>) -> String {
+/// An admin token recorded in the host's database: `url`'s, or the embedded one in `data_dir`.
+fn admin_token(data_dir: &Path, key_file: Option<&Path>, url: Option<&str>) -> String {
     let mut command = std::process::Command::new(HOST);
     command
         .args(["token", "issue", "--role", "admin", "--data-dir"])
         .arg(data_dir);
     if let Some(key) = key_file {
         command.arg("--jwt-key-file").arg(key);
+    }
+    if let Some(url) = url {
+        command.env("PACSYNC_DATABASE_URL", url);
     }
     let out = command.output().expect("token issue runs");
     assert!(
@@ -48,7 +52,7 @@ async fn two_host_processes_on_one_database_behave_as_one_service() {
     };
     let host_a = spawn(dir_a.path());
     let host_b = spawn(dir_b.path());
-    let admin = admin_token(dir_a.path(), Some(&key));
+    let admin = admin_token(dir_a.path(), Some(&key), Some(&url));
     let a = Api::new(host_a.base.clone(), admin.clone());
     let b = Api::new(host_b.base.clone(), admin);
 
@@ -120,7 +124,7 @@ async fn embedded_database_starts_stops_cleanly_and_keeps_data() {
     let env = [("PACSYNC_DATABASE_URL", "")];
 
     let host = HostProcess::spawn(Path::new(HOST), &args, &env);
-    let api = Api::new(host.base.clone(), admin_token(&data_dir, None));
+    let api = Api::new(host.base.clone(), admin_token(&data_dir, None, None));
     let pool = api.create_pool("survives-restarts").await;
     let cluster_dir = data_dir.join("postgres");
     assert!(cluster_dir.join("PG_VERSION").exists());
@@ -145,7 +149,7 @@ async fn embedded_database_starts_stops_cleanly_and_keeps_data() {
     );
 
     let host = HostProcess::spawn(Path::new(HOST), &args, &env);
-    let api = Api::new(host.base.clone(), admin_token(&data_dir, None));
+    let api = Api::new(host.base.clone(), admin_token(&data_dir, None, None));
     let reply = api.get(&format!("/api/pools/{pool}")).await;
     assert_eq!(reply.expect(200, None)["name"], "survives-restarts");
     assert!(host.terminate().success());

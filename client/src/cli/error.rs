@@ -18,6 +18,9 @@ pub enum CliError {
     /// The CA certificate cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// An argument's value cannot be used (an unreadable or empty token file).
+    #[error("{0}")]
+    Usage(String),
     /// The host refused, or could not be reached or did not answer in time.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -52,7 +55,7 @@ impl CliError {
             CliError::Api(ApiError::Problem { .. })
             | CliError::Pacman(_)
             | CliError::NotCompleted(_) => 1,
-            CliError::Config(_) | CliError::Tls(_) => 2,
+            CliError::Config(_) | CliError::Tls(_) | CliError::Usage(_) => 2,
             CliError::Api(ApiError::Auth { .. }) => 3,
             CliError::Api(ApiError::Unreachable(_)) => 4,
             CliError::Api(ApiError::Timeout(_)) | CliError::FollowTimedOut => 5,
@@ -103,6 +106,7 @@ mod tests {
                 }),
                 2,
             ),
+            (CliError::Usage("no token".into()), 2),
             (CliError::Api(auth), 3),
             (CliError::Api(ApiError::Unreachable("refused".into())), 4),
             (CliError::Api(ApiError::Timeout("slow".into())), 5),

@@ -11,7 +11,7 @@ use super::AppState;
 use super::extract::{Json, Path, Query};
 use crate::auth::Principal;
 use crate::db::endpoints::{Endpoint, HistoryEntry};
-use crate::endpoints::{self, RegisterRequest, Registration};
+use crate::endpoints::{self, PermissionsRequest, RegisterRequest, Registration};
 use crate::error::{Error, ErrorCode, Problem, Result};
 use pacsync_core::{StateRecorded, StateReport, TargetDiff};
 
@@ -108,6 +108,23 @@ pub async fn move_to_pool(
             &who.actor(),
         )
         .await?,
+    ))
+}
+
+/// Change what the endpoint is allowed (admin; audited): setting the target of a `designated`
+/// pool, and limiting its pool's plans by what it can obtain.
+#[utoipa::path(put, path = "/api/endpoints/{endpoint_id}/permissions", tag = "endpoints", params(("endpoint_id" = Uuid, Path)),
+    request_body = PermissionsRequest,
+    responses((status = 200, body = Endpoint), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn set_permissions(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(endpoint_id): Path<Uuid>,
+    Json(body): Json<PermissionsRequest>,
+) -> Result<axum::Json<Endpoint>> {
+    who.require_admin()?;
+    Ok(axum::Json(
+        endpoints::set_permissions(&app.db, endpoint_id, body, &who.actor()).await?,
     ))
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Handlers are thin: parse, authorize, call one domain function, map the result.
 
+pub mod admin_tokens;
 pub mod endpoints;
 pub mod extract;
+pub mod limits;
 pub mod plugins;
 pub mod pools;
 pub mod state;
@@ -30,6 +32,8 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
     paths(
         pools::create, pools::list, pools::get, pools::update, pools::delete, pools::status, pools::target,
         pools::create_enrollment_token, pools::repository_analysis,
+        pools::restore_target, pools::list_enrollment_tokens, pools::revoke_enrollment_token,
+        endpoints::set_permissions,
         endpoints::register, endpoints::list, endpoints::get, endpoints::delete, endpoints::move_to_pool,
         endpoints::report_state, endpoints::history, endpoints::diff,
         sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
@@ -37,6 +41,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
         stream::endpoint_status, stream::pool_events, crate::metrics::render,
         sync::start, sync::progress, sync::complete, sync::fail, sync::cancel_ack,
         plugins::upload, plugins::list, plugins::get, plugins::delete, plugins::set_pool_policy,
+        admin_tokens::list, admin_tokens::revoke,
     ),
     modifiers(&BearerAuth),
 )]
@@ -94,14 +99,21 @@ pub fn router(state: AppState) -> Router {
             get(pools::get).patch(pools::update).delete(pools::delete),
         )
         .route("/api/pools/{pool_id}/status", get(pools::status))
-        .route("/api/pools/{pool_id}/target", get(pools::target))
+        .route(
+            "/api/pools/{pool_id}/target",
+            get(pools::target).put(pools::restore_target),
+        )
         .route(
             "/api/pools/{pool_id}/repository-analysis",
             get(pools::repository_analysis),
         )
         .route(
             "/api/pools/{pool_id}/enrollment-tokens",
-            post(pools::create_enrollment_token),
+            post(pools::create_enrollment_token).get(pools::list_enrollment_tokens),
+        )
+        .route(
+            "/api/pools/{pool_id}/enrollment-tokens/{token_id}",
+            axum::routing::delete(pools::revoke_enrollment_token),
         )
         .route("/api/pools/{pool_id}/policy", put(plugins::set_pool_policy))
         .route("/api/plugins", post(plugins::upload).get(plugins::list))
@@ -122,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/endpoints/{endpoint_id}/state",
             put(endpoints::report_state),
+        )
+        .route(
+            "/api/endpoints/{endpoint_id}/permissions",
+            put(endpoints::set_permissions),
         )
         .route("/api/endpoints/{endpoint_id}/diff", get(endpoints::diff))
         .route(
@@ -176,11 +192,29 @@ pub fn router(state: AppState) -> Router {
             "/api/sync/{endpoint_id}/operations",
             get(sync::endpoint_operations),
         )
+        .route("/api/admin-tokens", get(admin_tokens::list))
+        .route(
+            "/api/admin-tokens/{name}",
+            axum::routing::delete(admin_tokens::revoke),
+        )
         .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // The timeout inside the rate limit, both inside the metrics: a refused or timed-out
+        // request is still counted.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(crate::auth::redact::RequestSpan),
+        )
         .with_state(state)
 }

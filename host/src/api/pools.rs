@@ -9,10 +9,11 @@ use super::AppState;
 use super::extract::{Json, OptionalJson, Path};
 use crate::auth::Principal;
 use crate::availability::{self, RepositoryAnalysis};
+use crate::db::enrollment::EnrollmentTokenInfo;
 use crate::db::pools::Pool;
 use crate::enrollment::{self, CreateEnrollmentToken, EnrollmentToken};
 use crate::error::{Problem, Result};
-use crate::pools::{self, CreatePool, PoolTarget, UpdatePool};
+use crate::pools::{self, CreatePool, PoolTarget, RestoreTarget, UpdatePool};
 use pacsync_core::PoolStatus;
 
 /// Create a pool.
@@ -48,7 +49,7 @@ pub async fn get(
     Ok(axum::Json(pools::get(&app.db, pool_id).await?))
 }
 
-/// Rename or re-describe a pool.
+/// Rename or re-describe a pool, or change who may set its target.
 #[utoipa::path(patch, path = "/api/pools/{pool_id}", tag = "pools", params(("pool_id" = Uuid, Path)),
     request_body = UpdatePool,
     responses((status = 200, body = Pool), (status = "4XX", body = Problem)), security(("bearer" = [])))]
@@ -101,6 +102,24 @@ pub async fn target(
     Ok(axum::Json(pools::target(&app.db, pool_id).await?))
 }
 
+/// Make a state the pool has had as its target the target again, as a new generation (audited
+/// as `pool.restore_target`); its endpoints are re-classified against it. A state that was never
+/// the pool's target is 404 `STATE_NOT_FOUND`.
+#[utoipa::path(put, path = "/api/pools/{pool_id}/target", tag = "pools", params(("pool_id" = Uuid, Path)),
+    request_body = RestoreTarget,
+    responses((status = 200, body = PoolTarget), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn restore_target(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+    Json(body): Json<RestoreTarget>,
+) -> Result<axum::Json<PoolTarget>> {
+    who.require_admin()?;
+    Ok(axum::Json(
+        pools::restore_target(&app.db, &app.policies, pool_id, body, &who.actor()).await?,
+    ))
+}
+
 /// Which target packages every endpoint can obtain, which are excluded from syncs and why, and
 /// each endpoint's gaps.
 #[utoipa::path(get, path = "/api/pools/{pool_id}/repository-analysis", tag = "pools", params(("pool_id" = Uuid, Path)),
@@ -129,4 +148,31 @@ pub async fn create_enrollment_token(
     who.require_admin()?;
     let token = enrollment::create_enrollment_token(&app.db, pool_id, body, &who.actor()).await?;
     Ok((StatusCode::CREATED, axum::Json(token)))
+}
+
+/// The pool's enrollment tokens, newest first: ids, uses, limits, expiry and creator, never the
+/// secret.
+#[utoipa::path(get, path = "/api/pools/{pool_id}/enrollment-tokens", tag = "pools", params(("pool_id" = Uuid, Path)),
+    responses((status = 200, body = Vec<EnrollmentTokenInfo>), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn list_enrollment_tokens(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+) -> Result<axum::Json<Vec<EnrollmentTokenInfo>>> {
+    who.require_admin()?;
+    Ok(axum::Json(enrollment::list(&app.db, pool_id).await?))
+}
+
+/// Revoke an enrollment token: it registers no endpoint from now on.
+#[utoipa::path(delete, path = "/api/pools/{pool_id}/enrollment-tokens/{token_id}", tag = "pools",
+    params(("pool_id" = Uuid, Path), ("token_id" = Uuid, Path)),
+    responses((status = 204), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn revoke_enrollment_token(
+    State(app): State<AppState>,
+    who: Principal,
+    Path((pool_id, token_id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode> {
+    who.require_admin()?;
+    enrollment::revoke(&app.db, pool_id, token_id, &who.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub events: EventHub,
     /// Cancelled when the host shuts down (closes WebSocket sessions with "going away").
     pub shutdown: CancellationToken,
+    /// This replica's rate limiters and open-stream counts.
+    pub limits: super::limits::Limits,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -59,6 +61,8 @@ impl AppState {
             hub: self.events.clone(),
             keepalive: self.config.keepalive,
             shutdown: self.shutdown.clone(),
+            messages: self.config.limits.stream_messages.quota(),
+            backlog_page: self.config.limits.backlog_page,
         }
     }
 }

@@ -1,4 +1,8 @@
 //! WebSocket streams: one endpoint's events and a whole pool's (dashboards).
+//!
+//! Each caller may hold a bounded number of streams open on a replica (see
+//! [`crate::events::StreamSlots`]); past it, the upgrade is refused with 429 `TOO_MANY_STREAMS`
+//! before any WebSocket exists.
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -13,7 +17,7 @@ use super::AppState;
 use super::extract::{Path, Query};
 use crate::auth::{self, Principal};
 use crate::error::{Error, ErrorCode, Result};
-use crate::events::{self, Scope};
+use crate::events::{self, Holder, Scope, StreamSlot};
 
 /// Stream parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -46,6 +50,24 @@ async fn caller(
     auth::authenticate_until(&app.keys, &app.db, token).await
 }
 
+/// A stream slot for `who`, or 429 `TOO_MANY_STREAMS` if it holds as many as it may.
+fn slot(app: &AppState, who: &Principal) -> Result<StreamSlot> {
+    let holder = match who {
+        Principal::Endpoint { endpoint_id, .. } => Holder::Endpoint(*endpoint_id),
+        Principal::Admin { subject, .. } => Holder::Admin(subject.clone()),
+    };
+    let streams = &app.limits.streams;
+    let cap = streams.cap(&holder);
+    streams.take(holder).ok_or_else(|| {
+        Error::new(
+            ErrorCode::TooManyStreams,
+            format!(
+                "this token already holds {cap} open event streams on this host; close one first"
+            ),
+        )
+    })
+}
+
 /// Subscribers only send small requests; small buffers keep thousands of idle connections cheap
 /// (tungstenite's defaults are 128 KiB each way per connection).
 fn upgrade(
@@ -67,7 +89,8 @@ fn upgrade(
 /// Live events of one endpoint (its token or an admin's).
 #[utoipa::path(get, path = "/api/sync/{endpoint_id}/status", tag = "stream",
     params(("endpoint_id" = Uuid, Path), StreamParams),
-    responses((status = 101, description = "WebSocket of operation, sync-status, target and endpoint (moved, deleted) events; closed with 1008 when the endpoint is deleted or the token expires")))]
+    responses((status = 101, description = "WebSocket of operation, sync-status, target and endpoint (moved, deleted) events; closed with 1008 when the endpoint is deleted or the token expires"),
+        (status = 429, description = "TOO_MANY_STREAMS: the token already holds as many streams as it may", body = crate::error::Problem)))]
 pub async fn endpoint_status(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -83,16 +106,19 @@ pub async fn endpoint_status(
         endpoint_id,
         pool_id: endpoint.pool_id,
     };
+    let slot = slot(&app, &who)?;
     let streams = app.streams();
-    Ok(ws.on_upgrade(move |socket| {
-        events::run_session(streams, socket, scope, params.after, expires)
+    Ok(ws.on_upgrade(move |socket| async move {
+        events::run_session(streams, socket, scope, params.after, expires).await;
+        drop(slot);
     }))
 }
 
 /// Live events of every endpoint of a pool (admin).
 #[utoipa::path(get, path = "/api/sync/pools/{pool_id}/events", tag = "stream",
     params(("pool_id" = Uuid, Path), StreamParams),
-    responses((status = 101, description = "WebSocket of the pool's events")))]
+    responses((status = 101, description = "WebSocket of the pool's events"),
+        (status = 429, description = "TOO_MANY_STREAMS: the token already holds as many streams as it may", body = crate::error::Problem)))]
 pub async fn pool_events(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -104,9 +130,11 @@ pub async fn pool_events(
     who.require_admin()?;
     let ws = upgrade(ws)?;
     crate::pools::get(&app.db, pool_id).await?;
+    let slot = slot(&app, &who)?;
     let streams = app.streams();
-    Ok(ws.on_upgrade(move |socket| {
+    Ok(ws.on_upgrade(move |socket| async move {
         let scope = Scope::Pool { pool_id };
-        events::run_session(streams, socket, scope, params.after, expires)
+        events::run_session(streams, socket, scope, params.after, expires).await;
+        drop(slot);
     }))
 }

@@ -1,5 +1,7 @@
 //! What a plan for one endpoint may use: the pool's exclusions among the packages that would
-//! change, and what the endpoint itself can obtain of them.
+//! change, and what the endpoint itself can obtain of them. The pool's exclusions come from
+//! constraining endpoints only; the endpoint's own report limits its own plans whether it
+//! constrains the pool or not.
 
 use super::*;
 
@@ -9,7 +11,7 @@ pub struct PlanLimits {
     /// What the endpoint can obtain of the packages a plan might change; `None` when it has not
     /// reported (the plan is then limited only by the pool's exclusions).
     pub available: Option<Vec<Available>>,
-    /// Packages excluded for the whole pool, with the reason.
+    /// Packages excluded for the whole pool (by constraining endpoints), with the reason.
     pub excluded: HashMap<String, String>,
 }
 
@@ -48,7 +50,7 @@ fn changing(current: &PackageState, target: &PackageState) -> Result<PackageStat
 
 /// What `endpoint` can obtain of `wanted`, from its own report; `None` when it has not reported.
 fn obtainable_by(
-    known: &[(EndpointRef, Obtainability<'_>)],
+    known: &[(AnalysedEndpoint, Obtainability<'_>)],
     endpoint_id: Uuid,
     wanted: &PackageState,
 ) -> Option<Vec<Available>> {
@@ -84,7 +86,7 @@ pub async fn sync_limits(
     let freshness = (max_age, Some(endpoint_id));
     let loaded = Loaded::load(tx, pool.pool_id, &wanted, None, freshness).await?;
     let (known, _) = loaded.split();
-    let analysis = analyse(&wanted, &known, vercmp);
+    let analysis = analyse(&wanted, &known, constrains, vercmp);
     Ok(PlanLimits {
         available: obtainable_by(&known, endpoint_id, &wanted),
         excluded: analysis

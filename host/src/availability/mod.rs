@@ -9,6 +9,14 @@
 //! report is older than `availability_max_age_days` (listed as stale): a machine switched off
 //! for months must not hold the rest of the pool back.
 //!
+//! Any endpoint's report can exclude packages for everyone, so one wrong or hostile report
+//! ("I can obtain nothing") could freeze a pool. The analysis therefore names, per excluded
+//! package, the endpoints that lack it and ranks endpoints by how much they exclude; an admin who
+//! distrusts one sets its `constrains_availability` to false
+//! (`PUT /api/endpoints/{id}/permissions`). Its gaps are then still analysed and shown, marked
+//! as ignored, but exclude nothing for the pool: only its own plans (syncs and reverts) are kept
+//! to what it reported it can obtain.
+//!
 //! - [`analysis`]: the repository analysis admins read;
 //! - [`limits`]: what a plan for one endpoint may use.
 
@@ -16,8 +24,8 @@ mod analysis;
 mod limits;
 
 pub use analysis::{
-    CommonPackage, EndpointGaps, EndpointRef, ExcludedPackage, RepositoryAnalysis, StaleEndpoint,
-    analyse_pool,
+    AnalysedEndpoint, CommonPackage, EndpointGaps, EndpointRef, ExcludedPackage, Excluder,
+    RepositoryAnalysis, StaleEndpoint, analyse_pool,
 };
 pub use limits::{PlanLimits, revert_limits, sync_limits};
 
@@ -52,6 +60,8 @@ struct Loaded {
     endpoints: Vec<PoolEndpoint>,
     /// Endpoints whose report is too old to use (their `availability_id` is cleared).
     stale: HashSet<Uuid>,
+    /// Endpoints whose gaps must not exclude packages for the pool.
+    non_constraining: HashSet<Uuid>,
     states: HashMap<String, PackageState>,
     reports: HashMap<String, AvailabilityReport>,
 }
@@ -100,9 +110,11 @@ impl Loaded {
         // Only the target's packages matter: whole states of every endpoint would be far more.
         let states = db::states::load_many(&mut *tx, &state_ids, Some(&names)).await?;
         let reports = db::availability::load_many(&mut *tx, &availability_ids, &names).await?;
+        let non_constraining = db::availability::non_constraining(&mut *tx, pool_id).await?;
         Ok(Self {
             endpoints,
             stale,
+            non_constraining,
             states,
             reports,
         })
@@ -110,14 +122,10 @@ impl Loaded {
 
     /// The endpoints that reported (recently enough), indexed for lookups; the others, except
     /// the stale ones.
-    fn split(&self) -> (Vec<(EndpointRef, Obtainability<'_>)>, Vec<EndpointRef>) {
+    fn split(&self) -> (Vec<(AnalysedEndpoint, Obtainability<'_>)>, Vec<EndpointRef>) {
         let mut known = Vec::new();
         let mut unknown = Vec::new();
         for e in &self.endpoints {
-            let r = EndpointRef {
-                endpoint_id: e.endpoint_id,
-                name: e.name.clone(),
-            };
             match e
                 .availability_id
                 .as_ref()
@@ -125,36 +133,85 @@ impl Loaded {
             {
                 Some(report) => {
                     let installed = e.current_state_id.as_ref().and_then(|s| self.states.get(s));
-                    known.push((r, Obtainability::new(installed, report)));
+                    let analysed = AnalysedEndpoint {
+                        endpoint_id: e.endpoint_id,
+                        name: e.name.clone(),
+                        constrains_availability: !self.non_constraining.contains(&e.endpoint_id),
+                    };
+                    known.push((analysed, Obtainability::new(installed, report)));
                 }
                 None if self.stale.contains(&e.endpoint_id) => {}
-                None => unknown.push(r),
+                None => unknown.push(EndpointRef {
+                    endpoint_id: e.endpoint_id,
+                    name: e.name.clone(),
+                }),
             }
         }
         (known, unknown)
     }
 }
 
-/// Why a package is excluded, for admins: names (a few of) the endpoints that lack it.
-fn exclusion_reason(package: &Package, lacking: &[EndpointRef]) -> String {
+/// Whether an analysed endpoint's gaps exclude packages for the pool.
+fn constrains(e: &AnalysedEndpoint) -> bool {
+    e.constrains_availability
+}
+
+/// Why a package is excluded, for admins: names (a few of) the constraining endpoints that lack
+/// it, then those that lack it too but do not constrain the pool.
+fn exclusion_reason(package: &Package, lacking: &[AnalysedEndpoint]) -> String {
+    let (constraining, ignored): (Vec<_>, Vec<_>) = lacking.iter().partition(|e| constrains(e));
+    let also = match ignored.len() {
+        0 => String::new(),
+        _ => format!(
+            " (and on {}, {})",
+            few_names(&ignored),
+            not_constraining(ignored.len())
+        ),
+    };
+    format!(
+        "{}excluded for the pool: {} {} cannot be obtained on {}{also}",
+        foreign_prefix(package),
+        package.name,
+        package.version,
+        few_names(&constraining),
+    )
+}
+
+/// Why a package only endpoints that do not constrain the pool lack is synced anyway.
+fn ignored_reason(package: &Package, lacking: &[AnalysedEndpoint]) -> String {
+    let lacking: Vec<&AnalysedEndpoint> = lacking.iter().collect();
+    format!(
+        "{}not excluded: {} {} cannot be obtained only on {}, {}: the pool syncs it",
+        foreign_prefix(package),
+        package.name,
+        package.version,
+        few_names(&lacking),
+        not_constraining(lacking.len()),
+    )
+}
+
+fn not_constraining(count: usize) -> &'static str {
+    if count == 1 {
+        "which does not constrain the pool"
+    } else {
+        "which do not constrain the pool"
+    }
+}
+
+/// The names of (the first few of) `endpoints`, for a reason.
+fn few_names(endpoints: &[&AnalysedEndpoint]) -> String {
     const SHOWN: usize = 5;
-    let mut names: Vec<&str> = lacking
+    let mut names: Vec<&str> = endpoints
         .iter()
         .take(SHOWN)
         .map(|e| e.name.as_str())
         .collect();
     names.sort_unstable();
-    let more = match lacking.len().saturating_sub(SHOWN) {
+    let more = match endpoints.len().saturating_sub(SHOWN) {
         0 => String::new(),
         n => format!(" and {n} more"),
     };
-    format!(
-        "{}excluded for the pool: {} {} cannot be obtained on {}{more}",
-        foreign_prefix(package),
-        package.name,
-        package.version,
-        names.join(", ")
-    )
+    format!("{}{more}", names.join(", "))
 }
 
 /// Why a package is skipped in a plan. Plans are visible to the endpoint's own token, which must

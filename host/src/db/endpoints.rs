@@ -14,7 +14,7 @@ use crate::error::Result;
 pub struct Endpoint {
     /// Endpoint id.
     pub endpoint_id: Uuid,
-    /// Unique name among live endpoints.
+    /// Unique name among the pool's live endpoints.
     pub name: String,
     /// The machine's hostname.
     pub hostname: String,
@@ -33,6 +33,11 @@ pub struct Endpoint {
     pub last_seen: Option<DateTime<Utc>>,
     /// Registration time.
     pub created_at: DateTime<Utc>,
+    /// An admin allowed it to set the target of a pool whose `target_setters` is `designated`.
+    pub may_set_target: bool,
+    /// Whether what it reports it can obtain limits what the rest of its pool is planned to
+    /// install (an admin can exempt, say, a machine that is rarely online).
+    pub constrains_availability: bool,
     /// Generation its tokens must carry; bumped to revoke them.
     #[serde(skip)]
     pub token_generation: i32,
@@ -42,7 +47,8 @@ pub struct Endpoint {
 }
 
 const COLUMNS: &str = "endpoint_id, name, hostname, pool_id, current_state_id, sync_status, architecture, \
-                       pacman_version, last_seen, created_at, token_generation, current_history_id";
+                       pacman_version, last_seen, created_at, may_set_target, constrains_availability, \
+                       token_generation, current_history_id";
 
 /// One entry of an endpoint's state history.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
@@ -167,6 +173,49 @@ pub async fn move_to_pool(
     .bind(actor)
     .fetch_one(db)
     .await?)
+}
+
+/// What an admin allows an endpoint; `None` fields stay as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Permissions {
+    /// May set the target of a `designated` pool.
+    pub may_set_target: Option<bool>,
+    /// Its availability limits its pool's plans.
+    pub constrains_availability: Option<bool>,
+}
+
+/// Changes a live endpoint's permissions under its lock (set-as-latest reads them under the same
+/// lock) and audits the change; `None` when there is no such endpoint.
+pub async fn set_permissions(
+    tx: &mut PgConnection,
+    endpoint_id: Uuid,
+    permissions: Permissions,
+    actor: &str,
+) -> Result<Option<Endpoint>> {
+    lock(&mut *tx, endpoint_id).await?;
+    let endpoint: Option<Endpoint> = sqlx::query_as(&format!(
+        "UPDATE endpoints
+         SET may_set_target = coalesce($2, may_set_target),
+             constrains_availability = coalesce($3, constrains_availability)
+         WHERE endpoint_id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    ))
+    .bind(endpoint_id)
+    .bind(permissions.may_set_target)
+    .bind(permissions.constrains_availability)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if endpoint.is_some() {
+        sqlx::query("SELECT ps_audit($1, 'endpoint.permissions', 'endpoint', $2, $3)")
+            .bind(actor)
+            .bind(endpoint_id.to_string())
+            .bind(serde_json::json!({
+                "may_set_target": permissions.may_set_target,
+                "constrains_availability": permissions.constrains_availability,
+            }))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(endpoint)
 }
 
 /// Soft-deletes an endpoint, revoking its tokens and ending its active operation.

@@ -1,4 +1,5 @@
-//! The event log (`operation_events`): rows in commit order, for the hub and resuming streams.
+//! The event log (`operation_events`): rows in commit order, for the hub and resuming streams
+//! (which read it a page at a time, so a long log never sits in memory whole).
 //!
 //! Positions are assigned at commit (`ps_position_event`), so reading `position > n` in order
 //! never skips a row committed later with a smaller id.
@@ -51,44 +52,69 @@ pub async fn after(db: &PgPool, after: i64, limit: i64) -> Result<Vec<Event>, sq
     .await
 }
 
-/// Events in `(after, upto]` of one pool, including endpoints that moved out of it.
+/// Up to `limit` events in `(after, upto]` of one pool, including endpoints that moved out of
+/// it, in position order.
 pub async fn of_pool(
     db: &PgPool,
     pool_id: Uuid,
-    after: i64,
-    upto: i64,
+    (after, upto): (i64, i64),
+    limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM operation_events
          WHERE position > $1 AND position <= $2
            AND (pool_id = $3
                 OR (event_type = 'endpoint_moved' AND payload->>'from_pool_id' = $3::text))
-         ORDER BY position"
+         ORDER BY position
+         LIMIT $4"
     ))
     .bind(after)
     .bind(upto)
     .bind(pool_id)
+    .bind(limit)
     .fetch_all(db)
     .await
 }
 
-/// Events in `(after, upto]` of one endpoint, plus every pool's target changes (the caller
-/// keeps those of the pools the endpoint was in).
+/// Up to `limit` events in `(after, upto]` of one endpoint, plus every pool's target changes
+/// (the caller keeps those of the pools the endpoint was in), in position order.
 pub async fn of_endpoint(
     db: &PgPool,
     endpoint_id: Uuid,
-    after: i64,
-    upto: i64,
+    (after, upto): (i64, i64),
+    limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM operation_events
          WHERE position > $1 AND position <= $2
            AND (endpoint_id = $3 OR event_type = 'target_changed')
-         ORDER BY position"
+         ORDER BY position
+         LIMIT $4"
     ))
     .bind(after)
     .bind(upto)
     .bind(endpoint_id)
+    .bind(limit)
     .fetch_all(db)
+    .await
+}
+
+/// The first move of one endpoint in `(after, upto]`, if it moved: where it was before it.
+pub async fn first_move(
+    db: &PgPool,
+    endpoint_id: Uuid,
+    (after, upto): (i64, i64),
+) -> Result<Option<Event>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM operation_events
+         WHERE position > $1 AND position <= $2
+           AND endpoint_id = $3 AND event_type = 'endpoint_moved'
+         ORDER BY position
+         LIMIT 1"
+    ))
+    .bind(after)
+    .bind(upto)
+    .bind(endpoint_id)
+    .fetch_optional(db)
     .await
 }

@@ -3,6 +3,7 @@
 //! The SQL that enforces the operation lifecycle lives in `sql/` as stored procedures; the
 //! modules here call them and map rows to Rust types, nothing more.
 
+pub mod admin_tokens;
 pub mod availability;
 pub mod endpoints;
 pub mod enrollment;

@@ -1,7 +1,7 @@
 //! Pools and their targets.
 
 use chrono::{DateTime, Utc};
-use pacsync_core::SyncStatus;
+use pacsync_core::{SyncStatus, TargetSetters};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use utoipa::ToSchema;
@@ -28,6 +28,9 @@ pub struct Pool {
     pub policy_config: serde_json::Value,
     /// The uploaded plugin, when the policy is not a built-in.
     pub policy_plugin_id: Option<Uuid>,
+    /// Who may move the target with set-as-latest (admins always may).
+    #[sqlx(try_from = "String")]
+    pub target_setters: TargetSetters,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -35,21 +38,23 @@ pub struct Pool {
 }
 
 const COLUMNS: &str = "pool_id, name, description, target_state_id, target_generation, policy_plugin, \
-                       policy_config, policy_plugin_id, created_at, updated_at";
+                       policy_config, policy_plugin_id, target_setters, created_at, updated_at";
 
 /// Inserts a pool and its audit record.
 pub async fn create(
     tx: &mut PgConnection,
     name: &str,
     description: &str,
+    target_setters: TargetSetters,
     actor: &str,
 ) -> Result<Pool> {
     let pool: Pool = sqlx::query_as(&format!(
-        "INSERT INTO pools (pool_id, name, description) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+        "INSERT INTO pools (pool_id, name, description, target_setters) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::new_v4())
     .bind(name)
     .bind(description)
+    .bind(target_setters.as_str())
     .fetch_one(&mut *tx)
     .await?;
     audit(
@@ -57,7 +62,7 @@ pub async fn create(
         actor,
         "pool.create",
         pool.pool_id,
-        serde_json::json!({ "name": name }),
+        serde_json::json!({ "name": name, "target_setters": target_setters }),
     )
     .await?;
     Ok(pool)
@@ -82,25 +87,46 @@ pub async fn get(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Option<Pool>>
     .await?)
 }
 
-/// Changes name and/or description.
+/// What a pool update changes; `None` fields stay as they are.
+#[derive(Debug, Default)]
+pub struct PoolChanges<'a> {
+    /// New name.
+    pub name: Option<&'a str>,
+    /// New description.
+    pub description: Option<&'a str>,
+    /// New rule for who may set the target.
+    pub target_setters: Option<TargetSetters>,
+}
+
+/// Changes name, description and/or who may set the target.
 pub async fn update(
     tx: &mut PgConnection,
     pool_id: Uuid,
-    name: Option<&str>,
-    description: Option<&str>,
+    changes: PoolChanges<'_>,
     actor: &str,
 ) -> Result<Option<Pool>> {
+    let PoolChanges {
+        name,
+        description,
+        target_setters,
+    } = changes;
     let pool: Option<Pool> = sqlx::query_as(&format!(
-        "UPDATE pools SET name = coalesce($2, name), description = coalesce($3, description), updated_at = now()
+        "UPDATE pools SET name = coalesce($2, name), description = coalesce($3, description),
+                          target_setters = coalesce($4, target_setters), updated_at = now()
          WHERE pool_id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
     ))
     .bind(pool_id)
     .bind(name)
     .bind(description)
+    .bind(target_setters.map(TargetSetters::as_str))
     .fetch_optional(&mut *tx)
     .await?;
     if pool.is_some() {
-        let details = serde_json::json!({ "name": name, "description": description });
+        let details = serde_json::json!({
+            "name": name,
+            "description": description,
+            "target_setters": target_setters,
+        });
         audit(tx, actor, "pool.update", pool_id, details).await?;
     }
     Ok(pool)
@@ -170,6 +196,25 @@ pub async fn set_target(
             .bind(state_id)
             .bind(operation_id)
             .bind(endpoint_id)
+            .bind(actor)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Makes `state_id`, which the pool has had as its target, the target again as a new
+/// generation, and returns the generation. A state the pool never had is `STATE_NOT_FOUND`.
+/// Takes the pool lock exclusively.
+pub async fn restore_target(
+    db: impl PgExecutor<'_>,
+    pool_id: Uuid,
+    state_id: &str,
+    actor: &str,
+) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT ps_pool_restore_target($1, $2, $3)")
+            .bind(pool_id)
+            .bind(state_id)
             .bind(actor)
             .fetch_one(db)
             .await?,

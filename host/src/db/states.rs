@@ -1,9 +1,12 @@
-//! Content-addressed package states.
+//! Content-addressed package states, and their collection once nothing needs them (see
+//! `sql/V11__state_retention.sql` for what keeps a state).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use pacsync_core::{InstallReason, Package, PackageState};
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
@@ -111,4 +114,43 @@ pub async fn load_many(
                 .map_err(|e| Error::internal(format!("stored state is invalid: {e}")))
         })
         .collect()
+}
+
+/// Takes the state collector's session advisory lock (class 3, object 3) on `conn`, if no other
+/// replica holds it. It lasts as long as the session: close the connection to release it.
+pub async fn try_lock_collector(conn: &mut PgConnection) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock(3, 3)")
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Drops the unneeded history entries older than `retention` of up to `batch` endpoints after
+/// `after` (`ps_history_collect`): the last endpoint looked at (`None`: the pass is complete)
+/// and how many entries went.
+pub async fn collect_history(
+    db: impl PgExecutor<'_>,
+    retention: Duration,
+    after: Option<Uuid>,
+    batch: i32,
+) -> Result<(Option<Uuid>, i32)> {
+    Ok(sqlx::query_as(
+        "SELECT last_endpoint, deleted
+         FROM ps_history_collect(make_interval(secs => $1), $2, $3)",
+    )
+    .bind(retention.as_secs_f64())
+    .bind(after)
+    .bind(batch)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Deletes the states older than `retention` that nothing refers to (`ps_states_collect`);
+/// returns how many.
+pub async fn collect(db: impl PgExecutor<'_>, retention: Duration) -> Result<i32> {
+    Ok(
+        sqlx::query_scalar("SELECT ps_states_collect(make_interval(secs => $1))")
+            .bind(retention.as_secs_f64())
+            .fetch_one(db)
+            .await?,
+    )
 }

@@ -7,13 +7,21 @@
 //! continues live, with no gap and no duplicate. A subscriber that falls more than the buffer
 //! behind is told `resync_required` and disconnected instead of growing memory.
 //!
+//! What one caller can hold is bounded: streams per endpoint and per admin name ([`slots`]),
+//! requests per stream (a rate, answered with an `error` message past it), and the backlog a
+//! resume reads at once ([`backlog`], a page at a time however long the log).
+//!
 //! - [`hub`]: the one task per host that follows the log and broadcasts it;
 //! - [`message`]: a log row in its wire form ([`pacsync_core::ServerMessage`]);
-//! - [`session`]: one subscriber's connection, from `connected` to its close.
+//! - [`session`]: one subscriber's connection, from `connected` to its close;
+//! - [`backlog`]: what a resuming subscriber missed, page by page;
+//! - [`slots`]: the open streams of each caller.
 
+mod backlog;
 mod hub;
 mod message;
 mod session;
+mod slots;
 
 use std::time::Duration;
 
@@ -27,6 +35,7 @@ use crate::db::events::Event;
 pub use hub::{CHANNEL, EventHub};
 pub use message::message;
 pub use session::run_session;
+pub use slots::{Holder, StreamSlot, StreamSlots};
 
 /// Keepalive settings of a session.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +57,10 @@ pub struct Streams {
     pub keepalive: Keepalive,
     /// Cancelled when the host shuts down.
     pub shutdown: CancellationToken,
+    /// Requests one session may make (`get_status`, `ping`).
+    pub messages: governor::Quota,
+    /// Event log rows a resume reads per query.
+    pub backlog_page: u32,
 }
 
 /// What a subscriber listens to.
@@ -107,45 +120,5 @@ impl Scope {
             }
         }
         true
-    }
-}
-
-/// The log between two positions for one scope, for resuming subscribers.
-async fn backlog(
-    db: &PgPool,
-    scope: Scope,
-    after: i64,
-    upto: i64,
-) -> Result<Vec<Event>, sqlx::Error> {
-    match scope {
-        Scope::Pool { pool_id } => crate::db::events::of_pool(db, pool_id, after, upto).await,
-        Scope::Endpoint {
-            endpoint_id,
-            pool_id,
-        } => {
-            // The endpoint may have changed pools within the range: read its own events and every
-            // target change, then walk its moves to keep the target changes of the pool it was
-            // in at each point.
-            let events = crate::db::events::of_endpoint(db, endpoint_id, after, upto).await?;
-            let first_pool = events
-                .iter()
-                .find(|e| {
-                    e.event_type == EventType::EndpointMoved && e.endpoint_id == Some(endpoint_id)
-                })
-                .and_then(moved_from)
-                .unwrap_or(pool_id);
-            let mut walk = Scope::Endpoint {
-                endpoint_id,
-                pool_id: first_pool,
-            };
-            Ok(events
-                .into_iter()
-                .filter(|e| {
-                    let wanted = walk.matches(e);
-                    walk.follow(e);
-                    wanted
-                })
-                .collect())
-        }
     }
 }

@@ -7,18 +7,25 @@
 //! token expires, its endpoint is deleted or it falls behind the hub's buffer (after a
 //! `resync_required`), with 1001 when the host shuts down, and silently when the peer has been
 //! silent for longer than the keepalive timeout.
+//!
+//! The backlog is read and sent a page at a time ([`Backlog`]). The subscriber's requests are
+//! rate-limited per session: one past the rate is answered with an `error` message whose text
+//! starts with `RATE_LIMITED`, and the stream stays open.
 
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 use pacsync_core::event::StatusReply;
 use pacsync_core::{ClientMessage, ClientRequest, Operation, ServerMessage};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{Scope, Streams, backlog, message};
+use super::backlog::Backlog;
+use super::{Scope, Streams, message};
 use crate::db;
 use crate::db::events::Event;
 
@@ -77,20 +84,9 @@ pub async fn run_session(
         return;
     }
     if let Some(after) = after {
-        match backlog(&app.db, scope, after, subscribed_at).await {
-            Ok(events) => {
-                for event in &events {
-                    if let Some(message) = message_for(app, scope, event).await
-                        && sink.send(send(&message)).await.is_err()
-                    {
-                        return;
-                    }
-                    if !scope.follow(event) {
-                        let _ = sink.send(Message::Close(Some(endpoint_deleted()))).await;
-                        return;
-                    }
-                }
-            }
+        let backlog = Backlog::start(&app.db, scope, after, subscribed_at, app.backlog_page);
+        let mut backlog = match backlog.await {
+            Ok(backlog) => backlog,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the event backlog");
                 let _ = sink
@@ -98,8 +94,34 @@ pub async fn run_session(
                     .await;
                 return;
             }
+        };
+        loop {
+            let events = match backlog.next_page(&app.db).await {
+                Ok(Some(events)) => events,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event backlog");
+                    let resume = backlog.read_to();
+                    let _ = sink
+                        .send(send(&ServerMessage::ResyncRequired { event_id: resume }))
+                        .await;
+                    return;
+                }
+            };
+            for event in &events {
+                if let Some(message) = message_for(app, scope, event).await
+                    && sink.send(send(&message)).await.is_err()
+                {
+                    return;
+                }
+                if !scope.follow(event) {
+                    let _ = sink.send(Message::Close(Some(endpoint_deleted()))).await;
+                    return;
+                }
+            }
         }
     }
+    let requests: DefaultDirectRateLimiter = RateLimiter::direct(app.messages);
     let mut last_sent = subscribed_at;
     let mut ping = tokio::time::interval(keepalive.ping_every);
     ping.tick().await;
@@ -159,7 +181,7 @@ pub async fn run_session(
                 last_heard = tokio::time::Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(reply) = answer(app, scope, &text).await
+                        if let Some(reply) = answer(app, scope, &text, &requests).await
                             && sink.send(send(&reply)).await.is_err()
                         {
                             return;
@@ -204,9 +226,24 @@ async fn message_for(app: &Streams, scope: Scope, event: &Event) -> Option<Serve
 }
 
 /// Replies to a client's request message; anything that is not JSON with a `type` is ignored.
-async fn answer(app: &Streams, scope: Scope, text: &str) -> Option<ServerMessage> {
+/// A request past the session's rate gets an error instead of its answer.
+async fn answer(
+    app: &Streams,
+    scope: Scope,
+    text: &str,
+    requests: &DefaultDirectRateLimiter,
+) -> Option<ServerMessage> {
     let request: Value = serde_json::from_str(text).ok()?;
     let kind = request["type"].as_str()?;
+    if let Err(not_until) = requests.check() {
+        let wait = not_until.wait_time_from(requests.clock().now());
+        return Some(ServerMessage::Error {
+            message: format!(
+                "RATE_LIMITED: too many requests on this stream; retry in {:.1} s",
+                wait.as_secs_f64()
+            ),
+        });
+    }
     let Ok(ClientMessage { kind: asked }) = serde_json::from_value(request.clone()) else {
         return Some(ServerMessage::Error {
             message: format!("unknown message type {kind:?}"),

@@ -123,8 +123,11 @@ pub async fn request_sync(lc: &Lifecycle, request: Request<'_>) -> Result<Create
 }
 
 /// set-as-latest: the endpoint's current state becomes the pool target; completes server-side.
+/// The pool's `target_setters` decides whether the caller may.
 pub async fn request_set_latest(lc: &Lifecycle, request: Request<'_>) -> Result<Created> {
-    let decide = async |_: &mut PgConnection, ctx: &Context| -> Result<Decision> {
+    let principal = request.principal;
+    let decide = async |tx: &mut PgConnection, ctx: &Context| -> Result<Decision> {
+        crate::pools::authorize_target_change(tx, principal, &ctx.endpoint).await?;
         Ok(Decision {
             target_state_id: ctx.current_state_id.clone(),
             target_generation: None,

@@ -1,0 +1,114 @@
+-- Retention of package states (issue 11): states nothing needs any more are collected.
+--
+-- A state is needed while it is
+--   - an endpoint's current state,
+--   - in an endpoint's history within the retention (or the entry a revert from the current one
+--     returns to, however old, so one step of undo always survives),
+--   - a pool's target, current or in its history (pool_targets),
+--   - the target or result of an operation, or in a history entry an operation refers to.
+-- Everything else older than the retention goes, in two steps that the host runs periodically
+-- (host/src/retention.rs), one replica at a time:
+--   1. ps_history_collect drops the history entries older than the retention that are not
+--      needed, endpoint by endpoint, under each endpoint's lock (the lock every history change
+--      takes), skipping endpoints busy right now; an entry whose revert target goes gets none.
+--   2. ps_states_collect deletes the states no row refers to any more, older than the retention.
+--
+-- A report may store a state (content-addressed: the same id as an existing one) while the
+-- collector deletes it. ps_store_state therefore pins an existing state with FOR KEY SHARE until
+-- its transaction ends, and the collector takes its states FOR UPDATE SKIP LOCKED, so a pinned
+-- state is skipped; if the collector deleted it first, the pin finds nothing and the state is
+-- stored again. Every other new reference to a state copies one from a row that keeps it (an
+-- endpoint's current entry, a pool target, an operation's history entry) and its foreign key
+-- check takes the same KEY SHARE lock.
+
+CREATE OR REPLACE FUNCTION ps_store_state(p_state_id text, p_packages jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOOP
+        INSERT INTO package_states (state_id, package_count)
+        VALUES (p_state_id, jsonb_array_length(p_packages))
+        ON CONFLICT (state_id) DO NOTHING;
+        IF FOUND THEN
+            INSERT INTO state_packages (state_id, name, version, repository, architecture, reason)
+            SELECT p_state_id, x.name, x.version, x.repository, x.architecture, x.reason
+            FROM jsonb_to_recordset(p_packages)
+                 AS x(name text, version text, repository text, architecture text, reason text);
+            RETURN;
+        END IF;
+        -- It exists: pin it. If the collector deleted it in between, store it again.
+        PERFORM 1 FROM package_states WHERE state_id = p_state_id FOR KEY SHARE;
+        EXIT WHEN FOUND;
+    END LOOP;
+END $$;
+
+-- Drops unneeded history entries older than p_retention of up to p_batch endpoints after
+-- p_after (in endpoint_id order; NULL: from the first). Returns the last endpoint looked at
+-- (NULL when there was none: the pass is complete) and how many entries were dropped.
+CREATE FUNCTION ps_history_collect(p_retention interval, p_after uuid, p_batch integer,
+                                   OUT last_endpoint uuid, OUT deleted integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_endpoint uuid;
+    v_current bigint;
+    v_undo bigint;
+    v_doomed bigint[];
+    v_count integer;
+BEGIN
+    deleted := 0;
+    FOR v_endpoint IN
+        SELECT e.endpoint_id FROM endpoints e
+        WHERE (p_after IS NULL OR e.endpoint_id > p_after)
+          AND EXISTS (SELECT 1 FROM endpoint_states h
+                      WHERE h.endpoint_id = e.endpoint_id
+                        AND h.recorded_at < now() - p_retention
+                        AND h.history_id IS DISTINCT FROM e.current_history_id)
+        ORDER BY e.endpoint_id
+        LIMIT p_batch
+    LOOP
+        last_endpoint := v_endpoint;
+        -- An endpoint whose lock is held is changing right now; the next pass gets it.
+        CONTINUE WHEN NOT pg_try_advisory_xact_lock(1, hashtext(v_endpoint::text));
+        SELECT current_history_id INTO v_current FROM endpoints WHERE endpoint_id = v_endpoint;
+        SELECT revert_to INTO v_undo FROM endpoint_states WHERE history_id = v_current;
+        SELECT array_agg(h.history_id) INTO v_doomed
+        FROM endpoint_states h
+        WHERE h.endpoint_id = v_endpoint
+          AND h.recorded_at < now() - p_retention
+          AND h.history_id IS DISTINCT FROM v_current
+          AND h.history_id IS DISTINCT FROM v_undo
+          AND NOT EXISTS (SELECT 1 FROM operations o
+                          WHERE o.endpoint_id = v_endpoint
+                            AND (o.revert_history_id = h.history_id
+                                 OR o.planned_history_id = h.history_id
+                                 OR o.start_history_id = h.history_id));
+        CONTINUE WHEN v_doomed IS NULL;
+        UPDATE endpoint_states SET revert_to = NULL
+        WHERE endpoint_id = v_endpoint AND revert_to = ANY (v_doomed)
+          AND NOT (history_id = ANY (v_doomed));
+        DELETE FROM endpoint_states WHERE history_id = ANY (v_doomed);
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        deleted := deleted + v_count;
+    END LOOP;
+END $$;
+
+-- Deletes the states older than p_retention that no row refers to; returns how many.
+CREATE FUNCTION ps_states_collect(p_retention interval) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM package_states
+    WHERE state_id IN (
+        SELECT s.state_id FROM package_states s
+        WHERE s.created_at < now() - p_retention
+          AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.current_state_id = s.state_id)
+          AND NOT EXISTS (SELECT 1 FROM endpoint_states h WHERE h.state_id = s.state_id)
+          AND NOT EXISTS (SELECT 1 FROM pools p WHERE p.target_state_id = s.state_id)
+          AND NOT EXISTS (SELECT 1 FROM pool_targets t WHERE t.state_id = s.state_id)
+          AND NOT EXISTS (SELECT 1 FROM operations o
+                          WHERE o.target_state_id = s.state_id OR o.result_state_id = s.state_id)
+        -- A state a report has just pinned is skipped; the next round sees it referenced.
+        FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END $$;
