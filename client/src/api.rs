@@ -1,17 +1,28 @@
 //! The host's HTTP API as the endpoint uses it.
+//!
+//! Every request goes through one helper (the `transport` module), which sends a request the
+//! host turns away for now (429 `RATE_LIMITED`, 503 with `Retry-After`) again after the wait the
+//! host asks for: at most three times, at most 30 s each, never past the command's deadline,
+//! and after a 503 only if repeating it is harmless (the rules are in the `retry` module). An
+//! operation is created under an `Idempotency-Key`, so that repeating its creation is harmless
+//! too. This module holds what each call sends and what it reads from the answer.
 
-use std::error::Error as _;
+mod retry;
+mod transport;
+
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pacsync_core::{
     CancelAck, CompleteReport, FailReport, Operation, OperationType, ProgressReport, RevertRequest,
     StateRecorded, StateReport, TargetDiff,
 };
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+use retry::Resend;
+use transport::unexpected;
 
 /// What went wrong talking to the host, in the classes the CLI's exit codes distinguish.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +39,14 @@ pub enum ApiError {
         /// Problem code.
         code: String,
         /// Detail.
+        detail: String,
+    },
+    /// 429 `RATE_LIMITED`, still after waiting and retrying as long as this command may.
+    #[error("rate limited; retry after {retry_after} s ({detail})")]
+    RateLimited {
+        /// Seconds the host asked to wait before the next request.
+        retry_after: u64,
+        /// The host's detail (the limit).
         detail: String,
     },
     /// Any other problem document.
@@ -48,6 +67,8 @@ pub struct Api {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// No wait before a retry ends later than this.
+    deadline: Option<Instant>,
 }
 
 impl Api {
@@ -63,57 +84,16 @@ impl Api {
             base: base.trim_end_matches('/').to_owned(),
             token,
             http,
+            deadline: None,
         }
     }
 
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, ApiError> {
-        let mut request = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+    /// The same client, never waiting to retry past `deadline` (a command's `--timeout`).
+    pub fn until(&self, deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
         }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                ApiError::Timeout(causes(&e))
-            } else {
-                ApiError::Unreachable(causes(&e))
-            }
-        })?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status < 400 {
-            return Ok(body);
-        }
-        let code = body["code"].as_str().unwrap_or("UNKNOWN").to_owned();
-        let detail = body["detail"].as_str().unwrap_or("").to_owned();
-        if status == 401 || status == 403 {
-            Err(ApiError::Auth { code, detail })
-        } else {
-            Err(ApiError::Problem {
-                status,
-                code,
-                detail,
-            })
-        }
-    }
-
-    /// Sends `body` and reads the answer as a `T`.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-    ) -> Result<T, ApiError> {
-        let body = body.map(|b| serde_json::to_value(b).expect("request bodies serialize"));
-        let reply = self.send(method, path, body).await?;
-        serde_json::from_value(reply).map_err(|e| unexpected(e.to_string()))
     }
 
     /// Posts an agent transition of `operation` and reads the operation after it.
@@ -122,11 +102,13 @@ impl Api {
         operation: Uuid,
         action: &str,
         body: Option<&impl Serialize>,
+        resend: Resend,
     ) -> Result<Operation, ApiError> {
         self.call(
             reqwest::Method::POST,
             &format!("/api/sync/operations/{operation}/{action}"),
             body,
+            resend,
         )
         .await
     }
@@ -141,7 +123,12 @@ impl Api {
         let body =
             json!({ "name": name, "hostname": hostname, "enrollment_token": enrollment_token });
         let reply = self
-            .send(reqwest::Method::POST, "/api/endpoints/register", Some(body))
+            .send(
+                reqwest::Method::POST,
+                "/api/endpoints/register",
+                Some(body),
+                Resend::Once,
+            )
             .await?;
         let id = reply["endpoint"]["endpoint_id"]
             .as_str()
@@ -168,6 +155,8 @@ impl Api {
             reqwest::Method::PUT,
             &format!("/api/endpoints/{endpoint}/state"),
             Some(report),
+            // The same state twice is recorded once.
+            Resend::Idempotent,
         )
         .await
     }
@@ -178,6 +167,7 @@ impl Api {
             reqwest::Method::GET,
             &format!("/api/endpoints/{endpoint}"),
             None,
+            Resend::Idempotent,
         )
         .await
     }
@@ -188,6 +178,7 @@ impl Api {
             reqwest::Method::GET,
             &format!("/api/endpoints/{endpoint}/diff"),
             None::<&()>,
+            Resend::Idempotent,
         )
         .await
     }
@@ -203,6 +194,7 @@ impl Api {
             reqwest::Method::POST,
             &format!("/api/sync/{endpoint}/{}", request_path(kind)),
             revert,
+            Resend::Keyed,
         )
         .await
     }
@@ -213,6 +205,7 @@ impl Api {
             reqwest::Method::GET,
             &format!("/api/sync/operations/{operation}"),
             None::<&()>,
+            Resend::Idempotent,
         )
         .await
     }
@@ -225,6 +218,7 @@ impl Api {
                 reqwest::Method::GET,
                 &format!("/api/sync/{endpoint}/operations?limit={limit}"),
                 None,
+                Resend::Idempotent,
             )
             .await?;
         let Some(Value::Array(items)) = page.get_mut("items").map(Value::take) else {
@@ -248,6 +242,7 @@ impl Api {
                 reqwest::Method::POST,
                 &format!("/api/sync/operations/{operation}/start"),
                 None,
+                Resend::Once,
             )
             .await?;
         split_plan(reply)
@@ -259,7 +254,10 @@ impl Api {
         operation: Uuid,
         report: &ProgressReport,
     ) -> Result<Operation, ApiError> {
-        self.transition(operation, "progress", Some(report)).await
+        // Progress twice is the same progress, and renews the lease all the same.
+        let resend = Resend::Idempotent;
+        self.transition(operation, "progress", Some(report), resend)
+            .await
     }
 
     /// Completes an operation with the state the machine ended in.
@@ -268,12 +266,14 @@ impl Api {
         operation: Uuid,
         report: &CompleteReport,
     ) -> Result<Operation, ApiError> {
-        self.transition(operation, "complete", Some(report)).await
+        self.transition(operation, "complete", Some(report), Resend::Once)
+            .await
     }
 
     /// Fails an operation.
     pub async fn fail(&self, operation: Uuid, report: &FailReport) -> Result<Operation, ApiError> {
-        self.transition(operation, "fail", Some(report)).await
+        self.transition(operation, "fail", Some(report), Resend::Once)
+            .await
     }
 
     /// Acknowledges a requested cancel, with the state the machine stopped in.
@@ -282,7 +282,8 @@ impl Api {
         operation: Uuid,
         ack: &CancelAck,
     ) -> Result<Operation, ApiError> {
-        self.transition(operation, "cancel-ack", Some(ack)).await
+        self.transition(operation, "cancel-ack", Some(ack), Resend::Once)
+            .await
     }
 }
 
@@ -297,15 +298,6 @@ fn split_plan(mut reply: Value) -> Result<(Operation, Value), ApiError> {
     Ok((operation, plan))
 }
 
-/// A 2xx reply that is not what the API promises.
-fn unexpected(detail: String) -> ApiError {
-    ApiError::Problem {
-        status: 200,
-        code: "UNEXPECTED_RESPONSE".into(),
-        detail,
-    }
-}
-
 /// The path segment that requests an operation of `kind`.
 fn request_path(kind: OperationType) -> &'static str {
     match kind {
@@ -313,17 +305,4 @@ fn request_path(kind: OperationType) -> &'static str {
         OperationType::SetLatest => "set-as-latest",
         OperationType::Revert => "revert",
     }
-}
-
-/// The error with its causes: reqwest's own message ("error sending request") hides the reason
-/// a user can act on (connection refused, an unknown certificate issuer).
-fn causes(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -1,7 +1,8 @@
 //! The `pacsync` command line.
 //!
 //! Exit codes: 0 success, 1 operation failed (or refused), 2 usage/config error, 3 auth error,
-//! 4 server unreachable, 5 timed out, 130 interrupted; [`CliError::exit_code`] decides them.
+//! 4 server unreachable, 5 timed out (or still rate limited after retrying), 130 interrupted;
+//! [`CliError::exit_code`] decides them.
 
 mod error;
 mod output;
@@ -297,13 +298,15 @@ async fn request(
     follow: Follow,
 ) -> Result<(), CliError> {
     let endpoint = config.endpoint_id;
+    let deadline = Instant::now() + Duration::from_secs(follow.timeout);
+    // Waits the host asks for count against --timeout like any other.
+    let api = &api.until(deadline);
     // Subscribe first, so no event of the new operation can be missed.
     let mut stream = EventStream::connect(&config.server, &config.token, endpoint, tls)
         .await
         .ok();
     let mut current = api.request(endpoint, kind, revert).await?;
     let bar = output::progress_bar(follow.json);
-    let deadline = Instant::now() + Duration::from_secs(follow.timeout);
     loop {
         output::show_progress(&bar, &current);
         if current.status.is_final() {

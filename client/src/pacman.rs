@@ -5,6 +5,8 @@
 //! the agent's config apply uniformly and pacman stays the authority on its format. Every call
 //! with package targets puts `--` before them, so that no target is read as an option.
 
+mod package_file;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::config::PacmanConfig;
+use package_file::archive_location;
+pub use package_file::parse_package_file_name;
 
 /// A pacman invocation that failed, with pacman's own words.
 #[derive(Debug, thiserror::Error)]
@@ -242,16 +246,10 @@ impl Pacman {
     }
 
     /// The archive location of `name` `version` for `arch`, if it exists there: a local path for
-    /// `file://` templates, else a URL (checked with a HEAD request) for pacman to download.
+    /// `file://` templates, else a URL (checked with a HEAD request) for pacman to download. The
+    /// values are substituted as URL path segments, never as URL syntax.
     pub async fn archived(&self, name: &str, version: &str, arch: &str) -> Option<String> {
-        let first = name.chars().next()?.to_string();
-        let url = self
-            .config
-            .archive_url
-            .replace("{first}", &first)
-            .replace("{name}", name)
-            .replace("{version}", version)
-            .replace("{arch}", arch);
+        let url = archive_location(&self.config.archive_url, name, version, arch)?;
         match url.strip_prefix("file://") {
             Some(path) => PathBuf::from(path).is_file().then(|| path.to_owned()),
             None => {
@@ -359,26 +357,6 @@ impl SyncListing {
     }
 }
 
-/// `name` and `version` of a package file name, `name-pkgver-pkgrel-arch.pkg.tar.*`; `None` for
-/// signatures, partial downloads and anything else.
-pub fn parse_package_file_name(file: &str) -> Option<(String, String)> {
-    let (stem, compression) = file.split_once(".pkg.tar")?;
-    if !(compression.is_empty()
-        || [".zst", ".xz", ".gz", ".bz2", ".lz4", ".lzo", ".lrz", ".Z"].contains(&compression))
-    {
-        return None;
-    }
-    let mut parts = stem.rsplitn(4, '-');
-    let (_arch, pkgrel, pkgver, name) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let version = format!("{pkgver}-{pkgrel}");
-    // The Arch Linux Archive and some mirrors spell the epoch colon percent-encoded.
-    let version = version.replace("%3A", ":");
-    pacsync_core::package::validate_name(name).ok()?;
-    pacsync_core::validate_version(&version).ok()?;
-    Some((name.to_owned(), version))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,27 +376,6 @@ mod tests {
         assert_eq!(repos["linux"], "core");
         assert_eq!(repos["foo"], "test");
         assert!(!repos.contains_key("vim"));
-    }
-
-    #[test]
-    fn package_file_names_give_name_and_version() {
-        let parse = parse_package_file_name;
-        assert_eq!(
-            parse("foo-bar-1.2.3-1-x86_64.pkg.tar.zst"),
-            Some(("foo-bar".into(), "1.2.3-1".into()))
-        );
-        assert_eq!(
-            parse("vim-2:9.1.0-1-x86_64.pkg.tar.xz"),
-            Some(("vim".into(), "2:9.1.0-1".into()))
-        );
-        assert_eq!(
-            parse("vim-2%3A9.1.0-1-x86_64.pkg.tar.zst"),
-            Some(("vim".into(), "2:9.1.0-1".into()))
-        );
-        assert_eq!(parse("foo-1-1-any.pkg.tar.zst.sig"), None);
-        assert_eq!(parse("foo-1-1-any.pkg.tar.zst.part"), None);
-        assert_eq!(parse("foo-1-any.pkg.tar.zst"), None);
-        assert_eq!(parse("README"), None);
     }
 
     #[test]

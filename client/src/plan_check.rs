@@ -6,7 +6,12 @@
 //! from what was planned. Every action must have a known kind, a name and versions that pass
 //! exactly the rules the host applies to reported states (`pacsync_core::package::validate_name`
 //! and `pacsync_core::validate_version`: no leading `-` or `.`, no `/`, at most 255 bytes), and a
-//! name no other action repeats. The plan is read from the host's raw JSON, so that an unknown
+//! name no other action repeats. The version to reach, which ends up in a file name and an
+//! archive URL that pacman fetches, must moreover be spelled as package versions are:
+//! `[epoch:]pkgver[-pkgrel]` with an epoch of digits, a pkgver of letters, digits and `._+~`
+//! starting with a letter or digit, and a pkgrel of digits with at most one `.` (makepkg's
+//! rules, narrowed to the characters real versions use), so that no `%`, `?`, `#` or `&` ever
+//! reaches a URL. The plan is read from the host's raw JSON, so that an unknown
 //! kind is refused here, naming the entry, instead of making the whole operation unreadable.
 //!
 //! A refused plan fails its operation with [`INVALID_PLAN`] before any progress is reported and
@@ -62,6 +67,12 @@ pub enum Fault {
         /// What is wrong with it.
         error: VersionError,
     },
+    /// A version to reach that is not spelled as package versions are.
+    #[error(
+        "to_version: {0:?} is not spelled as package versions are ([epoch:]pkgver[-pkgrel]: \
+         digits; letters, digits and ._+~ from a letter or digit; digits with at most one '.')"
+    )]
+    UnusualVersion(String),
     /// An install, upgrade or downgrade without the version to reach.
     #[error("no target version")]
     NoTargetVersion,
@@ -143,10 +154,38 @@ fn check_action(action: &Action) -> Result<(), Fault> {
             validate_version(version).map_err(|error| Fault::Version { field, error })?;
         }
     }
+    if let Some(version) = &action.to_version
+        && !spelled_as_package_version(version)
+    {
+        return Err(Fault::UnusualVersion(version.clone()));
+    }
     if action.kind != ActionKind::Remove && action.to_version.is_none() {
         return Err(Fault::NoTargetVersion);
     }
     Ok(())
+}
+
+/// Whether `version` is `[epoch:]pkgver[-pkgrel]` as packages spell it (see the module doc).
+fn spelled_as_package_version(version: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let rest = match version.split_once(':') {
+        Some((epoch, rest)) if digits(epoch) => rest,
+        Some(_) => return false,
+        None => version,
+    };
+    let (pkgver, pkgrel) = match rest.split_once('-') {
+        Some((pkgver, pkgrel)) => (pkgver, Some(pkgrel)),
+        None => (rest, None),
+    };
+    let pkgver_ok = pkgver.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && pkgver
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+~".contains(&b));
+    let pkgrel_ok = pkgrel.is_none_or(|rel| match rel.split_once('.') {
+        Some((major, minor)) => digits(major) && digits(minor),
+        None => digits(rel),
+    });
+    pkgver_ok && pkgrel_ok
 }
 
 #[cfg(test)]
@@ -235,6 +274,58 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_target_version_spelled_as_no_package_version_is_refused() {
+        for bad in [
+            "1-1%2f..%2f..%2fx",
+            "1-1?x#",
+            "1&x=1-1",
+            "1#-1",
+            "..",
+            ".1-1",
+            "_1-1",
+            "1-1.a",
+            "1-1-1",
+            "1-1..2",
+            "1-",
+            "1:2:3-1",
+        ] {
+            let (_, _, _, fault) = fault_of(json!([
+                { "kind": "install", "name": "foo", "to_version": bad, "reason": "explicit" },
+            ]));
+            assert_eq!(fault, Fault::UnusualVersion(bad.into()), "{bad:?}");
+        }
+        for good in [
+            "1:2.0-1",
+            "2.12.1+r3.g1a2b_3~rc1-2.1",
+            "r123.abcdef-1",
+            "20240101-3",
+            "1.0",
+        ] {
+            let raw = plan(json!([
+                { "kind": "install", "name": "foo", "to_version": good, "reason": "explicit" },
+            ]));
+            assert!(check(&raw).is_ok(), "{good:?}");
+        }
+        // The installed version only names what is removed; pacman never fetches it.
+        let removal = plan(json!([{ "kind": "remove", "name": "foo", "from_version": "1%x-1" }]));
+        assert!(check(&removal).is_ok());
+    }
+
+    #[test]
+    fn the_message_of_an_unusual_version_says_how_versions_are_spelled() {
+        let error = check(&plan(json!([
+            { "kind": "upgrade", "name": "foo", "to_version": "1-1?x#", "reason": "explicit" },
+        ])))
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("action 1 (upgrade \"foo\"): to_version: \"1-1?x#\""),
+            "{message}"
+        );
+        assert!(message.contains("[epoch:]pkgver[-pkgrel]"), "{message}");
     }
 
     #[test]

@@ -200,12 +200,24 @@ pub enum ServerMessage {
         /// When the host answered.
         timestamp: DateTime<Utc>,
     },
-    /// The subscriber sent a message the host does not understand.
+    /// The host did not answer a subscriber's request: it is past the session's request rate
+    /// ([`ERROR_RATE_LIMITED`]) or of a type the host does not know
+    /// ([`ERROR_UNKNOWN_MESSAGE_TYPE`]). The stream stays open.
     Error {
-        /// What was wrong.
+        /// What was wrong, for people.
         message: String,
+        /// What was wrong, for programs: match on this, never on `message`. Absent from hosts
+        /// that predate it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
 }
+
+/// The `code` of an `error` answering a request past the session's request rate: send it again
+/// after the time the message names.
+pub const ERROR_RATE_LIMITED: &str = "RATE_LIMITED";
+/// The `code` of an `error` answering a request whose `type` the host does not know.
+pub const ERROR_UNKNOWN_MESSAGE_TYPE: &str = "UNKNOWN_MESSAGE_TYPE";
 
 /// The answer to `{"type":"get_status"}`: an endpoint's classification and active operation,
 /// or a pool's status summary.
@@ -336,6 +348,36 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<ServerMessage>(json).unwrap(),
             hello
+        );
+    }
+
+    #[test]
+    fn an_error_carries_its_code_and_one_without_a_code_still_reads() {
+        let limited = ServerMessage::Error {
+            message: "too many requests".into(),
+            code: Some(ERROR_RATE_LIMITED.into()),
+        };
+        let json = serde_json::to_value(&limited).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["code"], "RATE_LIMITED");
+        assert_eq!(
+            serde_json::from_value::<ServerMessage>(json).unwrap(),
+            limited
+        );
+        let older = serde_json::json!({"type": "error", "message": "unknown"});
+        let ServerMessage::Error { code, .. } = serde_json::from_value(older).unwrap() else {
+            panic!("an error");
+        };
+        assert_eq!(code, None);
+        let uncoded = ServerMessage::Error {
+            message: "x".into(),
+            code: None,
+        };
+        assert!(
+            serde_json::to_value(&uncoded)
+                .unwrap()
+                .get("code")
+                .is_none()
         );
     }
 

@@ -22,13 +22,11 @@ pub mod revocation;
 pub use principal::Principal;
 pub use revocation::Revocations;
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -107,33 +105,25 @@ pub struct Keys {
 
 impl Keys {
     /// Loads the secret from `path`, generating a random one there first if `generate` and the
-    /// file does not exist yet. A text file counts without surrounding whitespace (a trailing
-    /// newline); a binary one counts whole.
+    /// file does not exist yet (see [`crate::secret_file`]: never through a symlink). A text file
+    /// counts without surrounding whitespace (a trailing newline); a binary one counts whole. A
+    /// file other users may read or write is used, with a warning.
     pub fn load(path: &Path, generate: bool) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io {
             path: path.display().to_string(),
             source,
         };
-        if generate && !path.exists() {
+        let file = if generate {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
-            let mut secret = [0u8; 32];
-            rand::rng().fill_bytes(&mut secret);
-            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-            // create_new: two processes racing to generate never overwrite each other's key.
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-            {
-                Ok(mut file) => file.write_all(hex.as_bytes()).map_err(io)?,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io(e)),
-            }
+            crate::secret_file::read_or_create(path)
+        } else {
+            crate::secret_file::read(path)
         }
-        let raw = std::fs::read(path).map_err(io)?;
+        .map_err(io)?;
+        warn_if_shared(path, &file.metadata);
+        let raw = file.bytes;
         let secret = match String::from_utf8(raw) {
             Ok(text) => text.trim().as_bytes().to_vec(),
             Err(binary) => binary.into_bytes(),
@@ -197,6 +187,22 @@ impl Keys {
     }
 }
 
+/// Warns when others than the host may read (and so sign any token) or write the key file. Its
+/// group may read it when that is the host's own group (`root:pacsync 0640`, as the unit's
+/// other files).
+fn warn_if_shared(path: &Path, metadata: &std::fs::Metadata) {
+    let mode = metadata.mode();
+    let own_group = metadata.gid() == nix::unistd::getegid().as_raw();
+    if mode & 0o006 != 0 || (mode & 0o060 != 0 && !own_group) {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "other users can read or write the signing key file, and whoever reads it can sign \
+             admin tokens: chmod 600 it"
+        );
+    }
+}
+
 /// Verifies a bearer token and that it has not been revoked.
 pub async fn authenticate(keys: &Keys, db: &PgPool, token: &str) -> Result<Principal, Error> {
     authenticate_until(keys, db, token)
@@ -211,7 +217,22 @@ pub async fn authenticate_until(
     db: &PgPool,
     token: &str,
 ) -> Result<(Principal, i64), Error> {
-    let claims = keys.verify(token)?;
+    authorize(keys, db, keys.verify(token)?).await
+}
+
+/// Whether `claims` (verified) are those of an admin token these keys refuse as revoked: its id
+/// is in the revoked set, or it has none. No query: the set is in memory.
+pub fn revoked(keys: &Keys, claims: &Claims) -> bool {
+    claims.role == Role::Admin && claims.jti.is_none_or(|id| keys.revoked.contains(id))
+}
+
+/// Like [`authenticate_until`], for claims already verified with [`Keys::verify`] (once per
+/// request, by the rate limiter): the revocation checks only.
+pub async fn authorize(
+    keys: &Keys,
+    db: &PgPool,
+    claims: Claims,
+) -> Result<(Principal, i64), Error> {
     let expires = claims.exp;
     let who = match claims.role {
         Role::Admin => match claims.jti {

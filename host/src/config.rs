@@ -83,6 +83,10 @@ pub struct Settings {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "PACSYNC_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Whether the request rate limits below apply; turn them off only where a proxy in front
+    /// limits rates instead [default: true].
+    #[arg(long, env = "PACSYNC_RATE_LIMITS", value_name = "BOOL")]
+    pub rate_limits: Option<bool>,
     /// Requests per second one endpoint's token may sustain, per replica [default: 20].
     #[arg(long, env = "PACSYNC_RATE_LIMIT_ENDPOINT_PER_SECOND")]
     pub rate_limit_endpoint_per_second: Option<u32>,
@@ -121,8 +125,8 @@ pub struct Settings {
     /// Event log rows a resuming stream reads per query [default: 500].
     #[arg(long, env = "PACSYNC_EVENT_BACKLOG_PAGE")]
     pub event_backlog_page: Option<u32>,
-    /// Days a package state nothing else needs is kept, and endpoint history with it; 0 for
-    /// forever [default: 30].
+    /// Days a package state nothing else needs is kept, and endpoint history with it, at most
+    /// 36500; 0 for forever [default: 30].
     #[arg(long, env = "PACSYNC_STATE_RETENTION_DAYS")]
     pub state_retention_days: Option<u32>,
     /// How often unneeded package states are collected, in milliseconds [default: 3600000].
@@ -147,7 +151,7 @@ impl Settings {
             endpoint_token_days, postgres_bin_dir, plugin_deadline_ms, plugin_memory_mib,
             plugin_concurrency, plugin_cache_dir, ws_ping_ms, ws_timeout_ms, event_buffer,
             socket_send_buffer, availability_max_age_days, tls_cert, tls_key,
-            rate_limit_endpoint_per_second, rate_limit_endpoint_burst,
+            rate_limits, rate_limit_endpoint_per_second, rate_limit_endpoint_burst,
             rate_limit_admin_per_second, rate_limit_admin_burst,
             rate_limit_address_per_second, rate_limit_address_burst,
             max_streams_per_endpoint, max_streams_per_admin,
@@ -157,6 +161,9 @@ impl Settings {
         )
     }
 }
+
+/// The longest `state_retention_days` accepted.
+pub const MAX_STATE_RETENTION_DAYS: u32 = 36_500;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -331,6 +338,15 @@ impl Config {
                 });
             }
         };
+        // PostgreSQL's timestamps begin in 4713 BC: a retention reaching back further makes
+        // every collection round fail (timestamp out of range) instead of keeping states longer.
+        let retention_days = s.state_retention_days.unwrap_or(30);
+        if retention_days > MAX_STATE_RETENTION_DAYS {
+            return Err(ConfigError::Invalid {
+                name: "state_retention_days",
+                reason: "must be at most 36500 (100 years); 0 keeps states forever",
+            });
+        }
         let collect_ms = s.state_collect_interval_ms.unwrap_or(3_600_000);
         if collect_ms < 10 {
             return Err(ConfigError::Invalid {
@@ -345,7 +361,7 @@ impl Config {
         };
         Ok(Config {
             limits,
-            state_retention: match s.state_retention_days.unwrap_or(30) {
+            state_retention: match retention_days {
                 0 => None,
                 days => Some(Duration::from_secs(u64::from(days) * 86_400)),
             },

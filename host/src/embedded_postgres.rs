@@ -1,25 +1,39 @@
 //! The private PostgreSQL cluster the host runs when no database URL is configured.
 //!
 //! The cluster lives in `<data-dir>/postgres`, listens only on a Unix socket inside that
-//! directory (mode 0700), and is started and stopped with `pg_ctl`. PostgreSQL refuses to run as
-//! root, so when the host is root the cluster belongs to `nobody` and every PostgreSQL command
-//! runs through `runuser`. Reaching the socket is therefore not enough: every connection needs
-//! the password the host keeps in `<data-dir>/postgres-password` (`password.rs` holds the
-//! protocol).
-//! A cluster that still trusts its socket (made before the password existed) is given one on
-//! start, offline in single-user mode, so it never accepts a connection in between.
-//! Tests start their clusters through this same module.
+//! directory (mode 0700), and is started and stopped with `pg_ctl` (`lifecycle.rs`). PostgreSQL
+//! refuses to run as root, so when the host is root the cluster belongs to `nobody`, every
+//! PostgreSQL command runs through `runuser` (`command.rs`), and the host trusts no file in the
+//! cluster directory (`files.rs`). Reaching the socket is not enough: every connection needs
+//! the password the host keeps in `<data-dir>/postgres-password` (`password.rs`).
+//!
+//! One process at a time starts, secures and stops the cluster: the holder of
+//! `<data-dir>/host.lock` (`lock.rs`). A host holds it for its whole life, so a second host on
+//! the same data directory fails at start. A command beside the host (`pacsync-host token`,
+//! [`EmbeddedPostgres::attach`]) uses a running host's cluster through its socket, or, when no
+//! host runs, starts the cluster for itself under the lock and stops it after.
+//!
+//! A cluster that still trusts its socket (made before the password existed), or refuses the
+//! host's password, is given the password offline, in single-user mode, so it never accepts a
+//! connection in between (`secure.rs`). Only a host that holds the lock and found the cluster
+//! stopped does that: a cluster already running may serve another process (a host from before
+//! the lock), whose database must not stop under it, so the start fails and says to restart the
+//! host instead. Commands never do it. Tests start their clusters through this same module.
 
 mod command;
+mod files;
+mod lifecycle;
+mod lock;
 mod password;
+mod secure;
 
-use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sqlx::postgres::PgConnectOptions;
 
+pub use lock::LOCK_FILE;
 pub use password::PASSWORD_FILE;
 
 /// The superuser created by `initdb` and used by the host.
@@ -30,6 +44,13 @@ pub const DATABASE: &str = "pacsync";
 const UNPRIVILEGED_USER: &str = "nobody";
 /// Unix socket paths longer than this do not fit in `sockaddr_un`.
 const MAX_SOCKET_PATH: usize = 100;
+
+/// What [`EmbeddedPostgresError::Unsecured`] says of a cluster still trusting its socket.
+const WITHOUT_PASSWORD: &str = "is running without a password";
+/// ... of one that requires a password the host has no copy of.
+const UNKNOWN_PASSWORD: &str = "requires a password the host does not hold";
+/// ... of one that refuses the host's copy.
+const REFUSED_PASSWORD: &str = "refuses the password in postgres-password";
 
 /// Why the embedded cluster could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +89,46 @@ pub enum EmbeddedPostgresError {
         "{0} does not hold a password (at least 16 printable ASCII characters); delete it and a new one is generated"
     )]
     BadPasswordFile(PathBuf),
+    /// A file in the cluster directory is not the one PostgreSQL made.
+    #[error(
+        "refusing {path}: {why}. Something replaced the file PostgreSQL made; restore it (a regular file of the cluster's user) and start again"
+    )]
+    UntrustedFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Another host holds the data directory's lock.
+    #[error(
+        "another host uses this data directory ({data_dir}, pid {pid}); stop it first, or give this host its own --data-dir"
+    )]
+    AnotherHost {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// The other host's process id, as its lock record says.
+        pid: String,
+    },
+    /// A command held the data directory's lock for too long.
+    #[error(
+        "{path} is held by `pacsync-host token` (pid {pid}) and was not released within 30 s; try again once it has finished"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's process id, as its lock record says.
+        pid: String,
+    },
+    /// The cluster needs its password set offline, and this process may not stop it.
+    #[error(
+        "the embedded database {0}; stop the host (systemctl stop pacsync-host) and start it again to secure it"
+    )]
+    Unsecured(&'static str),
+    /// A command found no cluster to use.
+    #[error(
+        "{0} holds no embedded database (no postgres/PG_VERSION); pass the host's --data-dir, or --database-url for an external database"
+    )]
+    NoCluster(PathBuf),
     /// Connecting to the fresh cluster failed.
     #[error("cannot connect to the embedded cluster: {0}")]
     Connect(#[from] sqlx::Error),
@@ -78,6 +139,19 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Embedded
     move |source| EmbeddedPostgresError::Io { context, source }
 }
 
+/// How [`EmbeddedPostgres::attach`] reached the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// No host runs and the cluster was stopped: this process started it, holds the lock, and
+    /// stops it when done.
+    Started,
+    /// No host runs, but the cluster was running (a host crashed, or one from before the lock
+    /// runs): used as it is and left running.
+    Running,
+    /// A host runs: its cluster is used through the socket, never started or stopped.
+    HostRuns,
+}
+
 /// A private PostgreSQL cluster in a directory.
 pub struct EmbeddedPostgres {
     cluster_dir: PathBuf,
@@ -86,6 +160,8 @@ pub struct EmbeddedPostgres {
     run_as: Option<(u32, u32)>,
     /// The superuser's password, known once the cluster has been started.
     password: Mutex<Option<String>>,
+    /// The data directory's lock, once taken; released on drop.
+    lock: Mutex<Option<lock::DataDirLock>>,
 }
 
 // By hand: the password stays out of debug output.
@@ -124,6 +200,7 @@ impl EmbeddedPostgres {
             bin_dir,
             run_as,
             password: Mutex::new(None),
+            lock: Mutex::new(None),
         })
     }
 
@@ -135,6 +212,10 @@ impl EmbeddedPostgres {
     /// The superuser's password, once [`EmbeddedPostgres::start`] has run.
     pub fn password(&self) -> Option<String> {
         self.password.lock().expect("password lock").clone()
+    }
+
+    fn set_password(&self, password: &str) {
+        *self.password.lock().expect("password lock") = Some(password.to_owned());
     }
 
     /// Connection options for the host's database over the private socket.
@@ -154,8 +235,15 @@ impl EmbeddedPostgres {
         self.cluster_dir.parent().expect("cluster dir has a parent")
     }
 
-    /// Creates the cluster on first use (or gives an old one a password), starts it (or adopts
-    /// a running one) and makes sure the host's database exists.
+    /// The uid the cluster's files belong to.
+    fn cluster_owner(&self) -> u32 {
+        self.run_as
+            .map_or_else(|| nix::unistd::geteuid().as_raw(), |(uid, _)| uid)
+    }
+
+    /// For the host: takes the data directory's lock for as long as this value lives, creates
+    /// the cluster on first use (or gives a stopped old one a password), starts it (or adopts a
+    /// running one) and makes sure the host's database exists.
     pub async fn start(&self) -> Result<(), EmbeddedPostgresError> {
         let data_dir = self.data_dir();
         std::fs::create_dir_all(data_dir)
@@ -173,24 +261,44 @@ impl EmbeddedPostgres {
                 )))?;
             }
         }
+        // Held already when a test restarts its cluster.
+        if self.lock.lock().expect("data dir lock").is_none() {
+            let held = lock::take_for_host(data_dir).await?;
+            *self.lock.lock().expect("data dir lock") = Some(held);
+        }
         let initialised = self.cluster_dir.join("PG_VERSION").exists();
+        // Under the lock, a running cluster was started by a host that does not take it, or
+        // outlived its host: it may be serving, so it is never stopped here.
+        let running = initialised && self.is_running().await;
         let trusting = initialised && password::trusts(&self.read_hba()?);
         let password = match password::read_committed(data_dir)? {
             Some(password) if initialised && !trusting => password,
+            _ if running => {
+                let state = if trusting {
+                    WITHOUT_PASSWORD
+                } else {
+                    UNKNOWN_PASSWORD
+                };
+                return Err(EmbeddedPostgresError::Unsecured(state));
+            }
             committed => self.secure(committed, initialised).await?,
         };
-        *self.password.lock().expect("password lock") = Some(password.clone());
-        if !self.is_running().await {
+        self.set_password(&password);
+        if !running {
             self.launch().await?;
         }
         match self.ensure_database().await {
             // The committed file always matches the cluster unless someone changed either;
             // the host's file is the one that counts.
             Err(EmbeddedPostgresError::Connect(e)) if is_auth_failure(&e) => {
+                if running {
+                    return Err(EmbeddedPostgresError::Unsecured(REFUSED_PASSWORD));
+                }
                 tracing::warn!(
                     file = PASSWORD_FILE,
                     "the embedded cluster refused the host's password; setting it again"
                 );
+                self.stop().await?;
                 self.set_password_offline(&password).await?;
                 self.launch().await?;
                 self.ensure_database().await
@@ -199,187 +307,46 @@ impl EmbeddedPostgres {
         }
     }
 
-    /// Gives the cluster a password it requires from every connection: `initdb` for a new one,
-    /// single-user mode for an existing one. Commits a new password only once it is required.
-    async fn secure(
-        &self,
-        committed: Option<String>,
-        initialised: bool,
-    ) -> Result<String, EmbeddedPostgresError> {
+    /// For a command beside the host: reaches the existing cluster, secured by a host before,
+    /// without creating, securing or migrating anything. A running host's cluster is used
+    /// through its socket; otherwise this takes the data directory's lock for as long as this
+    /// value lives, and starts the cluster if it is stopped. See [`Attached`].
+    pub async fn attach(&self) -> Result<Attached, EmbeddedPostgresError> {
         let data_dir = self.data_dir();
-        let new = committed.is_none();
-        let password = match committed {
-            Some(password) => password,
-            None => password::create_pending(data_dir)?,
+        if !self.cluster_dir.join("PG_VERSION").exists() {
+            return Err(EmbeddedPostgresError::NoCluster(data_dir.to_owned()));
+        }
+        let committed = password::read_committed(data_dir)?;
+        let Some(held) = lock::take_for_command(data_dir).await? else {
+            let password = committed.ok_or(EmbeddedPostgresError::Unsecured(UNKNOWN_PASSWORD))?;
+            self.set_password(&password);
+            return Ok(Attached::HostRuns);
         };
-        if initialised {
-            tracing::info!("requiring a password for the embedded PostgreSQL cluster");
-            self.set_password_offline(&password).await?;
-        } else {
-            self.initdb(&password).await?;
+        *self.lock.lock().expect("data dir lock") = Some(held);
+        let running = self.is_running().await;
+        if password::trusts(&self.read_hba()?) {
+            return Err(EmbeddedPostgresError::Unsecured(if running {
+                WITHOUT_PASSWORD
+            } else {
+                "has no password yet"
+            }));
         }
-        if new {
-            password::commit(data_dir)?;
+        let password = committed.ok_or(EmbeddedPostgresError::Unsecured(UNKNOWN_PASSWORD))?;
+        self.set_password(&password);
+        if running {
+            return Ok(Attached::Running);
         }
-        Ok(password)
-    }
-
-    /// Stops the cluster if it runs, sets the superuser's password in single-user mode (no
-    /// connection is accepted meanwhile) and makes `pg_hba.conf` require it.
-    async fn set_password_offline(&self, password: &str) -> Result<(), EmbeddedPostgresError> {
-        self.stop().await?;
-        // A verifier holds only base64, digits, `$` and `:`: safe inside a quoted literal.
-        let statement = format!(
-            "ALTER ROLE \"{USER}\" PASSWORD '{}';\n",
-            password::verifier(password)
-        );
-        self.run_with_input(
-            "postgres",
-            &[
-                "--single".into(),
-                "-D".into(),
-                self.cluster_dir.clone().into(),
-                "-c".into(),
-                "exit_on_error=on".into(),
-                "postgres".into(),
-            ],
-            Some(statement.as_bytes()),
-        )
-        .await?;
-        let hba = password::require_password(&self.read_hba()?);
-        // Written beside and renamed over, so a crash leaves the old rules or the new ones.
-        let partial = self.cluster_dir.join("pg_hba.conf.partial");
-        password::write_private(&partial, hba.as_bytes(), self.run_as)?;
-        std::fs::rename(&partial, self.cluster_dir.join("pg_hba.conf"))
-            .map_err(io_err("cannot replace pg_hba.conf"))
-    }
-
-    fn read_hba(&self) -> Result<String, EmbeddedPostgresError> {
-        let path = self.cluster_dir.join("pg_hba.conf");
-        std::fs::read_to_string(&path).map_err(io_err(format!("cannot read {}", path.display())))
-    }
-
-    /// `pg_ctl start` on the private socket.
-    async fn launch(&self) -> Result<(), EmbeddedPostgresError> {
-        let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -c unix_socket_permissions=0700 -c port=5432",
-            self.cluster_dir.display()
-        );
-        let log = self.cluster_dir.join("postgres.log");
-        self.run(
-            "pg_ctl",
-            &[
-                "start".into(),
-                "-w".into(),
-                "-t".into(),
-                "60".into(),
-                "-D".into(),
-                self.cluster_dir.clone().into(),
-                "-l".into(),
-                log.into(),
-                "-o".into(),
-                options.into(),
-            ],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Stops the cluster cleanly (fast shutdown: active sessions are disconnected).
-    pub async fn stop(&self) -> Result<(), EmbeddedPostgresError> {
-        if !self.is_running().await {
-            return Ok(());
+        if let Err(e) = self.launch().await {
+            // A server that came up too slowly for pg_ctl is this command's to stop.
+            let _ = self.stop().await;
+            return Err(e);
         }
-        self.run(
-            "pg_ctl",
-            &[
-                "stop".into(),
-                "-w".into(),
-                "-m".into(),
-                "fast".into(),
-                "-D".into(),
-                self.cluster_dir.clone().into(),
-            ],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Whether a server is running on this cluster directory.
-    pub async fn is_running(&self) -> bool {
-        if !self.cluster_dir.join("postmaster.pid").exists() {
-            return false;
-        }
-        self.run(
-            "pg_ctl",
-            &[
-                "status".into(),
-                "-D".into(),
-                self.cluster_dir.clone().into(),
-            ],
-        )
-        .await
-        .is_ok()
-    }
-
-    /// Creates the cluster with `password` required on every connection.
-    async fn initdb(&self, password: &str) -> Result<(), EmbeddedPostgresError> {
-        std::fs::create_dir_all(&self.cluster_dir).map_err(io_err(format!(
-            "cannot create {}",
-            self.cluster_dir.display()
-        )))?;
-        std::fs::set_permissions(&self.cluster_dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err("cannot restrict the cluster directory"))?;
-        if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(&self.cluster_dir, Some(uid), Some(gid)).map_err(io_err(
-                format!(
-                    "cannot give {} to {UNPRIVILEGED_USER}",
-                    self.cluster_dir.display()
-                ),
-            ))?;
-        }
-        tracing::info!(dir = %self.cluster_dir.display(), "initialising embedded PostgreSQL cluster");
-        // initdb reads the superuser's password from a file its user can read: give it the
-        // verifier, which it stores as is, so the password never leaves the host's own files.
-        let pwfile = self.data_dir().join("postgres-verifier.initdb");
-        password::write_private(
-            &pwfile,
-            password::verifier(password).as_bytes(),
-            self.run_as,
-        )?;
-        let mut pwfile_arg = OsString::from("--pwfile=");
-        pwfile_arg.push(&pwfile);
-        let outcome = self
-            .run(
-                "initdb",
-                &[
-                    "-D".into(),
-                    self.cluster_dir.clone().into(),
-                    "-U".into(),
-                    USER.into(),
-                    pwfile_arg,
-                    "--auth=scram-sha-256".into(),
-                    "--encoding=UTF8".into(),
-                    "--no-locale".into(),
-                ],
-            )
-            .await;
-        let _ = std::fs::remove_file(&pwfile);
-        outcome.map(|_| ())
-    }
-
-    async fn ensure_database(&self) -> Result<(), EmbeddedPostgresError> {
-        use sqlx::Connection;
-        let mut conn =
-            sqlx::PgConnection::connect_with(&self.connect_options().database("postgres")).await?;
-        crate::db::create_database_if_missing(&mut conn, DATABASE).await?;
-        conn.close().await?;
-        Ok(())
+        Ok(Attached::Started)
     }
 }
 
 /// Whether PostgreSQL refused the password (SQLSTATE 28P01).
-fn is_auth_failure(error: &sqlx::Error) -> bool {
+pub fn is_auth_failure(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .and_then(|e| e.code())

@@ -101,8 +101,9 @@ pub async fn register(
     })
 }
 
-/// Validates a reported package list into a state.
-fn parse_state(report: &StateReport) -> Result<PackageState> {
+/// Validates a reported package list into a state, taking the list out of the report: a
+/// maximum-size report is tens of megabytes, and a copy of it per concurrent report adds up.
+fn parse_state(report: &mut StateReport) -> Result<PackageState> {
     validate_label("architecture", &report.architecture, 64)?;
     validate_label("pacman_version", &report.pacman_version, 64)?;
     if report.packages.len() > MAX_PACKAGES {
@@ -111,7 +112,7 @@ fn parse_state(report: &StateReport) -> Result<PackageState> {
             format!("at most {MAX_PACKAGES} packages per report"),
         ));
     }
-    PackageState::new(report.packages.clone())
+    PackageState::new(std::mem::take(&mut report.packages))
         .map_err(|e| Error::new(ErrorCode::InvalidPackageState, e.to_string()))
 }
 
@@ -227,7 +228,9 @@ pub async fn list(db: &PgPool, pool_id: Option<Uuid>) -> Result<Vec<Endpoint>> {
     db::endpoints::list(db, pool_id).await
 }
 
-/// Moves an endpoint to another pool and classifies it against that pool's target.
+/// Moves an endpoint to another pool and classifies it against that pool's target. Its
+/// `may_set_target` is withdrawn (an admin granted it for the pool it leaves);
+/// `constrains_availability` stays.
 pub async fn move_to_pool(
     db: &PgPool,
     policies: &Policies,

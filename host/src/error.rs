@@ -360,7 +360,7 @@ impl From<sqlx::Error> for Error {
                         Some("endpoints_live_name") => {
                             return Error::new(
                                 ErrorCode::EndpointNameTaken,
-                                "an endpoint with this name already exists",
+                                "an endpoint with this name already exists in this pool",
                             );
                         }
                         _ => {}

@@ -35,5 +35,6 @@ pub mod policy;
 pub mod pools;
 pub mod reaper;
 pub mod retention;
+pub mod secret_file;
 pub mod server;
 pub mod tls;

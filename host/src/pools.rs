@@ -4,6 +4,7 @@
 //! the pool lock, under which set-as-latest checks it ([`authorize_target_change`]). Admins can
 //! also make any state the pool has had as its target the target again ([`restore_target`]): a
 //! new generation, re-classifying every endpoint, so a bad set-as-latest is one call from undone.
+//! [`target_history`] lists the targets to choose from.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use crate::auth::Principal;
 use crate::classification::reclassify_pool;
 use crate::db;
 use crate::db::endpoints::Endpoint;
-use crate::db::pools::{Pool, PoolChanges};
+use crate::db::pools::{Pool, PoolChanges, TargetGeneration};
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::Policies;
 
@@ -55,7 +56,7 @@ pub struct UpdatePool {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreTarget {
-    /// A state the pool has had as its target (see its `target_changed` events or audit log).
+    /// A state the pool has had as its target (see `GET /api/pools/{pool_id}/targets`).
     pub state_id: String,
 }
 
@@ -207,6 +208,28 @@ pub async fn target(db: &PgPool, pool_id: Uuid) -> Result<PoolTarget> {
     let pool = get(db, pool_id).await?;
     let mut conn = db.acquire().await?;
     target_of(&mut conn, pool).await
+}
+
+/// Generations one target history listing returns at most.
+pub const MAX_TARGETS_LISTED: i64 = 500;
+
+/// The pool's targets, current and past, newest first: `limit` generations (1 to
+/// [`MAX_TARGETS_LISTED`]) older than `before` (from the current one when `None`). Past targets
+/// are never collected, so each can be restored.
+pub async fn target_history(
+    db: &PgPool,
+    pool_id: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<TargetGeneration>> {
+    if !(1..=MAX_TARGETS_LISTED).contains(&limit) {
+        return Err(Error::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_TARGETS_LISTED}"),
+        ));
+    }
+    get(db, pool_id).await?;
+    db::pools::target_history(db, pool_id, before, limit).await
 }
 
 /// Makes a state the pool has had as its target the target again, as a new generation, and

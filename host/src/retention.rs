@@ -3,18 +3,19 @@
 //!
 //! **What is kept.** A state stays while it is an endpoint's current state; in an endpoint's
 //! history within the retention (and the entry a revert from the current one returns to, however
-//! old: one step of undo always survives); a pool's target, current or past; or the target or
-//! result of an operation, or in a history entry an operation refers to. Operations are never
-//! deleted, so what they refer to stays with them. Everything else older than the retention
-//! goes: first the history entries no longer kept (each under its endpoint's lock, so no
-//! operation or report of that endpoint sees its history change under it), then the states no
-//! row refers to.
+//! old: one step of undo always survives, also across a revert pending or in progress); a pool's
+//! target, current or past; or the target or result of an operation, or in a history entry an
+//! operation refers to. Operations are never deleted, so what they refer to stays with them.
+//! Everything else older than the retention goes: first the history entries no longer kept (each
+//! under its endpoint's lock, so no operation or report of that endpoint sees its history change
+//! under it), then the states no row refers to.
 //!
 //! **A report racing the collector.** States are content-addressed, so a report may store the
-//! very state the collector is deleting. `ps_store_state` pins an existing state (FOR KEY SHARE)
-//! until its transaction ends and the collector skips pinned states (FOR UPDATE SKIP LOCKED);
-//! if the collector won, the pin finds nothing and the report stores the state again. Either way
-//! the report never refers to a deleted state. The protocol is in `sql/V11__state_retention.sql`.
+//! very state the collector is deleting. `ps_store_state` holds a shared advisory lock on the
+//! state until its transaction ends, and the collector deletes only states whose lock it takes
+//! exclusively, skipping the others; if the collector won, the report waits for its commit and
+//! stores the state again. Either way the report never refers to a deleted state, and pinning
+//! a state many endpoints share writes nothing (a row lock would). The protocol is in `sql/V10__state_retention.sql`.
 //!
 //! **Replicas.** Every replica runs this loop; a round runs only on the replica that takes a
 //! session advisory lock, on a connection of its own that is closed after the round, so a
@@ -88,6 +89,14 @@ async fn round(conn: &mut PgConnection, retention: Duration) -> Result<(i64, i32
             None => break,
         }
     }
-    let states = db::states::collect(&mut *conn, retention).await?;
+    // States in batches: each batch's advisory locks are held only until its own commit.
+    let mut states = 0;
+    loop {
+        let deleted = db::states::collect(&mut *conn, retention, BATCH).await?;
+        states += deleted;
+        if deleted < BATCH {
+            break;
+        }
+    }
     Ok((history, states))
 }

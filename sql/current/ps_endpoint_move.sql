@@ -5,9 +5,11 @@ AS $function$
 DECLARE
     e endpoints;
     v_from uuid;
+    v_withdrawn boolean;
 BEGIN
     PERFORM ps_lock_endpoint(p_endpoint);
-    SELECT pool_id INTO v_from FROM endpoints WHERE endpoint_id = p_endpoint AND deleted_at IS NULL FOR NO KEY UPDATE;
+    SELECT pool_id, may_set_target INTO v_from, v_withdrawn
+    FROM endpoints WHERE endpoint_id = p_endpoint AND deleted_at IS NULL FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'endpoint % not found', p_endpoint USING ERRCODE = 'PS001';
     END IF;
@@ -19,9 +21,13 @@ BEGIN
         RAISE EXCEPTION 'endpoint % has an active operation; cancel it before moving the endpoint', p_endpoint
             USING ERRCODE = 'PS015';
     END IF;
-    UPDATE endpoints SET pool_id = p_pool WHERE endpoint_id = p_endpoint RETURNING * INTO e;
+    v_withdrawn := v_withdrawn AND v_from IS DISTINCT FROM p_pool;
+    UPDATE endpoints
+    SET pool_id = p_pool, may_set_target = may_set_target AND NOT v_withdrawn
+    WHERE endpoint_id = p_endpoint RETURNING * INTO e;
     PERFORM ps_audit(p_actor, 'endpoint.move', 'endpoint', p_endpoint::text,
-        jsonb_build_object('from_pool_id', v_from, 'to_pool_id', p_pool));
+        jsonb_build_object('from_pool_id', v_from, 'to_pool_id', p_pool,
+                           'may_set_target_withdrawn', v_withdrawn));
     IF v_from IS DISTINCT FROM p_pool THEN
         PERFORM ps_emit('endpoint_moved', NULL, p_endpoint, p_pool,
             jsonb_build_object('endpoint_id', p_endpoint, 'from_pool_id', v_from, 'to_pool_id', p_pool));

@@ -6,6 +6,7 @@ DECLARE
     v_endpoint uuid;
     v_current bigint;
     v_undo bigint;
+    v_next_undo bigint;
     v_doomed bigint[];
     v_count integer;
 BEGIN
@@ -25,12 +26,17 @@ BEGIN
         CONTINUE WHEN NOT pg_try_advisory_xact_lock(1, hashtext(v_endpoint::text));
         SELECT current_history_id INTO v_current FROM endpoints WHERE endpoint_id = v_endpoint;
         SELECT revert_to INTO v_undo FROM endpoint_states WHERE history_id = v_current;
+        -- The undo step a revert in flight leaves behind (at most one operation is active).
+        SELECT r.revert_to INTO v_next_undo
+        FROM operations o JOIN endpoint_states r ON r.history_id = o.revert_history_id
+        WHERE o.endpoint_id = v_endpoint AND o.status IN ('pending', 'in_progress');
         SELECT array_agg(h.history_id) INTO v_doomed
         FROM endpoint_states h
         WHERE h.endpoint_id = v_endpoint
           AND h.recorded_at < now() - p_retention
           AND h.history_id IS DISTINCT FROM v_current
           AND h.history_id IS DISTINCT FROM v_undo
+          AND h.history_id IS DISTINCT FROM v_next_undo
           AND NOT EXISTS (SELECT 1 FROM operations o
                           WHERE o.endpoint_id = v_endpoint
                             AND (o.revert_history_id = h.history_id

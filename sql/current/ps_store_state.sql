@@ -3,20 +3,15 @@ CREATE OR REPLACE FUNCTION public.ps_store_state(p_state_id text, p_packages jso
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    LOOP
-        INSERT INTO package_states (state_id, package_count)
-        VALUES (p_state_id, jsonb_array_length(p_packages))
-        ON CONFLICT (state_id) DO NOTHING;
-        IF FOUND THEN
-            INSERT INTO state_packages (state_id, name, version, repository, architecture, reason)
-            SELECT p_state_id, x.name, x.version, x.repository, x.architecture, x.reason
-            FROM jsonb_to_recordset(p_packages)
-                 AS x(name text, version text, repository text, architecture text, reason text);
-            RETURN;
-        END IF;
-        -- It exists: pin it. If the collector deleted it in between, store it again.
-        PERFORM 1 FROM package_states WHERE state_id = p_state_id FOR KEY SHARE;
-        EXIT WHEN FOUND;
-    END LOOP;
+    PERFORM pg_advisory_xact_lock_shared(ps_state_lock_key(p_state_id));
+    INSERT INTO package_states (state_id, package_count)
+    VALUES (p_state_id, jsonb_array_length(p_packages))
+    ON CONFLICT (state_id) DO NOTHING;
+    IF FOUND THEN
+        INSERT INTO state_packages (state_id, name, version, repository, architecture, reason)
+        SELECT p_state_id, x.name, x.version, x.repository, x.architecture, x.reason
+        FROM jsonb_to_recordset(p_packages)
+             AS x(name text, version text, repository text, architecture text, reason text);
+    END IF;
 END $function$
 ;

@@ -1,8 +1,10 @@
-//! Load tool: WebSocket fan-out and operation lifecycle throughput against a real host process
-//! on a private PostgreSQL cluster.
+//! Load tool: operation lifecycle throughput (with and without rate limiting), peak memory under
+//! concurrent maximum-size state reports, and WebSocket fan-out, against real host processes on
+//! a private PostgreSQL cluster.
 //!
 //! Run: `cargo bench -p pacsync-tests --bench load` (needs ~11,000 file descriptors for the
-//! 5,000-subscriber step). Prints tables; results are recorded in BENCHMARKS.md.
+//! 5,000-subscriber step). `PACSYNC_BENCH_STEPS`, a comma list of `lifecycle`, `memory` and
+//! `fanout`, runs only those steps. Prints tables; results are recorded in BENCHMARKS.md.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,6 +63,32 @@ async fn lifecycle(api: &Api, id: &str, token: &str) {
         .expect(200, None);
 }
 
+/// Packages in a maximum-size state report: the host's cap per report.
+const MAX_PACKAGES: usize = 100_000;
+/// Maximum-size reports sent at once in the memory step.
+const CONCURRENT_REPORTS: usize = 32;
+
+/// A report of [`MAX_PACKAGES`] packages, distinct per `seed` so that every one is stored.
+fn max_size_report(seed: usize) -> serde_json::Value {
+    let packages: Vec<_> = (0..MAX_PACKAGES)
+        .map(|i| {
+            json!({"name": format!("package-{i:06}"), "version": format!("{}.{i}-1", seed + 1),
+                   "repository": "extra", "architecture": "x86_64", "reason": "explicit"})
+        })
+        .collect();
+    json!({"architecture": "x86_64", "pacman_version": "6.0.2", "packages": packages})
+}
+
+/// `VmRSS` or `VmHWM` (peak) of `pid`, in KiB.
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Drives `count` lifecycles spread over the fleet's endpoints; returns the elapsed time.
 async fn drive(api: &Api, fleet: &Fleet, count: usize) -> Duration {
     let started = Instant::now();
@@ -92,44 +120,110 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    memory_kib(pid, "VmRSS")
+}
+
+/// A release host on `url` with the shared signing `key`; `extra` flags after the common ones.
+fn spawn_host(url: &str, key: &Path, extra: &[&str]) -> (HostProcess, tempfile::TempDir) {
+    let data = shared_tempdir();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--jwt-key-file",
+        key.to_str().unwrap(),
+        "--event-buffer",
+        "100000",
+        // The fan-out step holds 5,000 streams of one admin token.
+        "--max-streams-per-admin",
+        "10000",
+    ];
+    args.extend_from_slice(extra);
+    let host = HostProcess::spawn(Path::new(HOST), &args, &[("PACSYNC_DATABASE_URL", url)]);
+    (host, data)
 }
 
 #[tokio::main]
 async fn main() {
     let cluster = PrivateCluster::start().await;
-    let data = shared_tempdir();
     let url = cluster.url();
-    let host = HostProcess::spawn(
-        Path::new(HOST),
+    let keys = shared_tempdir();
+    let key = keys.path().join("jwt-secret");
+    std::fs::write(&key, "load-benchmark-signing-secret-0123456789abcdef").unwrap();
+    // Two replicas on one database: rate limits on (every request counted, none refused at
+    // these rates, so the check's cost is what is measured) and off.
+    let unlimited = "1000000";
+    let (host, data) = spawn_host(
+        &url,
+        &key,
         &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--event-buffer",
-            "100000",
+            "--rate-limit-endpoint-per-second",
+            unlimited,
+            "--rate-limit-endpoint-burst",
+            unlimited,
+            "--rate-limit-admin-per-second",
+            unlimited,
+            "--rate-limit-admin-burst",
+            unlimited,
         ],
-        &[("PACSYNC_DATABASE_URL", url.as_str())],
     );
+    let (unlimited_host, _unlimited_data) = spawn_host(&url, &key, &["--rate-limits", "false"]);
     let out = std::process::Command::new(HOST)
-        .args(["token", "issue", "--role", "admin", "--data-dir"])
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "admin",
+            "--name",
+            "load",
+            "--data-dir",
+        ])
         .arg(data.path())
+        .arg("--jwt-key-file")
+        .arg(&key)
         .env("PACSYNC_DATABASE_URL", &url)
         .output()
         .unwrap();
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let api = Api::new(host.base.clone(), admin.clone());
+    let api_off = Api::new(unlimited_host.base.clone(), admin.clone());
     let fleet = fleet(&api, DRIVERS).await;
 
-    // --- Lifecycle throughput: HTTP vs the same stored-procedure calls straight to PostgreSQL.
-    let ops = 400;
-    let http = drive(&api, &fleet, ops).await;
+    let steps =
+        std::env::var("PACSYNC_BENCH_STEPS").unwrap_or_else(|_| "lifecycle,memory,fanout".into());
+    let runs = |step: &str| steps.split(',').any(|s| s.trim() == step);
+    if runs("lifecycle") {
+        lifecycle_step(&cluster, &api, &api_off, &fleet).await;
+    }
+    let _ = unlimited_host.terminate();
+    if runs("memory") {
+        memory_step(&api, &host).await;
+    }
+    if runs("fanout") {
+        fanout_step(&api, &host, &admin, &fleet).await;
+    }
+    let _ = host.terminate();
+}
+
+/// Lifecycle throughput with rate limits on and off, and the raw stored-procedure sequence.
+async fn lifecycle_step(cluster: &PrivateCluster, api: &Api, api_off: &Api, fleet: &Fleet) {
+    // --- Lifecycle throughput: HTTP with and without rate limits, alternating in rounds so
+    // both see the same stretch of the run, vs the same stored-procedure calls straight to
+    // PostgreSQL.
+    // ABBA order, so neither host always runs first in a round.
+    let (rounds, per_round) = (4, 160);
+    let ops = rounds * per_round;
+    let (mut http, mut http_off) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            http += drive(api, fleet, per_round).await;
+            http_off += drive(api_off, fleet, per_round).await;
+        } else {
+            http_off += drive(api_off, fleet, per_round).await;
+            http += drive(api, fleet, per_round).await;
+        }
+    }
     let db = cluster.pool().await;
     let target_state: String =
         sqlx::query_scalar("SELECT target_state_id FROM pools WHERE pool_id = $1::uuid")
@@ -186,6 +280,7 @@ async fn main() {
             .expect(200, None);
     }
     let http_rate = ops as f64 / http.as_secs_f64();
+    let http_off_rate = ops as f64 / http_off.as_secs_f64();
     let raw_rate = ops as f64 / raw.as_secs_f64();
     println!(
         "operation lifecycle (create → start → 3 × progress → complete), {ops} operations, {DRIVERS} concurrent endpoints"
@@ -194,13 +289,85 @@ async fn main() {
     println!("| path                                   | operations/s |");
     println!("|----------------------------------------|--------------|");
     println!("| host over HTTP (+1 state report each)  | {http_rate:>12.1} |");
+    println!("| the same, rate limits off              | {http_off_rate:>12.1} |");
     println!("| stored procedures straight to Postgres | {raw_rate:>12.1} |");
     println!(
         "| ratio host / raw                       | {:>12.2} |",
         http_rate / raw_rate
     );
+    println!(
+        "| ratio rate limits on / off             | {:>12.3} |",
+        http_rate / http_off_rate
+    );
     println!();
+}
 
+/// Peak memory while maximum-size state reports arrive at once.
+async fn memory_step(api: &Api, host: &HostProcess) {
+    // --- Memory: maximum-size state reports arriving at once.
+    let reports = {
+        let mut builder = Fleet::builder(api)
+            .pool("reports")
+            .reference("reports-ref", state(&[("linux", "6.1-1")]));
+        for i in 0..CONCURRENT_REPORTS {
+            builder = builder.unreported(&format!("big{i}"));
+        }
+        builder.build().await
+    };
+    let bodies: Vec<_> = (0..CONCURRENT_REPORTS).map(max_size_report).collect();
+    let body_mib = serde_json::to_vec(&bodies[0]).unwrap().len() as f64 / (1024.0 * 1024.0);
+    let (rss_before, peak_before) = (
+        memory_kib(host.pid(), "VmRSS"),
+        memory_kib(host.pid(), "VmHWM"),
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = reports
+        .members
+        .iter()
+        .zip(bodies)
+        .map(|(endpoint, body)| {
+            let (api, endpoint) = (api.clone(), endpoint.clone());
+            tokio::spawn(async move {
+                api.put_state(&endpoint.id, &endpoint.token, body)
+                    .await
+                    .expect(200, None);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = started.elapsed();
+    let peak_after = memory_kib(host.pid(), "VmHWM");
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "{CONCURRENT_REPORTS} concurrent maximum-size state reports ({MAX_PACKAGES} packages, {body_mib:.1} MiB of JSON each), {:.1} s",
+        took.as_secs_f64()
+    );
+    println!();
+    println!("| host memory                          |      MiB |");
+    println!("|--------------------------------------|----------|");
+    println!(
+        "| RSS before                           | {:>8.1} |",
+        mib(rss_before)
+    );
+    println!(
+        "| peak RSS before                      | {:>8.1} |",
+        mib(peak_before)
+    );
+    println!(
+        "| peak RSS during the reports          | {:>8.1} |",
+        mib(peak_after)
+    );
+    println!(
+        "| peak growth per report               | {:>8.1} |",
+        mib(peak_after.saturating_sub(peak_before.max(rss_before))) / CONCURRENT_REPORTS as f64
+    );
+    println!();
+}
+
+/// Events delivered to N pool subscribers while endpoints drive operations.
+async fn fanout_step(api: &Api, host: &HostProcess, admin: &str, fleet: &Fleet) {
     // --- WebSocket fan-out.
     println!(
         "WebSocket fan-out: N pool subscribers, {DRIVERS} endpoints driving operations (6 events each)"
@@ -253,7 +420,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_rss = rss_kib(host.pid()) as f64 / 1024.0;
         let before = delivered.load(Ordering::Relaxed);
-        let elapsed = drive(&api, &fleet, 80).await;
+        let elapsed = drive(api, fleet, 80).await;
         // Let the last events drain.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let events = delivered.load(Ordering::Relaxed) - before;
@@ -274,5 +441,4 @@ async fn main() {
     println!(
         "latency: event timestamp (the transaction's start, by the database clock) to receipt by the client"
     );
-    let _ = host.terminate();
 }

@@ -93,6 +93,15 @@ impl Stream {
             .unwrap();
     }
 
+    /// Sends `text` as it is, in a text frame (whether or not it is JSON).
+    pub async fn send_text(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+            .await
+            .unwrap();
+    }
+
     /// The close code the server ended the stream with, if it did within `timeout`.
     pub async fn close_code(&mut self, timeout: Duration) -> Option<u16> {
         self.close_frame(timeout).await.map(|(code, _)| code)

@@ -49,7 +49,8 @@ impl From<AgentError> for CliError {
 
 impl CliError {
     /// The process exit code: 1 operation failed or refused, 2 usage/config error, 3 auth
-    /// error, 4 host unreachable, 5 timed out, 130 interrupted.
+    /// error, 4 host unreachable, 5 timed out (waiting for the host or the operation, or still
+    /// rate limited after the waits the host asked for: try again later), 130 interrupted.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Api(ApiError::Problem { .. })
@@ -58,7 +59,8 @@ impl CliError {
             CliError::Config(_) | CliError::Tls(_) | CliError::Usage(_) => 2,
             CliError::Api(ApiError::Auth { .. }) => 3,
             CliError::Api(ApiError::Unreachable(_)) => 4,
-            CliError::Api(ApiError::Timeout(_)) | CliError::FollowTimedOut => 5,
+            CliError::Api(ApiError::Timeout(_) | ApiError::RateLimited { .. })
+            | CliError::FollowTimedOut => 5,
             CliError::Interrupted => 130,
         }
     }
@@ -110,6 +112,13 @@ mod tests {
             (CliError::Api(auth), 3),
             (CliError::Api(ApiError::Unreachable("refused".into())), 4),
             (CliError::Api(ApiError::Timeout("slow".into())), 5),
+            (
+                CliError::Api(ApiError::RateLimited {
+                    retry_after: 2,
+                    detail: String::new(),
+                }),
+                5,
+            ),
             (CliError::FollowTimedOut, 5),
             (CliError::Interrupted, 130),
         ];
@@ -127,6 +136,21 @@ mod tests {
         assert_eq!(error.exit_code(), 1);
         let error = CliError::from(AgentError::Api(ApiError::Unreachable("refused".into())));
         assert_eq!(error.exit_code(), 4);
+        assert!(error.needs_telling());
+    }
+
+    #[test]
+    fn a_rate_limit_outlasting_the_retries_says_when_to_come_back() {
+        let error = CliError::Api(ApiError::RateLimited {
+            retry_after: 2,
+            detail: "at most 5 at once".into(),
+        });
+        assert!(
+            error
+                .to_string()
+                .starts_with("rate limited; retry after 2 s"),
+            "{error}"
+        );
         assert!(error.needs_telling());
     }
 }

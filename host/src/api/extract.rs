@@ -1,16 +1,18 @@
-//! Request extractors whose rejections are problem documents with stable codes.
+//! Request extractors whose rejections are problem documents with stable codes, and the
+//! caller's bearer token: found by [`bearer`], verified once per request ([`Verified`], by the
+//! rate limiter), authorized by the [`Principal`] extractor.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
-use serde::de::DeserializeOwned;
-
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::auth::Principal;
+use crate::auth::{Claims, Keys, Principal};
 use crate::error::{Error, ErrorCode};
 
 /// A JSON request body.
@@ -125,6 +127,92 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
+/// Where a request carries its bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// `Authorization: Bearer <token>`.
+    Header,
+    /// The `access_token` query parameter, which only the stream routes accept (a browser cannot
+    /// set headers on a WebSocket).
+    Query,
+}
+
+/// The stream routes' query parameter carrying a token.
+#[derive(Deserialize)]
+struct TokenParam {
+    access_token: Option<String>,
+}
+
+/// The bearer token of a request: `Authorization: Bearer`, else `?access_token=`. A header of
+/// another scheme (a proxy's Basic credentials) does not hide the query parameter.
+pub fn bearer(headers: &HeaderMap, uri: &Uri) -> Option<(String, Carried)> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if let Some(token) = header {
+        return Some((token.to_owned(), Carried::Header));
+    }
+    axum::extract::Query::<TokenParam>::try_from_uri(uri)
+        .ok()
+        .and_then(|query| query.0.access_token)
+        .filter(|t| !t.is_empty())
+        .map(|token| (token, Carried::Query))
+}
+
+/// A request's bearer token, verified (signature, expiry, audience) once per request: the rate
+/// limiter verifies it and leaves this in the request's extensions for the extractors.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    carried: Carried,
+    /// The claims, or why the token was rejected (an `INVALID_TOKEN` detail).
+    claims: std::result::Result<Claims, String>,
+}
+
+impl Verified {
+    /// Verifies the request's bearer token; `None` when it carries none.
+    pub fn of(keys: &Keys, headers: &HeaderMap, uri: &Uri) -> Option<Self> {
+        let (token, carried) = bearer(headers, uri)?;
+        Some(Self {
+            carried,
+            claims: keys.verify(&token).map_err(|e| e.detail),
+        })
+    }
+
+    /// The claims of a validly signed token, not yet checked for revocation.
+    pub fn claims(&self) -> Option<&Claims> {
+        self.claims.as_ref().ok()
+    }
+}
+
+/// The verified claims of a request's token, as the rate limiter left them (verified here if it
+/// did not run). `query`: whether the route accepts `?access_token=`.
+pub fn claims(parts: &Parts, keys: &Keys, query: bool) -> Result<Claims, Error> {
+    let verified = match parts.extensions.get::<Verified>() {
+        Some(verified) => Some(verified.clone()),
+        None => Verified::of(keys, &parts.headers, &parts.uri),
+    };
+    match verified {
+        Some(Verified { carried, claims }) if query || carried == Carried::Header => {
+            claims.map_err(|detail| Error::new(ErrorCode::InvalidToken, detail))
+        }
+        _ if parts.headers.contains_key(AUTHORIZATION) => Err(Error::new(
+            ErrorCode::InvalidToken,
+            "the Authorization header is not `Bearer <token>`",
+        )),
+        _ if query => Err(Error::new(
+            ErrorCode::MissingToken,
+            "send `Authorization: Bearer <token>` or ?access_token=",
+        )),
+        _ => Err(Error::new(
+            ErrorCode::MissingToken,
+            "send `Authorization: Bearer <token>`",
+        )),
+    }
+}
+
 /// The caller, from `Authorization: Bearer`: every route but the public ones takes it.
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
@@ -133,24 +221,8 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            Error::new(
-                ErrorCode::MissingToken,
-                "send `Authorization: Bearer <token>`",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::InvalidToken,
-                    "the Authorization header is not `Bearer <token>`",
-                )
-            })?;
-        crate::auth::authenticate(&state.keys, &state.db, token).await
+        let claims = claims(parts, &state.keys, false)?;
+        let (who, _) = crate::auth::authorize(&state.keys, &state.db, claims).await?;
+        Ok(who)
     }
 }

@@ -2,10 +2,14 @@
 //! stream routes check.
 //!
 //! **Who is counted.** A request with a validly signed bearer token (header, or `access_token`
-//! on the stream routes) counts against its subject: an endpoint, or an admin token's name. Only
-//! the signature is checked here, never the database: a revoked token still counts against its
-//! subject, then fails authentication in the handler. A request without a valid token
-//! (registration, `GET /api/sync/health`, a bad token) counts against the client's address,
+//! on the stream routes) counts against its subject: an endpoint, or an admin token's name. The
+//! token is verified here, once per request, and the result handed to the handler's extractor
+//! ([`Verified`]); the database is not asked. So an endpoint token revoked by its generation
+//! still counts against its endpoint, then fails authentication in the handler. An admin token
+//! this replica knows to be revoked (or one without an id, refused as well) counts against the
+//! client's address instead: under its name, a flood with a revoked token would throttle the
+//! token reissued under that name. A request without a valid token (registration,
+//! `GET /api/sync/health`, a bad token) counts against the client's address,
 //! as the connection shows it: an IPv4 address, or an IPv6 /64 (one machine's usual share).
 //! Behind a proxy that is the proxy's address, so every anonymous client shares one bucket
 //! there: raise the per-address limit, or limit at the proxy. `/metrics` is an admin route like
@@ -28,16 +32,15 @@ use std::time::Duration;
 
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, NotUntil, RateLimiter};
-use serde::Deserialize;
 
 use super::AppState;
-use crate::auth::{Keys, Role};
+use super::extract::Verified;
+use crate::auth::{self, Keys, Role};
 use crate::error::{Error, ErrorCode};
 use crate::events::StreamSlots;
 
@@ -156,13 +159,20 @@ fn ceil_seconds(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
-/// Middleware: counts the request against its caller, or answers 429 `RATE_LIMITED`.
-pub async fn rate_limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let caller = caller(&app.keys, &request);
-    match app.limits.check(&caller) {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused.into_response(),
+/// Middleware: verifies the request's token (leaving the result to the handler) and counts the
+/// request against its caller, or answers 429 `RATE_LIMITED`.
+pub async fn rate_limit(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let verified = Verified::of(&app.keys, request.headers(), request.uri());
+    if app.config.limits.rates_enabled {
+        let caller = caller(&app.keys, verified.as_ref(), &request);
+        if let Err(refused) = app.limits.check(&caller) {
+            return refused.into_response();
+        }
     }
+    if let Some(verified) = verified {
+        request.extensions_mut().insert(verified);
+    }
+    next.run(request).await
 }
 
 /// Middleware: answers 503 `REQUEST_TIMEOUT` once the request has taken the configured time.
@@ -185,37 +195,23 @@ pub async fn request_timeout(
     }
 }
 
-/// The stream routes' query parameter carrying a token, for clients that cannot set headers.
-#[derive(Deserialize)]
-struct TokenParam {
-    access_token: Option<String>,
-}
-
-/// The subject of a validly signed token, else the client's address.
-fn caller(keys: &Keys, request: &Request) -> Caller {
-    let header = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
-    let token = header.or_else(|| {
-        axum::extract::Query::<TokenParam>::try_from_uri(request.uri())
-            .ok()
-            .and_then(|q| q.0.access_token)
-    });
-    if let Some(claims) = token.and_then(|t| keys.verify(&t).ok()) {
-        return match claims.role {
-            Role::Endpoint => Caller::Endpoint(claims.sub),
-            Role::Admin => Caller::Admin(claims.sub),
-        };
+/// The subject of a validly signed token that is not known to be revoked, else the client's
+/// address.
+fn caller(keys: &Keys, verified: Option<&Verified>, request: &Request) -> Caller {
+    match verified.and_then(Verified::claims) {
+        Some(claims) if !auth::revoked(keys, claims) => match claims.role {
+            Role::Endpoint => Caller::Endpoint(claims.sub.clone()),
+            Role::Admin => Caller::Admin(claims.sub.clone()),
+        },
+        _ => {
+            let ip = request
+                .extensions()
+                .get::<ConnectInfo<ClientAddr>>()
+                .map(|ConnectInfo(ClientAddr(addr))| addr.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            Caller::Address(bucket(ip))
+        }
     }
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<ClientAddr>>()
-        .map(|ConnectInfo(ClientAddr(addr))| addr.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    Caller::Address(bucket(ip))
 }
 
 /// The address a client is counted under: IPv4 as it is, IPv6 by its /64.

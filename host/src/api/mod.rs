@@ -32,7 +32,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
     paths(
         pools::create, pools::list, pools::get, pools::update, pools::delete, pools::status, pools::target,
         pools::create_enrollment_token, pools::repository_analysis,
-        pools::restore_target, pools::list_enrollment_tokens, pools::revoke_enrollment_token,
+        pools::restore_target, pools::targets, pools::list_enrollment_tokens, pools::revoke_enrollment_token,
         endpoints::set_permissions,
         endpoints::register, endpoints::list, endpoints::get, endpoints::delete, endpoints::move_to_pool,
         endpoints::report_state, endpoints::history, endpoints::diff,
@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
             "/api/pools/{pool_id}/target",
             get(pools::target).put(pools::restore_target),
         )
+        .route("/api/pools/{pool_id}/targets", get(pools::targets))
         .route(
             "/api/pools/{pool_id}/repository-analysis",
             get(pools::repository_analysis),
@@ -201,7 +202,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The timeout inside the rate limit, both inside the metrics: a refused or timed-out
-        // request is still counted.
+        // request is still counted. The rate limit verifies the bearer token, once, for every
+        // route: the extractors take its result from the request's extensions.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::request_timeout,

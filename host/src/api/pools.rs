@@ -3,14 +3,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Json, OptionalJson, Path};
+use super::extract::{Json, OptionalJson, Path, Query};
 use crate::auth::Principal;
 use crate::availability::{self, RepositoryAnalysis};
 use crate::db::enrollment::EnrollmentTokenInfo;
-use crate::db::pools::Pool;
+use crate::db::pools::{Pool, TargetGeneration};
 use crate::enrollment::{self, CreateEnrollmentToken, EnrollmentToken};
 use crate::error::{Problem, Result};
 use crate::pools::{self, CreatePool, PoolTarget, RestoreTarget, UpdatePool};
@@ -100,6 +102,35 @@ pub async fn target(
 ) -> Result<axum::Json<PoolTarget>> {
     who.require_admin()?;
     Ok(axum::Json(pools::target(&app.db, pool_id).await?))
+}
+
+/// `GET /api/pools/{pool_id}/targets` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsParams {
+    /// Generations to return, 1 to 500 [default: 100].
+    pub limit: Option<i64>,
+    /// Only generations older than this one: the last `generation` of the previous page.
+    pub before: Option<i64>,
+}
+
+/// The pool's targets, current and past, newest first: each generation's state, when it was set
+/// and by which set-as-latest (none for an admin's restore). Any of them can be restored with
+/// `PUT /api/pools/{pool_id}/target`.
+#[utoipa::path(get, path = "/api/pools/{pool_id}/targets", tag = "pools",
+    params(("pool_id" = Uuid, Path), TargetsParams),
+    responses((status = 200, body = Vec<TargetGeneration>), (status = "4XX", body = Problem)), security(("bearer" = [])))]
+pub async fn targets(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(pool_id): Path<Uuid>,
+    Query(params): Query<TargetsParams>,
+) -> Result<axum::Json<Vec<TargetGeneration>>> {
+    who.require_admin()?;
+    let limit = params.limit.unwrap_or(100);
+    Ok(axum::Json(
+        pools::target_history(&app.db, pool_id, params.before, limit).await?,
+    ))
 }
 
 /// Make a state the pool has had as its target the target again, as a new generation (audited

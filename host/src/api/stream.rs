@@ -4,20 +4,20 @@
 //! [`crate::events::StreamSlots`]); past it, the upgrade is refused with 429 `TOO_MANY_STREAMS`
 //! before any WebSocket exists.
 
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Path, Query};
-use crate::auth::{self, Principal};
+use super::extract::{self, Path, Query};
+use crate::auth::{self, Claims, Principal, Role};
 use crate::error::{Error, ErrorCode, Result};
-use crate::events::{self, Holder, Scope, StreamSlot};
+use crate::events::{self, Credential, Holder, Scope, StreamSlot};
 
 /// Stream parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -29,25 +29,34 @@ pub struct StreamParams {
     pub after: Option<i64>,
 }
 
-/// The caller, from `Authorization: Bearer` or the `access_token` query parameter, and when its
-/// token expires.
+/// The verified claims of the caller's token, from `Authorization: Bearer` or the
+/// `access_token` query parameter.
+pub struct StreamToken(pub Claims);
+
+impl FromRequestParts<AppState> for StreamToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        extract::claims(parts, &state.keys, true).map(StreamToken)
+    }
+}
+
+/// The caller, and what the session keeps checking of its token.
 async fn caller(
     app: &AppState,
-    headers: &HeaderMap,
-    params: &StreamParams,
-) -> Result<(Principal, i64)> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let token = bearer.or(params.access_token.as_deref()).ok_or_else(|| {
-        Error::new(
-            ErrorCode::MissingToken,
-            "send `Authorization: Bearer <token>` or ?access_token=",
-        )
-    })?;
-    auth::authenticate_until(&app.keys, &app.db, token).await
+    StreamToken(claims): StreamToken,
+) -> Result<(Principal, Credential)> {
+    // An admin token's id is what its revocation is recorded under.
+    let id = claims.jti.filter(|_| claims.role == Role::Admin);
+    let (who, expires) = auth::authorize(&app.keys, &app.db, claims).await?;
+    let revocation = id.map(|id| (app.keys.revocations().clone(), id));
+    Ok((
+        who,
+        Credential {
+            expires,
+            revocation,
+        },
+    ))
 }
 
 /// A stream slot for `who`, or 429 `TOO_MANY_STREAMS` if it holds as many as it may.
@@ -93,12 +102,12 @@ fn upgrade(
         (status = 429, description = "TOO_MANY_STREAMS: the token already holds as many streams as it may", body = crate::error::Problem)))]
 pub async fn endpoint_status(
     State(app): State<AppState>,
-    headers: HeaderMap,
     Path(endpoint_id): Path<Uuid>,
     Query(params): Query<StreamParams>,
+    bearer: StreamToken,
     ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let (who, expires) = caller(&app, &headers, &params).await?;
+    let (who, token) = caller(&app, bearer).await?;
     who.require_admin_or_endpoint(endpoint_id)?;
     let ws = upgrade(ws)?;
     let endpoint = crate::endpoints::get(&app.db, endpoint_id).await?;
@@ -109,7 +118,7 @@ pub async fn endpoint_status(
     let slot = slot(&app, &who)?;
     let streams = app.streams();
     Ok(ws.on_upgrade(move |socket| async move {
-        events::run_session(streams, socket, scope, params.after, expires).await;
+        events::run_session(streams, socket, scope, params.after, token).await;
         drop(slot);
     }))
 }
@@ -121,12 +130,12 @@ pub async fn endpoint_status(
         (status = 429, description = "TOO_MANY_STREAMS: the token already holds as many streams as it may", body = crate::error::Problem)))]
 pub async fn pool_events(
     State(app): State<AppState>,
-    headers: HeaderMap,
     Path(pool_id): Path<Uuid>,
     Query(params): Query<StreamParams>,
+    bearer: StreamToken,
     ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let (who, expires) = caller(&app, &headers, &params).await?;
+    let (who, token) = caller(&app, bearer).await?;
     who.require_admin()?;
     let ws = upgrade(ws)?;
     crate::pools::get(&app.db, pool_id).await?;
@@ -134,7 +143,7 @@ pub async fn pool_events(
     let streams = app.streams();
     Ok(ws.on_upgrade(move |socket| async move {
         let scope = Scope::Pool { pool_id };
-        events::run_session(streams, socket, scope, params.after, expires).await;
+        events::run_session(streams, socket, scope, params.after, token).await;
         drop(slot);
     }))
 }

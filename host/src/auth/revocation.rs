@@ -2,10 +2,16 @@
 //!
 //! Protocol: the host reads the ids of the revoked, unexpired admin tokens before it serves
 //! ([`Revocations::load`]). Revoking a token notifies [`CHANNEL`] at commit with the token's
-//! id (the `admin_tokens_revoke_only` trigger, `sql/V10__admin_tokens.sql`), and
+//! id (the `admin_tokens_revoke_only` trigger, `sql/V9__admin_tokens.sql`), and
 //! [`Revocations::follow`], one task per replica, adds it: a revocation reaches every replica
 //! within milliseconds. Ids only ever join the set between full reads, and a full read runs only
 //! after LISTEN is in place, so a revocation is either in the read or notified after it.
+//!
+//! The LISTEN connection is owned by a task of its own ([`listen`]) that waits for
+//! notifications and is never interrupted: a wait cut short by a timeout could be cut in the
+//! middle of sqlx's reconnect, and the news that notifications were lost with the connection
+//! would be lost with it. The task forwards each notification, and [`Signal::Listening`] each time
+//! LISTEN is (again) in place, which is when the follower reads the whole set again.
 //!
 //! Failure modes: notifications sent while the LISTEN connection is down are lost, so after
 //! every reconnect the whole set is read again; while LISTEN cannot be re-established the set
@@ -19,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -37,16 +44,14 @@ pub struct Revocations {
     revoked: Arc<RwLock<HashSet<Uuid>>>,
 }
 
-/// What woke the follower up.
-enum Wake {
+/// What the LISTEN task tells the follower.
+enum Signal {
+    /// LISTEN is in place (again): anything notified before may have been missed.
+    Listening,
     /// A revocation; `None` when its payload is not a token id (then the set is read again).
     Revoked(Option<Uuid>),
-    /// The LISTEN connection was lost and re-established: notifications may have been missed.
-    Reconnected,
-    /// The LISTEN connection failed and must be opened again.
+    /// The LISTEN connection failed; until the next [`Signal::Listening`], nothing is notified.
     Lost,
-    /// Nothing happened for a while.
-    Quiet,
 }
 
 impl Revocations {
@@ -79,18 +84,19 @@ impl Revocations {
     }
 
     /// Keeps the set current until `shutdown`: LISTEN for revocations, read the whole set again
-    /// after every reconnect and every [`REFRESH`].
+    /// each time LISTEN is (re-)established and every [`REFRESH`] (every [`RETRY`] while it is
+    /// not).
     pub async fn follow(self, db: PgPool, shutdown: CancellationToken) {
-        let mut listener: Option<PgListener> = None;
+        let (sender, mut signals) = mpsc::unbounded_channel();
+        tokio::spawn(listen(db.clone(), sender, shutdown.clone()));
+        let mut listening = false;
         // When the set was last read completely; `None`: it must be read now.
         let mut read_at: Option<Instant> = None;
         let mut healthy = true;
         loop {
-            if listener.is_none() {
-                listener = listen(&db).await;
-                read_at = None;
-            }
-            if read_at.is_none_or(|at| at.elapsed() >= REFRESH) {
+            // Without LISTEN, nothing announces a revocation: reading often is all there is.
+            let every = if listening { REFRESH } else { RETRY };
+            if read_at.is_none_or(|at| at.elapsed() >= every) {
                 match db::admin_tokens::revoked_ids(&db).await {
                     Ok(ids) => {
                         self.replace(ids);
@@ -110,42 +116,72 @@ impl Revocations {
                 }
             }
             let wait = match read_at {
-                Some(at) => REFRESH.saturating_sub(at.elapsed()),
+                Some(at) => every.saturating_sub(at.elapsed()),
                 None => RETRY,
-            };
-            let wake = async {
-                match listener.as_mut() {
-                    Some(l) => match tokio::time::timeout(wait, l.try_recv()).await {
-                        Ok(Ok(Some(notification))) => {
-                            Wake::Revoked(notification.payload().parse().ok())
-                        }
-                        Ok(Ok(None)) => Wake::Reconnected,
-                        Ok(Err(_)) => Wake::Lost,
-                        Err(_) => Wake::Quiet,
-                    },
-                    None => {
-                        tokio::time::sleep(RETRY).await;
-                        Wake::Quiet
-                    }
-                }
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                wake = wake => match wake {
-                    Wake::Revoked(Some(id)) => self.insert(id),
-                    Wake::Revoked(None) | Wake::Reconnected => read_at = None,
-                    Wake::Lost => {
-                        listener = None;
-                        tokio::time::sleep(RETRY).await;
+                signal = signals.recv() => match signal {
+                    Some(Signal::Revoked(Some(id))) => self.insert(id),
+                    Some(Signal::Revoked(None)) => read_at = None,
+                    Some(Signal::Listening) => {
+                        listening = true;
+                        read_at = None;
                     }
-                    Wake::Quiet => {}
+                    Some(Signal::Lost) => listening = false,
+                    // The task ends only at shutdown.
+                    None => return,
                 },
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 }
 
-async fn listen(db: &PgPool) -> Option<PgListener> {
+/// Holds a LISTEN connection on [`CHANNEL`] until `shutdown` (or until the follower is gone),
+/// opening it again whenever it fails, and tells `signals` what it hears.
+async fn listen(db: PgPool, signals: UnboundedSender<Signal>, shutdown: CancellationToken) {
+    loop {
+        let listener = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            listener = connect(&db) => listener,
+        };
+        if let Some(mut listener) = listener {
+            // Eager reconnect (sqlx's default, set here because the protocol depends on it): a
+            // lost connection is opened again, LISTEN included, before `try_recv` says `None`.
+            listener.eager_reconnect(true);
+            if signals.send(Signal::Listening).is_err() {
+                return;
+            }
+            loop {
+                let received = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    () = signals.closed() => return,
+                    received = listener.try_recv() => received,
+                };
+                let signal = match received {
+                    Ok(Some(notification)) => Signal::Revoked(notification.payload().parse().ok()),
+                    // Reconnected and LISTENing again; what was notified in between is lost.
+                    Ok(None) => Signal::Listening,
+                    // Reconnecting failed, or the connection broke otherwise: start over.
+                    Err(_) => break,
+                };
+                if signals.send(signal).is_err() {
+                    return;
+                }
+            }
+        }
+        if signals.send(Signal::Lost).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+async fn connect(db: &PgPool) -> Option<PgListener> {
     let mut listener = PgListener::connect_with(db).await.ok()?;
     listener.listen(CHANNEL).await.ok()?;
     Some(listener)

@@ -60,8 +60,6 @@ struct Loaded {
     endpoints: Vec<PoolEndpoint>,
     /// Endpoints whose report is too old to use (their `availability_id` is cleared).
     stale: HashSet<Uuid>,
-    /// Endpoints whose gaps must not exclude packages for the pool.
-    non_constraining: HashSet<Uuid>,
     states: HashMap<String, PackageState>,
     reports: HashMap<String, AvailabilityReport>,
 }
@@ -110,11 +108,9 @@ impl Loaded {
         // Only the target's packages matter: whole states of every endpoint would be far more.
         let states = db::states::load_many(&mut *tx, &state_ids, Some(&names)).await?;
         let reports = db::availability::load_many(&mut *tx, &availability_ids, &names).await?;
-        let non_constraining = db::availability::non_constraining(&mut *tx, pool_id).await?;
         Ok(Self {
             endpoints,
             stale,
-            non_constraining,
             states,
             reports,
         })
@@ -136,7 +132,7 @@ impl Loaded {
                     let analysed = AnalysedEndpoint {
                         endpoint_id: e.endpoint_id,
                         name: e.name.clone(),
-                        constrains_availability: !self.non_constraining.contains(&e.endpoint_id),
+                        constrains_availability: e.constrains_availability,
                     };
                     known.push((analysed, Obtainability::new(installed, report)));
                 }

@@ -1,67 +1,131 @@
-//! The host's database, for commands that work on it outside `serve`.
+//! The host's database and signing key, for commands that work on them outside `serve`.
 //!
 //! It is the database `serve` uses: the external URL, or the embedded cluster in the data dir.
-//! An embedded cluster that is running (a host is up) is used through its socket and left
-//! running; a stopped one is started for the command (created first on a fresh data dir, as
-//! `serve` would) and stopped after it, unless a host started meanwhile and adopted it: then
-//! that host stops it when it stops. Migrations run first, as at `serve`, so a command never
-//! meets an older schema.
+//! A command only opens what a host made: it never creates a data directory, a cluster or a
+//! key, and it runs only as the data directory's owner (the host's user), so that nothing it
+//! starts or touches ends up belonging to another user ([`check_host_files`]).
+//!
+//! The embedded cluster is reached through [`EmbeddedPostgres::attach`]: while a host runs,
+//! through the host's socket, never starting or stopping it; when none runs, the command starts
+//! the cluster for itself under the data directory's lock and stops it after. A cluster that is
+//! not secured yet, or refuses the host's password, is left as it is: only a host's start
+//! secures it. Migrations run first, as at `serve`, so a command never meets an older schema.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::bail;
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::db;
-use crate::embedded_postgres::EmbeddedPostgres;
+use crate::db::{self, DatabaseSetupError};
+use crate::embedded_postgres::{self, Attached, EmbeddedPostgres, EmbeddedPostgresError};
 
 /// The `application_name` of this command's sessions.
 const APPLICATION: &str = "pacsync-host-cli";
+/// Where the shipped unit (`host/dist/pacsync-host.service`) keeps the host's data.
+const UNIT_DATA_DIR: &str = "/var/lib/pacsync";
+
+/// Refuses, before anything is touched, to work on files no host made or as another user than
+/// the host's: the data directory must exist and be this user's when the command uses it (the
+/// embedded database, or the signing key inside it), with the cluster in it; with `needs_key`,
+/// the signing key must exist.
+pub(super) fn check_host_files(config: &Config, needs_key: bool) -> anyhow::Result<()> {
+    let data_dir = &config.data_dir;
+    let embedded = config.database_url.is_none();
+    let key = &config.jwt_key_file;
+    if embedded || (needs_key && key.starts_with(data_dir)) {
+        let Ok(metadata) = std::fs::metadata(data_dir) else {
+            bail!(
+                "no host data directory at {}; pass --data-dir (the unit's is {UNIT_DATA_DIR}) and run as the host's user",
+                data_dir.display()
+            );
+        };
+        if !metadata.is_dir() {
+            bail!("{} is not a directory", data_dir.display());
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        if metadata.uid() != me {
+            let owner = user_name(metadata.uid());
+            bail!(
+                "{} belongs to {owner}, and this command runs as {}: run it as the host's user, \
+                 e.g. `sudo -u {owner} pacsync-host token ...`",
+                data_dir.display(),
+                user_name(me)
+            );
+        }
+        if embedded && !data_dir.join("postgres").join("PG_VERSION").exists() {
+            return Err(EmbeddedPostgresError::NoCluster(data_dir.clone()).into());
+        }
+    }
+    if needs_key && std::fs::symlink_metadata(key).is_err() {
+        bail!(
+            "no signing key at {}; a host makes <data-dir>/jwt-secret on its first start: pass the host's --data-dir (the unit's is {UNIT_DATA_DIR}) or its --jwt-key-file",
+            key.display()
+        );
+    }
+    Ok(())
+}
+
+/// A user's name, or its uid if it has none.
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |user| user.name)
+}
 
 /// An open connection to the host's database.
 pub(super) struct Database {
     /// The connection pool (of one connection).
     pub pool: PgPool,
-    /// The embedded cluster, when this command started it.
-    started: Option<EmbeddedPostgres>,
+    /// The embedded cluster (holding the data directory's lock unless a host runs).
+    cluster: Option<EmbeddedPostgres>,
+    /// Whether this command started the cluster, and so stops it.
+    started: bool,
 }
 
 impl Database {
-    /// Connects (starting the embedded cluster if it is stopped) and migrates.
+    /// Connects (starting the embedded cluster if no host runs and it is stopped) and migrates.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        let (options, started) = match &config.database_url {
+        let (options, cluster) = match &config.database_url {
             Some(url) => (db::options_from_url(url)?, None),
             None => {
                 let cluster =
                     EmbeddedPostgres::new(&config.data_dir, config.postgres_bin_dir.as_deref())?;
-                let running = cluster.is_running().await;
-                if let Err(e) = cluster.start().await {
-                    if !running {
-                        let _ = cluster.stop().await;
-                    }
-                    return Err(e.into());
-                }
-                let options = cluster.connect_options();
-                (options, (!running).then_some(cluster))
+                let attached = cluster.attach().await?;
+                (cluster.connect_options(), Some((cluster, attached)))
             }
         };
+        let started = matches!(cluster, Some((_, Attached::Started)));
+        let cluster = cluster.map(|(cluster, _)| cluster);
         // Named, so that close() can tell its own sessions (the migration connection's may
         // linger a moment) from a host's.
         let options = options.application_name(APPLICATION);
         match db::connect_and_migrate(&options, 1).await {
-            Ok(pool) => Ok(Self { pool, started }),
+            Ok(pool) => Ok(Self {
+                pool,
+                cluster,
+                started,
+            }),
             Err(e) => {
-                if let Some(cluster) = &started {
+                if started && let Some(cluster) = &cluster {
                     let _ = cluster.stop().await;
                 }
-                Err(e.into())
+                match cluster {
+                    Some(_) => Err(refused(e, &config.data_dir)),
+                    None => Err(e.into()),
+                }
             }
         }
     }
 
-    /// Whether other sessions use the cluster. A session that just closed (the start's own)
-    /// may linger a moment; a host's stay.
+    /// Whether other sessions use the cluster this command started: a host that does not take
+    /// the data directory's lock may have adopted it. A session that just closed (the start's
+    /// own) may linger a moment; a host's stay.
     async fn adopted(&self) -> bool {
         for _ in 0..5 {
-            match db::admin_tokens::other_sessions(&self.pool, APPLICATION).await {
+            match db::cluster::other_sessions(&self.pool, APPLICATION).await {
                 Ok(0) => return false,
                 Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                 Err(_) => return true,
@@ -70,18 +134,33 @@ impl Database {
         true
     }
 
-    /// Disconnects, and stops the embedded cluster if this command started it and no host
-    /// adopted it meanwhile.
+    /// Disconnects, stops the embedded cluster if this command started it (and nothing adopted
+    /// it meanwhile), and releases the data directory's lock.
     pub async fn close(self) {
-        let adopted = self.started.is_some() && self.adopted().await;
+        let adopted = self.started && self.adopted().await;
         self.pool.close().await;
-        if adopted {
-            return;
-        }
-        if let Some(cluster) = &self.started
+        if self.started
+            && !adopted
+            && let Some(cluster) = &self.cluster
             && let Err(e) = cluster.stop().await
         {
             eprintln!("warning: cannot stop the embedded database again: {e}");
         }
     }
+}
+
+/// A failure to connect to the embedded cluster, saying what to do when it refused the password.
+fn refused(error: DatabaseSetupError, data_dir: &Path) -> anyhow::Error {
+    let refused = matches!(
+        &error,
+        DatabaseSetupError::MigrationConnect(e) if embedded_postgres::is_auth_failure(e)
+    );
+    if !refused {
+        return error.into();
+    }
+    anyhow::Error::new(error).context(format!(
+        "the embedded database in {} refuses the password in postgres-password; stop the host \
+         (systemctl stop pacsync-host) and start it again to secure it",
+        data_dir.display()
+    ))
 }

@@ -1,9 +1,14 @@
 //! `pacsync-host token issue | list | revoke`: admin tokens, recorded in the host's database
 //! (see [`crate::auth::admin_tokens`]).
 //!
-//! Exit status: 0 on success, 1 when the database or the key refuses (a name already taken,
-//! no such token, an unreachable database, a short key), 2 on a usage error (a lifetime over a
-//! year, a malformed name, a role other than admin), before anything is touched.
+//! They work on what a host made, as the host's user (see [`super::database`]): under the
+//! shipped unit, `sudo -u pacsync pacsync-host token issue --role admin --name NAME --data-dir
+//! /var/lib/pacsync`.
+//!
+//! Exit status: 0 on success, 1 when the database, the data directory or the key refuses (a
+//! name already taken, no such token, an unreachable database, no host's data directory, another
+//! user's, a short key), 2 on a usage error (a lifetime over a year, a malformed name, a role
+//! other than admin), before anything is touched.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +16,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
-use super::database::Database;
+use super::database::{Database, check_host_files};
 use super::fail;
 use crate::auth::admin_tokens;
 use crate::auth::{Keys, Role};
@@ -59,13 +64,14 @@ pub(super) struct HostArgs {
     /// TOML config file (data_dir, database_url, jwt_key_file, postgres_bin_dir are read).
     #[arg(long, env = "PACSYNC_CONFIG")]
     config: Option<PathBuf>,
-    /// Host data directory (the embedded database and the default signing key live there).
+    /// The host's data directory (its embedded database and default signing key); it must
+    /// exist, and the command runs as its owner [the unit's: /var/lib/pacsync, user pacsync].
     #[arg(long, env = "PACSYNC_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The host's external PostgreSQL URL [default: the embedded cluster in the data dir].
     #[arg(long, env = "PACSYNC_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Signing key file [default: <data-dir>/jwt-secret].
+    /// The host's signing key file, which must exist [default: <data-dir>/jwt-secret].
     #[arg(long, env = "PACSYNC_JWT_KEY_FILE")]
     jwt_key_file: Option<PathBuf>,
     /// Directory holding initdb/pg_ctl, for the embedded database.
@@ -127,8 +133,10 @@ fn issue(role: Role, name: Option<String>, ttl_hours: u64, host: HostArgs) -> Ex
         Ok(config) => config,
         Err(e) => return fail(e),
     };
-    let generate = config.jwt_key_file == config.data_dir.join("jwt-secret");
-    let keys = match Keys::load(&config.jwt_key_file, generate) {
+    if let Err(e) = check_host_files(&config, true) {
+        return fail(e);
+    }
+    let keys = match Keys::load(&config.jwt_key_file, false) {
         Ok(keys) => keys,
         Err(e) => return fail(e),
     };
@@ -150,6 +158,7 @@ fn issue(role: Role, name: Option<String>, ttl_hours: u64, host: HostArgs) -> Ex
 }
 
 async fn list(config: &Config) -> anyhow::Result<()> {
+    check_host_files(config, false)?;
     let database = Database::open(config).await?;
     let tokens = admin_tokens::list(&database.pool).await;
     database.close().await;
@@ -158,6 +167,7 @@ async fn list(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn revoke(config: &Config, name: &str) -> anyhow::Result<()> {
+    check_host_files(config, false)?;
     let database = Database::open(config).await?;
     let revoked = admin_tokens::revoke(&database.pool, name, &actor()).await;
     database.close().await;

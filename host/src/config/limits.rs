@@ -34,6 +34,8 @@ impl Rate {
 /// Resolved limits, each per replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Whether the three request rates apply at all.
+    pub rates_enabled: bool,
     /// Requests per endpoint (its token's subject).
     pub endpoint: Rate,
     /// Requests per admin token name (its subject).
@@ -65,6 +67,7 @@ impl Default for Limits {
     /// pacman runs, and a report after each transaction.
     fn default() -> Self {
         Self {
+            rates_enabled: true,
             endpoint: Rate::new(nz(20), nz(200)),
             admin: Rate::new(nz(50), nz(500)),
             address: Rate::new(nz(20), nz(200)),
@@ -82,6 +85,7 @@ impl Limits {
     pub(super) fn resolve(s: &Settings) -> Result<Limits, ConfigError> {
         let default = Limits::default();
         Ok(Limits {
+            rates_enabled: s.rate_limits.unwrap_or(default.rates_enabled),
             endpoint: rate(
                 "rate_limit_endpoint_per_second / rate_limit_endpoint_burst",
                 s.rate_limit_endpoint_per_second,

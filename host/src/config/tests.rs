@@ -166,3 +166,26 @@ fn limits_come_from_the_config_file_too() {
     assert_eq!(config.limits.streams_per_admin, 2);
     assert_eq!(config.state_collect_interval, Duration::from_secs(60));
 }
+
+#[test]
+fn a_retention_beyond_a_century_is_refused_and_a_century_is_kept() {
+    let too_long = Settings {
+        state_retention_days: Some(u32::MAX),
+        ..Settings::default()
+    };
+    assert!(matches!(
+        Config::resolve(too_long, None),
+        Err(ConfigError::Invalid {
+            name: "state_retention_days",
+            ..
+        })
+    ));
+    let century = Settings {
+        state_retention_days: Some(MAX_STATE_RETENTION_DAYS),
+        ..Settings::default()
+    };
+    assert_eq!(
+        Config::resolve(century, None).unwrap().state_retention,
+        Some(Duration::from_secs(36_500 * 86_400))
+    );
+}

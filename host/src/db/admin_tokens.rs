@@ -1,4 +1,4 @@
-//! Recorded admin tokens (`sql/V10__admin_tokens.sql`): issued, listed, revoked.
+//! Recorded admin tokens (`sql/V9__admin_tokens.sql`): issued, listed, revoked.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -87,21 +87,5 @@ pub async fn revoked_ids(db: impl PgExecutor<'_>) -> Result<Vec<Uuid>, sqlx::Err
          WHERE revoked_at IS NOT NULL AND expires_at > now() - interval '1 minute'",
     )
     .fetch_all(db)
-    .await
-}
-
-/// How many client sessions not named `application` the database has: a command that started
-/// the embedded cluster for itself stops it only when nobody else (a host that started
-/// meanwhile) uses it.
-pub async fn other_sessions(
-    db: impl PgExecutor<'_>,
-    application: &str,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity
-         WHERE backend_type = 'client backend' AND application_name IS DISTINCT FROM $1",
-    )
-    .bind(application)
-    .fetch_one(db)
     .await
 }

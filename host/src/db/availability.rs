@@ -1,6 +1,6 @@
 //! Content-addressed availability reports: what each endpoint can obtain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use pacsync_core::{AvailabilityReport, Available, Source};
 use sqlx::{PgConnection, PgExecutor};
@@ -81,19 +81,6 @@ pub async fn load_many(
         }
     }
     Ok(reports)
-}
-
-/// The live endpoints of a pool whose reports an admin has said must not constrain it
-/// (`constrains_availability = false`).
-pub async fn non_constraining(conn: &mut PgConnection, pool_id: Uuid) -> Result<HashSet<Uuid>> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT endpoint_id FROM endpoints
-         WHERE pool_id = $1 AND deleted_at IS NULL AND NOT constrains_availability",
-    )
-    .bind(pool_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(ids.into_iter().collect())
 }
 
 /// Deletes reports older than `min_age` that no live endpoint uses; returns how many.

@@ -158,7 +158,7 @@ pub async fn set_sync_status(
     Ok(())
 }
 
-/// Moves an endpoint to another pool.
+/// Moves an endpoint to another pool, withdrawing its `may_set_target` (`ps_endpoint_move`).
 pub async fn move_to_pool(
     db: impl PgExecutor<'_>,
     endpoint_id: Uuid,
@@ -284,7 +284,8 @@ pub async fn latest_history_with_state(
     .await?)
 }
 
-/// A live endpoint of a pool with the availability it last reported, if any.
+/// A live endpoint of a pool with the availability it last reported, if any, and whether that
+/// constrains the pool.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PoolEndpoint {
     /// Endpoint id.
@@ -297,12 +298,16 @@ pub struct PoolEndpoint {
     pub availability_id: Option<String>,
     /// When that report arrived.
     pub availability_reported_at: Option<DateTime<Utc>>,
+    /// Whether what it reports it can obtain limits what the rest of the pool is planned to
+    /// install.
+    pub constrains_availability: bool,
 }
 
 /// The live endpoints of a pool, in name order.
 pub async fn in_pool(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<PoolEndpoint>> {
     Ok(sqlx::query_as(
-        "SELECT endpoint_id, name, current_state_id, availability_id, availability_reported_at
+        "SELECT endpoint_id, name, current_state_id, availability_id, availability_reported_at,
+                constrains_availability
          FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL ORDER BY name",
     )
     .bind(pool_id)

@@ -76,45 +76,48 @@ pub async fn of_pool(
     .await
 }
 
-/// Up to `limit` events in `(after, upto]` of one endpoint, plus every pool's target changes
-/// (the caller keeps those of the pools the endpoint was in), in position order.
+/// Up to `limit` events in `(after, upto]` of one endpoint, plus the target changes of `pools`
+/// (those it was in; the caller keeps each pool's while the endpoint was in it), in position
+/// order.
 pub async fn of_endpoint(
     db: &PgPool,
     endpoint_id: Uuid,
+    pools: &[Uuid],
     (after, upto): (i64, i64),
     limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM operation_events
          WHERE position > $1 AND position <= $2
-           AND (endpoint_id = $3 OR event_type = 'target_changed')
+           AND (endpoint_id = $3 OR (event_type = 'target_changed' AND pool_id = ANY($4)))
          ORDER BY position
-         LIMIT $4"
+         LIMIT $5"
     ))
     .bind(after)
     .bind(upto)
     .bind(endpoint_id)
+    .bind(pools.to_vec())
     .bind(limit)
     .fetch_all(db)
     .await
 }
 
-/// The first move of one endpoint in `(after, upto]`, if it moved: where it was before it.
-pub async fn first_move(
+/// The moves of one endpoint in `(after, upto]`, in position order: each names the pool it left
+/// (`from_pool_id` in its payload) and the one it entered (`pool_id`).
+pub async fn moves(
     db: &PgPool,
     endpoint_id: Uuid,
     (after, upto): (i64, i64),
-) -> Result<Option<Event>, sqlx::Error> {
+) -> Result<Vec<Event>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM operation_events
          WHERE position > $1 AND position <= $2
            AND endpoint_id = $3 AND event_type = 'endpoint_moved'
-         ORDER BY position
-         LIMIT 1"
+         ORDER BY position"
     ))
     .bind(after)
     .bind(upto)
     .bind(endpoint_id)
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
 }

@@ -5,6 +5,7 @@
 
 pub mod admin_tokens;
 pub mod availability;
+pub mod cluster;
 pub mod endpoints;
 pub mod enrollment;
 pub mod events;

@@ -236,6 +236,46 @@ pub async fn target_set_at(
     .await?)
 }
 
+/// One generation of a pool's target history.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct TargetGeneration {
+    /// The generation this target was set as.
+    pub generation: i64,
+    /// Content address of the state.
+    pub state_id: String,
+    /// Number of packages in it.
+    pub package_count: i32,
+    /// When it was set.
+    pub set_at: DateTime<Utc>,
+    /// The set-as-latest operation that set it; absent when an admin restored it (audited as
+    /// `pool.restore_target`).
+    pub operation_id: Option<Uuid>,
+    /// The endpoint whose state set-as-latest made the target; absent when an admin restored it.
+    pub endpoint_id: Option<Uuid>,
+}
+
+/// Up to `limit` generations of the pool's targets older than `before` (all when `None`),
+/// newest first.
+pub async fn target_history(
+    db: impl PgExecutor<'_>,
+    pool_id: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<TargetGeneration>> {
+    Ok(sqlx::query_as(
+        "SELECT t.generation, t.state_id, s.package_count, t.created_at AS set_at,
+                t.operation_id, t.endpoint_id
+         FROM pool_targets t JOIN package_states s ON s.state_id = t.state_id
+         WHERE t.pool_id = $1 AND ($2::bigint IS NULL OR t.generation < $2)
+         ORDER BY t.generation DESC LIMIT $3",
+    )
+    .bind(pool_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
 async fn audit(
     db: impl PgExecutor<'_>,
     actor: &str,

@@ -1,5 +1,5 @@
 //! Content-addressed package states, and their collection once nothing needs them (see
-//! `sql/V11__state_retention.sql` for what keeps a state).
+//! `sql/V10__state_retention.sql` for what keeps a state).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,27 +43,41 @@ impl PackageRow {
 /// Stores a state once under its content address and returns that address.
 pub async fn store(db: impl PgExecutor<'_>, state: &PackageState) -> Result<String> {
     let state_id = state.state_id();
-    let packages =
-        serde_json::to_value(state.iter().collect::<Vec<_>>()).map_err(Error::internal)?;
-    // Absent optional fields must arrive as JSON null, not be skipped, for jsonb_to_recordset.
+    // Serialized straight into the query's buffer: no intermediate JSON tree of the list.
     sqlx::query("SELECT ps_store_state($1, $2)")
         .bind(&state_id)
-        .bind(normalise_nulls(packages))
+        .bind(sqlx::types::Json(Stored(state)))
         .execute(db)
         .await?;
     Ok(state_id)
 }
 
-fn normalise_nulls(mut packages: serde_json::Value) -> serde_json::Value {
-    if let Some(items) = packages.as_array_mut() {
-        for item in items {
-            if let Some(obj) = item.as_object_mut() {
-                obj.entry("repository").or_insert(serde_json::Value::Null);
-                obj.entry("architecture").or_insert(serde_json::Value::Null);
-            }
-        }
+/// A state's packages as `ps_store_state` reads them, every field present (`null` when absent).
+struct Stored<'a>(&'a PackageState);
+
+/// One package of [`Stored`].
+#[derive(serde::Serialize)]
+struct StoredPackage<'a> {
+    name: &'a str,
+    version: &'a str,
+    repository: Option<&'a str>,
+    architecture: Option<&'a str>,
+    reason: &'a InstallReason,
+}
+
+impl serde::Serialize for Stored<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|p| StoredPackage {
+            name: &p.name,
+            version: &p.version,
+            repository: p.repository.as_deref(),
+            architecture: p.architecture.as_deref(),
+            reason: &p.reason,
+        }))
     }
-    packages
 }
 
 /// Loads one state, or `None` if no such state is stored.
@@ -144,12 +158,13 @@ pub async fn collect_history(
     .await?)
 }
 
-/// Deletes the states older than `retention` that nothing refers to (`ps_states_collect`);
-/// returns how many.
-pub async fn collect(db: impl PgExecutor<'_>, retention: Duration) -> Result<i32> {
+/// Deletes up to `batch` states older than `retention` that nothing refers to
+/// (`ps_states_collect`); returns how many (fewer than `batch`: none are left).
+pub async fn collect(db: impl PgExecutor<'_>, retention: Duration, batch: i32) -> Result<i32> {
     Ok(
-        sqlx::query_scalar("SELECT ps_states_collect(make_interval(secs => $1))")
+        sqlx::query_scalar("SELECT ps_states_collect(make_interval(secs => $1), $2)")
             .bind(retention.as_secs_f64())
+            .bind(batch)
             .fetch_one(db)
             .await?,
     )

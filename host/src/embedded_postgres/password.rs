@@ -1,8 +1,9 @@
 //! The embedded cluster's superuser password and the `pg_hba.conf` rules that require it.
 //!
-//! The host generates the password and keeps it in `<data-dir>/postgres-password` (0600, its
-//! own). PostgreSQL only ever receives its SCRAM verifier, never the password: when the host is
-//! root the cluster belongs to `nobody`, and nothing running as `nobody` may learn it.
+//! The host generates the password (a [`crate::secret_file`]: 32 random bytes, hex) and keeps
+//! it in `<data-dir>/postgres-password` (0600, its own). PostgreSQL only ever receives its
+//! SCRAM verifier, never the password: when the host is root the cluster belongs to `nobody`,
+//! and nothing running as `nobody` may learn it.
 //!
 //! Committing is crash-safe by construction: a new password is written to
 //! `postgres-password.new`, the cluster is given its verifier and told to require it, and only
@@ -10,8 +11,6 @@
 //! cluster, and a crash at any step leaves no committed file: the next start simply does it
 //! again with a fresh password.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::Engine;
@@ -20,6 +19,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{EmbeddedPostgresError, io_err};
+use crate::secret_file;
 
 /// The committed password, in the data directory.
 pub const PASSWORD_FILE: &str = "postgres-password";
@@ -31,18 +31,12 @@ const ITERATIONS: u32 = 4096;
 /// The committed password, if there is one.
 pub fn read_committed(data_dir: &Path) -> Result<Option<String>, EmbeddedPostgresError> {
     let path = data_dir.join(PASSWORD_FILE);
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&path)
-    {
+    let file = match secret_file::read(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(format!("cannot open {}", path.display()))(e)),
+        Err(e) => return Err(io_err(format!("cannot read {}", path.display()))(e)),
     };
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(io_err(format!("cannot read {}", path.display())))?;
+    let text = String::from_utf8_lossy(&file.bytes);
     let password = text.trim();
     // ASCII only: PostgreSQL and its clients normalise other passwords (SASLprep) differently.
     if password.len() < 16 || !password.bytes().all(|b| b.is_ascii_graphic()) {
@@ -53,45 +47,19 @@ pub fn read_committed(data_dir: &Path) -> Result<Option<String>, EmbeddedPostgre
 
 /// Generates a password into the pending file (replacing one left by a crash) and returns it.
 pub fn create_pending(data_dir: &Path) -> Result<String, EmbeddedPostgresError> {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&data_dir.join(PENDING_FILE), password.as_bytes(), None)?;
-    Ok(password)
+    let path = data_dir.join(PENDING_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(format!("cannot replace {}", path.display()))(e)),
+    }
+    secret_file::create(&path).map_err(io_err(format!("cannot write {}", path.display())))
 }
 
 /// Makes the pending password the committed one; call once the cluster requires it.
 pub fn commit(data_dir: &Path) -> Result<(), EmbeddedPostgresError> {
     std::fs::rename(data_dir.join(PENDING_FILE), data_dir.join(PASSWORD_FILE))
         .map_err(io_err(format!("cannot commit {PASSWORD_FILE}")))
-}
-
-/// Writes `contents` to a fresh 0600 file at `path` (replacing whatever is there, a symlink
-/// included, never following it), owned by `owner` if given.
-pub fn write_private(
-    path: &Path,
-    contents: &[u8],
-    owner: Option<(u32, u32)>,
-) -> Result<(), EmbeddedPostgresError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(format!("cannot replace {}", path.display()))(e)),
-    }
-    let context = format!("cannot write {}", path.display());
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(io_err(context.clone()))?;
-    file.write_all(contents).map_err(io_err(context.clone()))?;
-    file.sync_all().map_err(io_err(context.clone()))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(io_err(context))?;
-    }
-    Ok(())
 }
 
 /// The SCRAM-SHA-256 verifier PostgreSQL stores for `password`, with a random salt.

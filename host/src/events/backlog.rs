@@ -5,6 +5,7 @@
 //! the pages and the live stream after them still meet without a gap or a duplicate.
 
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::{Scope, moved_from};
 use crate::db;
@@ -14,6 +15,9 @@ use crate::db::events::Event;
 pub(super) struct Backlog {
     /// The scope as it was at the position read up to (an endpoint's pool follows its moves).
     walk: Scope,
+    /// For an endpoint: every pool it was in within the range, whose target changes the pages
+    /// read (the walk keeps each one's while the endpoint was in it).
+    pools: Vec<Uuid>,
     /// Every event up to here has been read.
     read_to: i64,
     head: i64,
@@ -32,21 +36,28 @@ impl Backlog {
     ) -> Result<Self, sqlx::Error> {
         // The endpoint may have changed pools within the range: start from the pool it was in
         // at `after` (the one its first move left), and walk its moves from there.
-        let walk = match scope {
+        let (walk, pools) = match scope {
             Scope::Endpoint {
                 endpoint_id,
                 pool_id,
             } => {
-                let first = db::events::first_move(db, endpoint_id, (after, head)).await?;
-                Scope::Endpoint {
+                let moves = db::events::moves(db, endpoint_id, (after, head)).await?;
+                let start = moves.first().and_then(moved_from).unwrap_or(pool_id);
+                let mut pools = vec![start];
+                pools.extend(moves.iter().filter_map(|moved| moved.pool_id));
+                pools.sort_unstable();
+                pools.dedup();
+                let walk = Scope::Endpoint {
                     endpoint_id,
-                    pool_id: first.as_ref().and_then(moved_from).unwrap_or(pool_id),
-                }
+                    pool_id: start,
+                };
+                (walk, pools)
             }
-            pool @ Scope::Pool { .. } => pool,
+            pool @ Scope::Pool { .. } => (pool, Vec::new()),
         };
         Ok(Self {
             walk,
+            pools,
             read_to: after,
             head,
             page: i64::from(page.max(1)),
@@ -61,7 +72,8 @@ impl Backlog {
     }
 
     /// The scope's events of the next page, in position order (possibly none, when a page held
-    /// only other pools' target changes); `None` once the backlog is exhausted.
+    /// only target changes of a pool while the endpoint was elsewhere); `None` once the backlog
+    /// is exhausted.
     pub(super) async fn next_page(
         &mut self,
         db: &PgPool,
@@ -73,7 +85,7 @@ impl Backlog {
         let rows = match self.walk {
             Scope::Pool { pool_id } => db::events::of_pool(db, pool_id, range, self.page).await?,
             Scope::Endpoint { endpoint_id, .. } => {
-                db::events::of_endpoint(db, endpoint_id, range, self.page).await?
+                db::events::of_endpoint(db, endpoint_id, &self.pools, range, self.page).await?
             }
         };
         self.done = (rows.len() as i64) < self.page;

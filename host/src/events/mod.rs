@@ -34,7 +34,7 @@ use crate::db::events::Event;
 
 pub use hub::{CHANNEL, EventHub};
 pub use message::message;
-pub use session::run_session;
+pub use session::{Credential, run_session};
 pub use slots::{Holder, StreamSlot, StreamSlots};
 
 /// Keepalive settings of a session.

@@ -4,13 +4,20 @@
 //! The session subscribes to the hub before reading the backlog, and `connected` names the
 //! position it subscribed at (`head`): the backlog is `(after, head]`, the live stream
 //! everything after `head`, so nothing is missed or sent twice. It closes with 1008 when its
-//! token expires, its endpoint is deleted or it falls behind the hub's buffer (after a
-//! `resync_required`), with 1001 when the host shuts down, and silently when the peer has been
-//! silent for longer than the keepalive timeout.
+//! token expires or is revoked, its endpoint is deleted or it falls behind the hub's buffer
+//! (after a `resync_required`), with 1001 when the host shuts down, and silently when the peer
+//! has been silent for longer than the keepalive timeout.
 //!
-//! The backlog is read and sent a page at a time ([`Backlog`]). The subscriber's requests are
-//! rate-limited per session: one past the rate is answered with an `error` message whose text
-//! starts with `RATE_LIMITED`, and the stream stays open.
+//! The token is authorized once, at the upgrade ([`Credential`]). Its expiry is a timer. An
+//! admin token's revocation is looked up in the replica's in-memory revoked set before each
+//! backlog page and at every keepalive ping, so its streams close within one ping interval (or
+//! one page) of the revocation reaching the replica, at no database cost. An endpoint token is revoked only by deleting its endpoint,
+//! whose `endpoint_deleted` event closes the stream already.
+//!
+//! The backlog is read and sent a page at a time ([`Backlog`]). The subscriber's frames are
+//! rate-limited per session, each text or binary frame counted before it is parsed: one past the
+//! rate is answered with an `error` message whose `code` is `RATE_LIMITED` (and not parsed), and
+//! the stream stays open.
 
 use std::time::Duration;
 
@@ -19,24 +26,44 @@ use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
-use pacsync_core::event::StatusReply;
+use pacsync_core::event::{ERROR_RATE_LIMITED, ERROR_UNKNOWN_MESSAGE_TYPE, StatusReply};
 use pacsync_core::{ClientMessage, ClientRequest, Operation, ServerMessage};
 use serde_json::Value;
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use super::backlog::Backlog;
 use super::{Scope, Streams, message};
+use crate::auth::Revocations;
 use crate::db;
 use crate::db::events::Event;
 
-/// Serves one WebSocket subscriber until it leaves, dies, lags, its token expires (`expires`,
-/// seconds since the epoch), its endpoint is deleted, or the host shuts down.
+/// The token a session was opened with, as far as the session keeps checking it.
+#[derive(Clone)]
+pub struct Credential {
+    /// When it expires (seconds since the epoch).
+    pub expires: i64,
+    /// For an admin token: its id, and the revoked set to look it up in.
+    pub revocation: Option<(Revocations, Uuid)>,
+}
+
+impl Credential {
+    /// Whether the token has been revoked since it was checked.
+    fn revoked(&self) -> bool {
+        self.revocation
+            .as_ref()
+            .is_some_and(|(revoked, id)| revoked.contains(*id))
+    }
+}
+
+/// Serves one WebSocket subscriber until it leaves, dies, lags, its token expires or is
+/// revoked, its endpoint is deleted, or the host shuts down.
 pub async fn run_session(
     streams: Streams,
     socket: WebSocket,
     mut scope: Scope,
     after: Option<i64>,
-    expires: i64,
+    token: Credential,
 ) {
     let app = &streams;
     let shutdown = streams.shutdown.clone();
@@ -108,6 +135,11 @@ pub async fn run_session(
                     return;
                 }
             };
+            // A backlog can take long to send: a token revoked meanwhile gets no further page.
+            if token.revoked() {
+                let _ = sink.send(Message::Close(Some(token_revoked()))).await;
+                return;
+            }
             for event in &events {
                 if let Some(message) = message_for(app, scope, event).await
                     && sink.send(send(&message)).await.is_err()
@@ -126,7 +158,7 @@ pub async fn run_session(
     let mut ping = tokio::time::interval(keepalive.ping_every);
     ping.tick().await;
     let mut last_heard = tokio::time::Instant::now();
-    let left = u64::try_from(expires - Utc::now().timestamp()).unwrap_or(0);
+    let left = u64::try_from(token.expires - Utc::now().timestamp()).unwrap_or(0);
     let expiry = tokio::time::sleep(Duration::from_secs(left));
     tokio::pin!(expiry);
     loop {
@@ -143,6 +175,10 @@ pub async fn run_session(
                 return;
             }
             _ = ping.tick() => {
+                if token.revoked() {
+                    let _ = sink.send(Message::Close(Some(token_revoked()))).await;
+                    return;
+                }
                 if last_heard.elapsed() > keepalive.timeout {
                     tracing::debug!("dropping a silent WebSocket subscriber");
                     return;
@@ -179,19 +215,39 @@ pub async fn run_session(
             },
             incoming = stream.next() => {
                 last_heard = tokio::time::Instant::now();
-                match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(reply) = answer(app, scope, &text, &requests).await
-                            && sink.send(send(&reply)).await.is_err()
-                        {
-                            return;
+                let reply = match incoming {
+                    // Every request counts, before it is even parsed: a flood of frames that are
+                    // not requests costs the host no more than one of requests.
+                    Some(Ok(frame @ (Message::Text(_) | Message::Binary(_)))) => {
+                        match requests.check() {
+                            Err(refused) => {
+                                let wait = refused.wait_time_from(requests.clock().now());
+                                Some(rate_limited(wait))
+                            }
+                            Ok(()) => match frame {
+                                Message::Text(text) => answer(app, scope, &text).await,
+                                _ => None,
+                            },
                         }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => None,
+                };
+                if let Some(reply) = reply
+                    && sink.send(send(&reply)).await.is_err()
+                {
+                    return;
                 }
             }
         }
+    }
+}
+
+/// Closes a stream whose admin token has been revoked.
+fn token_revoked() -> CloseFrame {
+    CloseFrame {
+        code: axum::extract::ws::close_code::POLICY,
+        reason: "token revoked".into(),
     }
 }
 
@@ -225,28 +281,26 @@ async fn message_for(app: &Streams, scope: Scope, event: &Event) -> Option<Serve
     Some(message)
 }
 
-/// Replies to a client's request message; anything that is not JSON with a `type` is ignored.
-/// A request past the session's rate gets an error instead of its answer.
-async fn answer(
-    app: &Streams,
-    scope: Scope,
-    text: &str,
-    requests: &DefaultDirectRateLimiter,
-) -> Option<ServerMessage> {
+/// The answer to a request past the session's rate, which allows another after `wait`.
+fn rate_limited(wait: Duration) -> ServerMessage {
+    ServerMessage::Error {
+        message: format!(
+            "too many requests on this stream; retry in {:.1} s",
+            wait.as_secs_f64()
+        ),
+        code: Some(ERROR_RATE_LIMITED.to_owned()),
+    }
+}
+
+/// Replies to a client's request message (already counted against the session's rate);
+/// anything that is not JSON with a `type` is ignored.
+async fn answer(app: &Streams, scope: Scope, text: &str) -> Option<ServerMessage> {
     let request: Value = serde_json::from_str(text).ok()?;
     let kind = request["type"].as_str()?;
-    if let Err(not_until) = requests.check() {
-        let wait = not_until.wait_time_from(requests.clock().now());
-        return Some(ServerMessage::Error {
-            message: format!(
-                "RATE_LIMITED: too many requests on this stream; retry in {:.1} s",
-                wait.as_secs_f64()
-            ),
-        });
-    }
     let Ok(ClientMessage { kind: asked }) = serde_json::from_value(request.clone()) else {
         return Some(ServerMessage::Error {
             message: format!("unknown message type {kind:?}"),
+            code: Some(ERROR_UNKNOWN_MESSAGE_TYPE.to_owned()),
         });
     };
     Some(match asked {

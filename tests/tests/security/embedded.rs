@@ -1,22 +1,24 @@
-//! The embedded database admits only the host, and the host runs only the compiled plugins it
-//! wrote itself. Each test runs the real `pacsync-host` binary on its embedded PostgreSQL, as
-//! root (the cluster then belongs to `nobody`), and attacks from outside the host: a local
-//! process running as `nobody` connects to the cluster's socket with `psql`, and the files in
-//! the plugin cache are modified or swapped while the host is stopped.
+//! The embedded database admits only the host, only the host starts, secures and stops it, and
+//! the host runs only the compiled plugins it wrote itself. Each test runs the real
+//! `pacsync-host` binary on its embedded PostgreSQL, as root (the cluster then belongs to
+//! `nobody`), and attacks from outside the host: a local process running as `nobody` connects
+//! to the cluster's socket with `psql` or replaces files in the cluster directory, a second
+//! host or a token command runs beside the host, and the files in the plugin cache are
+//! modified or swapped while the host is stopped.
 
+mod data_dir;
+mod plugin_cache;
 mod process;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
-use pacsync_tests::{Api, Fleet, shared_tempdir, state};
-use serde_json::Value;
+use pacsync_tests::{Api, shared_tempdir};
 
-use process::{Served, admin_token, bounded, postgres_binary};
-
-/// What a warning about a cached artifact that failed its MAC says.
-const INTEGRITY_WARNING: &str = "failed its integrity check";
+use process::{
+    Served, StopsCluster, admin_token, bounded, postgres_binary, refused_start, token_issue,
+};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -129,9 +131,34 @@ async fn a_local_user_without_the_password_is_refused_by_the_embedded_database()
     host.stop();
 }
 
+/// A PostgreSQL program run as `nobody`, bounded in time.
+fn as_nobody(program: &str) -> Command {
+    let mut command = bounded(120, "runuser");
+    command
+        .args(["-u", "nobody", "--"])
+        .arg(postgres_binary(program))
+        .current_dir("/")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Stops the cluster as its old host does when it stops (fast shutdown).
+fn stop_as_nobody(cluster_dir: &Path) {
+    let stopped = as_nobody("pg_ctl")
+        .args(["stop", "-w", "-m", "fast", "-D"])
+        .arg(cluster_dir)
+        .output()
+        .unwrap();
+    assert!(
+        stopped.status.success(),
+        "pg_ctl stop: {}",
+        text(&stopped.stderr)
+    );
+}
+
 /// A cluster made the way hosts made it before passwords existed: `initdb --auth=trust`, owned
-/// by `nobody`, with the host's database holding one row. It is left running, as a host that
-/// crashed leaves it.
+/// by `nobody`, with the host's database holding one row. It is left running, as its old host
+/// leaves it while it runs.
 fn trusting_cluster(data_dir: &Path) {
     let cluster_dir = data_dir.join("postgres");
     std::fs::create_dir_all(&cluster_dir).unwrap();
@@ -144,15 +171,6 @@ fn trusting_cluster(data_dir: &Path) {
         Some(nobody.gid.as_raw()),
     )
     .unwrap();
-    let as_nobody = |program: &str| {
-        let mut command = bounded(120, "runuser");
-        command
-            .args(["-u", "nobody", "--"])
-            .arg(postgres_binary(program))
-            .current_dir("/")
-            .stdin(Stdio::null());
-        command
-    };
     let initdb = as_nobody("initdb")
         .arg("-D")
         .arg(&cluster_dir)
@@ -208,6 +226,8 @@ async fn an_embedded_database_made_before_passwords_requires_one_from_the_next_s
         "kept",
         "the old cluster admits anyone"
     );
+    // Upgrading stops the old host, and with it its cluster; the new host then secures it.
+    stop_as_nobody(&cluster_dir);
 
     let mut host = Served::start(&data_dir, &data.path().join("host.log"));
     let api = Api::new(host.base.clone(), admin_token(&data_dir));
@@ -244,130 +264,44 @@ async fn an_embedded_database_made_before_passwords_requires_one_from_the_next_s
     host.stop();
 }
 
-/// The cached artifact of the built-in `id`, found by its component's sha256.
-fn artifact(cache: &Path, sha256: &str) -> std::path::PathBuf {
-    let found: Vec<_> = std::fs::read_dir(cache)
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(sha256))
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "one artifact for {sha256}: {found:?}");
-    found.into_iter().next().unwrap()
-}
-
-fn actions(op: &Value) -> Vec<(String, String)> {
-    op["plan"]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["kind"].as_str().unwrap().to_owned(),
-                a["name"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tampered_or_swapped_compiled_plugin_is_compiled_again_and_never_run() {
+async fn a_running_embedded_database_without_a_password_is_never_stopped_to_secure_it() {
     assert_root();
     let data = shared_tempdir();
     let data_dir = data.path().join("state");
-    let cache = data_dir.join("plugin-cache");
-    const BUILTINS: [&str; 3] = ["mirror", "conservative", "holds"];
+    let cluster_dir = data_dir.join("postgres");
+    let _cleanup = StopsCluster(data_dir.clone());
+    // Running: whoever runs it (an old host) would lose its database if it were stopped.
+    trusting_cluster(&data_dir);
 
-    let mut host = Served::start(&data_dir, &data.path().join("first.log"));
-    let api = Api::new(host.base.clone(), admin_token(&data_dir));
-    let mut sha256 = Vec::new();
-    for id in BUILTINS {
-        let plugin = api.get(&format!("/api/plugins/{id}")).await;
-        sha256.push(
-            plugin.expect(200, None)["sha256"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
-    host.stop();
-    let [mirror, conservative, holds] = [0, 1, 2].map(|i| artifact(&cache, &sha256[i]));
-    for file in [&mirror, &conservative, &holds] {
-        assert_eq!(mode(file), 0o600, "{}", file.display());
-    }
-    assert_eq!(mode(&data_dir.join("plugin-cache-key")), 0o600);
-
-    // Swap two valid artifacts, and flip one bit in the middle of the third.
-    let aside = cache.join("aside");
-    std::fs::rename(&mirror, &aside).unwrap();
-    std::fs::rename(&conservative, &mirror).unwrap();
-    std::fs::rename(&aside, &conservative).unwrap();
-    let mut bytes = std::fs::read(&holds).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    std::fs::write(&holds, bytes).unwrap();
-
-    let log = data.path().join("tampered.log");
-    let mut host = Served::start(&data_dir, &log);
-    let api = Api::new(host.base.clone(), admin_token(&data_dir));
-    for id in BUILTINS {
-        let plugin = api.get(&format!("/api/plugins/{id}")).await;
-        assert_eq!(
-            plugin.expect(200, None)["name"],
-            id,
-            "{id} runs its own code"
-        );
-    }
-    // New pools follow `mirror`: conservative would keep vim and htop as they are.
-    let fleet = Fleet::builder(&api)
-        .pool("after-tampering")
-        .reference(
-            "ref",
-            state(&[("linux", "6.1-1"), ("vim", "9.1-1"), ("git", "2.40-1")]),
-        )
-        .member(
-            "b",
-            state(&[
-                ("linux", "6.0-1"),
-                ("vim", "9.2-1"),
-                ("git", "2.40-1"),
-                ("htop", "3-1"),
-            ]),
-        )
-        .build()
-        .await;
-    let b = &fleet.members[0];
-    let op = api
-        .as_(&b.token)
-        .post(&format!("/api/sync/{}/sync-to-latest", b.id))
-        .await;
-    assert_eq!(
-        actions(op.expect(202, None)),
-        [
-            ("upgrade".to_owned(), "linux".to_owned()),
-            ("downgrade".to_owned(), "vim".to_owned()),
-            ("remove".to_owned(), "htop".to_owned())
-        ]
+    let refused = refused_start(&data_dir);
+    let said = text(&refused.stderr);
+    assert!(!refused.status.success(), "the host started: {said}");
+    assert!(
+        said.contains("the embedded database is running without a password")
+            && said.contains("systemctl stop pacsync-host"),
+        "says what to do: {said}"
     );
-    host.stop();
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(
-        logged.matches(INTEGRITY_WARNING).count(),
-        3,
-        "one warning per artifact:\n{logged}"
+    assert!(text(&refused.stdout).trim().is_empty(), "it never listened");
+    // Nor does a token command (the host made the signing key before it refused).
+    let issued = token_issue(&data_dir);
+    let said = text(&issued.stderr);
+    assert_eq!(issued.status.code(), Some(1), "{said}");
+    assert!(said.contains("running without a password"), "{said}");
+    assert!(
+        text(&issued.stdout).trim().is_empty(),
+        "no token is printed"
     );
-    for file in [&mirror, &conservative, &holds] {
-        assert_eq!(mode(file), 0o600, "rewritten {}", file.display());
-    }
 
-    // Compiled again and written back: the next start trusts them.
-    let log = data.path().join("rewritten.log");
-    let mut host = Served::start(&data_dir, &log);
-    host.stop();
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(!logged.contains(INTEGRITY_WARNING), "{logged}");
+    // Still running, still as it was: its user still gets in, and no password was made.
+    assert!(cluster_dir.join("postmaster.pid").exists(), "still running");
+    let after = psql_as_nobody(&cluster_dir, "pacsync", None, "SELECT note FROM legacy");
+    assert_eq!(
+        text(&after.stdout).trim(),
+        "kept",
+        "{}",
+        text(&after.stderr)
+    );
+    assert!(!data_dir.join("postgres-password").exists());
+    assert!(!data_dir.join("postgres-password.new").exists());
 }

@@ -1,7 +1,6 @@
 //! Rates, connections and sizes are bounded: a flood from one caller is refused with 429 while
 //! everybody else is served, streams and their requests are capped, a resume over a long log
-//! arrives whole, slow requests end, metrics labels stay bounded and unneeded package states are
-//! collected.
+//! arrives whole, slow requests end and metrics labels stay bounded.
 
 use std::time::{Duration, Instant};
 
@@ -178,8 +177,8 @@ async fn a_flood_of_status_requests_is_answered_rate_limited_and_the_stream_stay
         if reply["type"] == "status" {
             answered += 1;
         } else {
-            let message = reply["message"].as_str().unwrap();
-            assert!(message.starts_with("RATE_LIMITED"), "{reply}");
+            assert_eq!(reply["code"], "RATE_LIMITED", "{reply}");
+            assert!(reply["message"].is_string(), "{reply}");
             limited += 1;
         }
     }
@@ -327,83 +326,63 @@ async fn metrics_labels_stay_bounded_whatever_method_or_path_a_client_sends() {
     t.stop().await;
 }
 
-/// `state_id` of `packages` as `id` reports them (reporting the current state again changes
-/// nothing).
-async fn report(api: &Api, (id, token): (&str, &str), packages: &[(&str, &str)]) -> String {
-    let reply = api.report(id, token, packages).await;
-    reply.expect(200, None)["state_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn stored(db: &sqlx::PgPool, states: &[&String]) -> usize {
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM package_states WHERE state_id = ANY($1)")
-            .bind(states.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .fetch_one(db)
-            .await
-            .unwrap();
-    count as usize
+/// An admin token recorded under `name`, as `pacsync-host token issue --name` hands it out.
+async fn admin_token(t: &TestHost, name: &str) -> String {
+    let state = &t.host.as_ref().expect("host running").state;
+    pacsync_host::auth::admin_tokens::issue(&state.db, &state.keys, Some(name), 1, "admin:test")
+        .await
+        .expect("admin token issued")
+        .token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn states_nothing_needs_are_collected_after_the_retention_and_needed_ones_stay() {
-    let t = TestHost::start_with(|s| s.state_collect_interval_ms = Some(200)).await;
+async fn a_flood_with_a_revoked_admin_token_does_not_throttle_the_token_reissued_under_its_name() {
+    let t = TestHost::start_with(|s| {
+        s.rate_limit_admin_per_second = Some(1);
+        s.rate_limit_admin_burst = Some(3);
+    })
+    .await;
     let api = &t.api;
-    let fleet = Fleet::builder(api)
-        .pool("kept")
-        .reference("ref", state(&[("linux", "6.1-1")]))
-        .member("m", state(&[("linux", "6.0-1")]))
-        .build()
-        .await;
-    let r = &fleet.reference;
-    let target = report(api, (&r.id, &r.token), &[("linux", "6.1-1")]).await;
-    let m = (
-        fleet.members[0].id.as_str(),
-        fleet.members[0].token.as_str(),
-    );
-    let mut history = Vec::new();
-    for version in ["6.0-1", "6.0-2", "6.0-3", "6.0-4", "6.0-5"] {
-        history.push(report(api, m, &[("linux", version)]).await);
+    let revoked = admin_token(&t, "ops").await;
+    api.delete("/api/admin-tokens/ops").await.expect(204, None);
+    let reissued = admin_token(&t, "ops").await;
+    // Whoever still holds the revoked token floods with it, far past the admin burst.
+    for _ in 0..30 {
+        let reply = api.as_(&revoked).get("/api/pools").await;
+        match reply.status.as_u16() {
+            401 => reply.expect(401, Some("TOKEN_REVOKED")),
+            _ => reply.expect(429, Some("RATE_LIMITED")),
+        };
     }
-    let [first, second, recent, undo, current] = &history[..] else {
-        unreachable!()
-    };
-    // Forty days pass for every state, and for m's history but its third entry.
-    let db = t.cluster.pool().await;
-    sqlx::query("UPDATE package_states SET created_at = now() - interval '40 days'")
-        .execute(&db)
-        .await
-        .unwrap();
-    sqlx::query(
-        "UPDATE endpoint_states SET recorded_at = now() - interval '40 days'
-         WHERE endpoint_id = $1::uuid AND state_id = ANY($2)",
-    )
-    .bind(m.0)
-    .bind(vec![
-        first.clone(),
-        second.clone(),
-        undo.clone(),
-        current.clone(),
-    ])
-    .execute(&db)
-    .await
-    .unwrap();
+    // The name's bucket is untouched: the reissued token gets its whole burst at once.
+    for _ in 0..3 {
+        api.as_(&reissued).get("/api/pools").await.expect(200, None);
+    }
+    t.stop().await;
+}
 
-    let deadline = Instant::now() + WAIT;
-    while stored(&db, &[first, second]).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "old unneeded states are never collected"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_that_are_not_requests_count_against_the_stream_rate_and_past_it_are_refused() {
+    let t = TestHost::start_with(|s| {
+        s.stream_messages_per_second = Some(1);
+        s.stream_message_burst = Some(3);
+    })
+    .await;
+    let api = &t.api;
+    let (_, members) = fleet(api, &["b"]).await;
+    let (b, tb) = &members[0];
+    let mut stream = open(api, &format!("/api/sync/{b}/status"), tb).await;
+    for _ in 0..20 {
+        stream.send_text("{ this is not JSON").await;
     }
-    // Kept: history within the retention, the entry a revert returns to, the current state and
-    // the pool's target.
-    assert_eq!(stored(&db, &[recent, undo, current, &target]).await, 4);
-    // A collected state reported again is simply stored again.
-    assert_eq!(report(api, m, &[("linux", "6.0-1")]).await, *first);
-    assert_eq!(stored(&db, &[first]).await, 1);
+    // At most the burst and a second's worth pass (and, not being requests, get no answer).
+    for _ in 0..16 {
+        let reply = stream.next_of(&["error"], WAIT).await;
+        assert_eq!(reply["code"], "RATE_LIMITED", "{reply}");
+    }
+    // Still open: once the rate allows, the next request is answered.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stream.send(json!({"type": "ping"})).await;
+    assert_eq!(stream.next_of(&["pong"], WAIT).await["type"], "pong");
     t.stop().await;
 }

@@ -5,6 +5,9 @@
 mod admin_tokens;
 mod agent_plans;
 mod availability;
+mod client_limits;
 mod embedded;
 mod limits;
+mod retention;
 mod targets;
+mod unit;

@@ -1,8 +1,9 @@
 //! Who may change a pool's target, and who may join a pool. A pool's `target_setters` decides
 //! whether its endpoints may run set-as-latest (any of them, those an admin designated, or
-//! none); a bad target is one admin call from undone; enrollment tokens can be listed (never
-//! their secret) and revoked; and endpoint names belong to their pool, so one pool's machines
-//! cannot take another's names.
+//! none), and an admin's grant does not follow an endpoint into another pool; a bad target is
+//! one admin call from undone; enrollment tokens can be listed (never their secret) and
+//! revoked; and endpoint names belong to their pool, so one pool's machines cannot take
+//! another's names.
 
 mod enrollment;
 mod restore;
@@ -272,5 +273,57 @@ async fn endpoint_tokens_cannot_reach_the_target_permission_or_enrollment_token_
             .iter()
             .all(|token| token["revoked_at"].is_null())
     );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn moving_an_endpoint_to_another_pool_withdraws_its_grant_to_set_the_target() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let from = pool_with_setters(api, "desktops", "designated").await;
+    let to = pool_with_setters(api, "servers", "designated").await;
+    let (e, te) = api.register(&from, "laptop").await;
+    permit(
+        api,
+        &e,
+        json!({"may_set_target": true, "constrains_availability": false}),
+    )
+    .await;
+    api.report(&e, &te, &[("linux", "6.1-1")])
+        .await
+        .expect(200, None);
+
+    let moved = api
+        .put(&format!("/api/endpoints/{e}/pool"))
+        .json(json!({ "pool_id": to }))
+        .await;
+    let moved = moved.expect(200, None);
+    assert_eq!(
+        (
+            moved["pool_id"].as_str(),
+            moved["may_set_target"].as_bool(),
+            moved["constrains_availability"].as_bool()
+        ),
+        (Some(to.as_str()), Some(false), Some(false)),
+        "the grant was for the old pool; the availability flag is about the endpoint and stays"
+    );
+    api.set_as_latest(&e, &te)
+        .await
+        .expect(403, Some("TARGET_CHANGE_FORBIDDEN"));
+    assert_eq!(generation(api, &to).await, 0);
+    let db = t.cluster.pool().await;
+    let audited: Value = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE subject_id = $1 AND action = 'endpoint.move'",
+    )
+    .bind(&e)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(audited["may_set_target_withdrawn"], true, "{audited}");
+
+    // Granted again for the new pool, it may.
+    permit(api, &e, json!({"may_set_target": true})).await;
+    api.set_as_latest(&e, &te).await.expect(202, None);
+    assert_eq!(generation(api, &to).await, 1);
     t.stop().await;
 }

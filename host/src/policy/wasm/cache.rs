@@ -159,25 +159,17 @@ fn store(dir: &Path, name: &str, key: &[u8], compiled: &[u8]) -> std::io::Result
     placed
 }
 
-/// Creates the cache directory if needed and returns the MAC key, creating it on first use.
+/// Creates the cache directory if needed and returns the MAC key, creating it on first use
+/// (see [`crate::secret_file`]).
 fn open_cache(dir: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
     let path = key_path(dir)?;
-    let mut file = match open_read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_key(&path)?;
-            open_read(&path)?
-        }
-        opened => opened?,
-    };
-    let metadata = file.metadata()?;
-    if !metadata.is_file()
-        || metadata.uid() != nix::unistd::geteuid().as_raw()
-        || metadata.mode() & 0o077 != 0
-    {
+    let key = crate::secret_file::read_or_create(&path)?;
+    let metadata = &key.metadata;
+    if metadata.uid() != nix::unistd::geteuid().as_raw() || metadata.mode() & 0o077 != 0 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             format!(
@@ -186,15 +178,13 @@ fn open_cache(dir: &Path) -> std::io::Result<Vec<u8>> {
             ),
         ));
     }
-    let mut key = Vec::new();
-    file.read_to_end(&mut key)?;
-    if key.len() < 32 {
+    if key.bytes.len() < 32 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("{} holds less than 32 bytes of key", path.display()),
         ));
     }
-    Ok(key)
+    Ok(key.bytes)
 }
 
 /// `<dir>-key`, beside the directory, so the files it guards cannot replace it.
@@ -208,27 +198,6 @@ fn key_path(dir: &Path) -> std::io::Result<PathBuf> {
     let mut key_name = name.to_owned();
     key_name.push("-key");
     Ok(dir.with_file_name(key_name))
-}
-
-/// Writes a new random key to `path` unless one appears there first: written whole under a
-/// temporary name, then hard-linked into place, which never replaces an existing file.
-fn create_key(path: &Path) -> std::io::Result<()> {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(format!(".partial-{}", random_suffix()));
-    let partial = PathBuf::from(partial);
-    let linked = create_private(&partial)
-        .and_then(|mut file| {
-            file.write_all(hex(&secret).as_bytes())?;
-            file.sync_all()
-        })
-        .and_then(|()| match std::fs::hard_link(&partial, path) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            linked => linked,
-        });
-    let _ = std::fs::remove_file(&partial);
-    linked
 }
 
 /// A new file, 0600, failing if anything (a symlink included) is already at `path`.

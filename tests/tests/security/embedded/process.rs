@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const HOST: &str = env!("CARGO_BIN_EXE_pacsync-host-under-test");
@@ -51,6 +51,44 @@ pub fn admin_token(data_dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `pacsync-host token issue --role admin` on the embedded database in `data_dir`, whatever
+/// it answers.
+pub fn token_issue(data_dir: &Path) -> Output {
+    bounded(60, HOST)
+        .args(["token", "issue", "--role", "admin", "--data-dir"])
+        .arg(data_dir)
+        .env("PACSYNC_DATABASE_URL", "")
+        .env_remove("PACSYNC_CONFIG")
+        .env_remove("PACSYNC_JWT_KEY_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("token issue runs")
+}
+
+/// `pacsync-host serve` on the embedded database in `data_dir` when it must refuse to start:
+/// what it wrote and how it exited. One that serves instead is stopped after a minute.
+pub fn refused_start(data_dir: &Path) -> Output {
+    bounded(60, HOST)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("PACSYNC_DATABASE_URL", "")
+        .env_remove("PACSYNC_CONFIG")
+        .env_remove("PACSYNC_PLUGIN_CACHE_DIR")
+        .env("PACSYNC_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pacsync-host")
+}
+
+/// Stops the cluster in `<data_dir>/postgres` when dropped, whoever started it.
+pub struct StopsCluster(pub PathBuf);
+
+impl Drop for StopsCluster {
+    fn drop(&mut self) {
+        pacsync_tests::stop_cluster_blocking(&self.0.join("postgres"));
+    }
 }
 
 /// `pacsync-host serve` on the embedded database in `data_dir`, logging warnings to a file.

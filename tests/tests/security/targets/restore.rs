@@ -1,4 +1,5 @@
-//! An admin undoes a bad set-as-latest by making an earlier target the target again.
+//! An admin undoes a bad set-as-latest by making an earlier target the target again, choosing it
+//! from the pool's target history.
 
 use std::time::Duration;
 
@@ -183,5 +184,100 @@ async fn a_state_the_pool_never_had_as_target_cannot_be_restored() {
         .await
         .expect(404, Some("POOL_NOT_FOUND"));
     assert_eq!(generation(api, &pool).await, 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_lists_the_pools_targets_newest_first_to_choose_one_to_restore() {
+    let t = TestHost::start().await;
+    let api = &t.api;
+    let fleet = Fleet::builder(api)
+        .pool("desktops")
+        .reference("ref", state(&[("linux", "6.1-1"), ("vim", "9.0-1")]))
+        .build()
+        .await;
+    let (pool, reference) = (&fleet.pool, &fleet.reference);
+    let target_id = async || {
+        api.get(&format!("/api/pools/{pool}/target"))
+            .await
+            .expect(200, None)["state_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let good = target_id().await;
+    api.report(&reference.id, &reference.token, &[("linux", "6.2-1")])
+        .await
+        .expect(200, None);
+    let bad = api.set_as_latest(&reference.id, &reference.token).await;
+    let bad_operation = bad.expect(202, None)["operation_id"].clone();
+    let bad = target_id().await;
+    api.put(&format!("/api/pools/{pool}/target"))
+        .json(json!({ "state_id": good }))
+        .await
+        .expect(200, None);
+
+    let path = format!("/api/pools/{pool}/targets");
+    let listed = api.get(&path).await;
+    let listed = listed.expect(200, None).as_array().unwrap().clone();
+    let generations: Vec<(i64, &str, i64)> = listed
+        .iter()
+        .map(|g| {
+            (
+                g["generation"].as_i64().unwrap(),
+                g["state_id"].as_str().unwrap(),
+                g["package_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        generations,
+        [
+            (3, good.as_str(), 2),
+            (2, bad.as_str(), 1),
+            (1, good.as_str(), 2)
+        ]
+    );
+    // Each says how it was set: set-as-latest names its operation and endpoint, a restore
+    // neither.
+    assert!(listed[0]["operation_id"].is_null() && listed[0]["endpoint_id"].is_null());
+    assert_eq!(
+        (
+            &listed[1]["operation_id"],
+            listed[1]["endpoint_id"].as_str()
+        ),
+        (&bad_operation, Some(reference.id.as_str()))
+    );
+    assert_eq!(listed[2]["operation_id"], fleet.set_latest["operation_id"]);
+    assert!(listed.iter().all(|g| g["set_at"].is_string()), "{listed:?}");
+
+    // Pages continue below the last generation seen.
+    let page = api.get(&format!("{path}?limit=1&before=3")).await;
+    let page = page.expect(200, None).as_array().unwrap().clone();
+    assert_eq!(
+        page.iter()
+            .map(|g| g["generation"].clone())
+            .collect::<Vec<_>>(),
+        [json!(2)]
+    );
+    api.get(&format!("{path}?limit=501"))
+        .await
+        .expect(400, Some("INVALID_QUERY"));
+    api.get(&format!("/api/pools/{}/targets", Uuid::new_v4()))
+        .await
+        .expect(404, Some("POOL_NOT_FOUND"));
+
+    // Endpoint tokens cannot read it, another pool's or this pool's own.
+    let other = Fleet::builder(api)
+        .pool("servers")
+        .reference("srv", state(&[("linux", "7.0-1")]))
+        .build()
+        .await;
+    for token in [&other.reference.token, &reference.token] {
+        api.as_(token)
+            .get(&path)
+            .await
+            .expect(403, Some("ADMIN_REQUIRED"));
+    }
     t.stop().await;
 }
