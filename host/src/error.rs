@@ -400,10 +400,13 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.code.status();
         let code = self.code.as_str();
-        // A slot frees within one plugin deadline (a second by default).
-        let retry_after = self
-            .retry_after
-            .or((self.code == ErrorCode::PolicyBusy).then_some(1));
+        // A policy slot frees within one plugin deadline (a second by default); a database
+        // connection, as soon as a request ahead finishes.
+        let retry_after = self.retry_after.or(matches!(
+            self.code,
+            ErrorCode::PolicyBusy | ErrorCode::DatabaseUnavailable
+        )
+        .then_some(1));
         let problem = Problem {
             type_: format!(
                 "urn:pacsync:problem:{}",
