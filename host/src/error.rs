@@ -2,13 +2,15 @@
 //!
 //! Every failure a client can see has an [`ErrorCode`]: a stable, machine-readable name that
 //! also fixes the HTTP status. Stored procedures signal illegal transitions with their own
-//! SQLSTATEs (class `PS`, listed in `sql/V2__procedures.sql`); [`Error::from`] for `sqlx::Error`
-//! is the one place they become codes.
+//! SQLSTATEs (class `PS`, listed in `sql/V2__procedures.sql`); `database` (the `From<sqlx::Error>`
+//! impl) is the one place they become codes.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+mod database;
 
 /// Stable problem codes. The JSON spelling is SCREAMING_SNAKE_CASE of the variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +93,7 @@ pub enum ErrorCode {
     PoolNotEmpty,
     /// A live pool already has this name.
     PoolNameTaken,
-    /// A live endpoint already has this name.
+    /// A live endpoint of the same pool already has this name.
     EndpointNameTaken,
     /// The pool has no target state yet (run set-as-latest first).
     NoPoolTarget,
@@ -256,27 +258,6 @@ impl ErrorCode {
             Internal => "INTERNAL",
         }
     }
-
-    /// The stored procedure SQLSTATE that signals this code, if any.
-    fn from_sqlstate(state: &str) -> Option<Self> {
-        use ErrorCode::*;
-        Some(match state {
-            "PS001" => EndpointNotFound,
-            "PS002" => OperationNotFound,
-            "PS003" => OperationConflict,
-            "PS007" => IdempotencyKeyMismatch,
-            "PS008" => PoolNotFound,
-            "PS010" => OperationNotPending,
-            "PS011" => OperationNotInProgress,
-            "PS012" => OperationAlreadyFinished,
-            "PS013" => CancelNotRequested,
-            "PS014" => StalePlan,
-            "PS015" => EndpointBusy,
-            "PS016" => PoolNotEmpty,
-            "PS017" => StateNotFound,
-            _ => return None,
-        })
-    }
 }
 
 /// An error with its problem code and a human-readable detail.
@@ -316,69 +297,6 @@ impl Error {
 
 /// Result type of the host's domain functions.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl From<sqlx::Error> for Error {
-    fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::Database(db) => {
-                if let Some(code) = db.code().as_deref().and_then(ErrorCode::from_sqlstate) {
-                    return Error::new(code, db.message());
-                }
-                match db.code().as_deref() {
-                    // Deadlock or serialization failure: transient, safe to retry.
-                    Some("40P01" | "40001") => {
-                        return Error::new(
-                            ErrorCode::DatabaseUnavailable,
-                            "the request collided with a concurrent one; retry",
-                        );
-                    }
-                    // Data exceptions (e.g. a NUL character in text) are the client's input.
-                    Some(code) if code.starts_with("22") => {
-                        return Error::new(
-                            ErrorCode::ValidationFailed,
-                            format!("invalid value: {}", db.message()),
-                        );
-                    }
-                    _ => {}
-                }
-                if db.is_foreign_key_violation()
-                    && db.constraint() == Some("pools_policy_plugin_id_fkey")
-                {
-                    return Error::new(
-                        ErrorCode::PluginInUse,
-                        "a pool still uses this plugin; change its policy first",
-                    );
-                }
-                if db.is_unique_violation() {
-                    match db.constraint() {
-                        Some("pools_live_name") => {
-                            return Error::new(
-                                ErrorCode::PoolNameTaken,
-                                "a pool with this name already exists",
-                            );
-                        }
-                        Some("endpoints_live_name") => {
-                            return Error::new(
-                                ErrorCode::EndpointNameTaken,
-                                "an endpoint with this name already exists in this pool",
-                            );
-                        }
-                        _ => {}
-                    }
-                }
-                Error::internal(err)
-            }
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %err, "database unavailable");
-                Error::new(
-                    ErrorCode::DatabaseUnavailable,
-                    "the database is unavailable; retry later",
-                )
-            }
-            _ => Error::internal(err),
-        }
-    }
-}
 
 /// The RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
