@@ -386,3 +386,23 @@ async fn frames_that_are_not_requests_count_against_the_stream_rate_and_past_it_
     assert_eq!(stream.next_of(&["pong"], WAIT).await["type"], "pong");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rate_limits_off_a_burst_far_past_the_configured_rate_is_served() {
+    // For a host behind a proxy that limits rates itself: the rates are configured as tiny as
+    // in the test above, and switched off.
+    let t = TestHost::start_with(|s| {
+        s.rate_limits = Some(false);
+        s.rate_limit_endpoint_per_second = Some(1);
+        s.rate_limit_endpoint_burst = Some(5);
+    })
+    .await;
+    let api = &t.api;
+    let (_, members) = fleet(api, &["a"]).await;
+    let (a, ta) = &members[0];
+    let path = format!("/api/sync/{a}/operations");
+    for _ in 0..30 {
+        api.as_(ta).get(&path).await.expect(200, None);
+    }
+    t.stop().await;
+}
