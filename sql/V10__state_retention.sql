@@ -25,8 +25,10 @@
 -- collector to commit and stores the state again. Advisory locks live in memory: unlike a row
 -- lock, pinning a state that thousands of endpoints share writes nothing. Every other new
 -- reference to a state copies one from a row that keeps it (an endpoint's current entry, a
--- pool target, an operation's history entry); a delete racing one anyway fails its foreign key
--- check and rolls back, and the next round sees the state referenced.
+-- pool target, an operation's history entry). The collector checks references again after
+-- taking its locks, in a new statement that sees what committed meanwhile; a reference that
+-- commits later still fails the delete's foreign key check, which rolls the batch back, and the
+-- next round sees the state referenced.
 
 CREATE OR REPLACE FUNCTION ps_store_state(p_state_id text, p_packages jsonb) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -107,15 +109,18 @@ BEGIN
 END $$;
 
 -- Deletes up to p_batch states older than p_retention that no row refers to, skipping any a
--- report holds right now; returns how many went (fewer than p_batch: none are left).
+-- report holds right now; returns how many went (fewer than p_batch ends a round).
 CREATE FUNCTION ps_states_collect(p_retention interval, p_batch integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_locked text[];
     v_count integer;
 BEGIN
     -- Candidates first, locks after: a lock taken in the same WHERE could be tried (and held
-    -- to commit) on every old state before the reference checks ruled it out.
-    WITH candidates AS MATERIALIZED (
+    -- to commit) on every old state before the reference checks ruled it out. A state a
+    -- report holds is skipped; the next round sees it referenced.
+    SELECT array_agg(c.state_id) INTO v_locked
+    FROM (
         SELECT s.state_id FROM package_states s
         WHERE s.created_at < now() - p_retention
           AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.current_state_id = s.state_id)
@@ -125,11 +130,38 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM operations o
                           WHERE o.target_state_id = s.state_id OR o.result_state_id = s.state_id)
         LIMIT p_batch
-    )
-    DELETE FROM package_states
-    -- A state a report holds is skipped; the next round sees it referenced.
-    WHERE state_id IN (SELECT state_id FROM candidates
-                       WHERE pg_try_advisory_xact_lock(ps_state_lock_key(state_id)));
+    ) c
+    WHERE pg_try_advisory_xact_lock(ps_state_lock_key(c.state_id));
+    IF v_locked IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- A new statement, a new snapshot: a report that referenced a candidate and committed
+    -- before its lock was taken is seen now, and its state is kept.
+    DELETE FROM package_states s
+    WHERE s.state_id = ANY (v_locked)
+      AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.current_state_id = s.state_id)
+      AND NOT EXISTS (SELECT 1 FROM endpoint_states h WHERE h.state_id = s.state_id)
+      AND NOT EXISTS (SELECT 1 FROM pools p WHERE p.target_state_id = s.state_id)
+      AND NOT EXISTS (SELECT 1 FROM pool_targets t WHERE t.state_id = s.state_id)
+      AND NOT EXISTS (SELECT 1 FROM operations o
+                      WHERE o.target_state_id = s.state_id OR o.result_state_id = s.state_id);
     GET DIAGNOSTICS v_count = ROW_COUNT;
+    -- Fewer than a batch (none left, or some skipped or kept) ends the round; what was skipped
+    -- waits for the next one.
     RETURN v_count;
 END $$;
+
+-- The collector's reference checks and the foreign keys of every deleted state or history
+-- entry look rows up by these columns; without indexes each lookup scans the whole table.
+CREATE INDEX endpoint_states_state ON endpoint_states (state_id);
+CREATE INDEX endpoint_states_revert_to ON endpoint_states (revert_to) WHERE revert_to IS NOT NULL;
+CREATE INDEX endpoints_current_state ON endpoints (current_state_id);
+CREATE INDEX pool_targets_state ON pool_targets (state_id);
+CREATE INDEX operations_target_state ON operations (target_state_id);
+CREATE INDEX operations_result_state ON operations (result_state_id) WHERE result_state_id IS NOT NULL;
+CREATE INDEX operations_revert_history ON operations (revert_history_id)
+    WHERE revert_history_id IS NOT NULL;
+CREATE INDEX operations_planned_history ON operations (planned_history_id)
+    WHERE planned_history_id IS NOT NULL;
+CREATE INDEX operations_start_history ON operations (start_history_id)
+    WHERE start_history_id IS NOT NULL;

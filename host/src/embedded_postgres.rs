@@ -10,8 +10,9 @@
 //! One process at a time starts, secures and stops the cluster: the holder of
 //! `<data-dir>/host.lock` (`lock.rs`). A host holds it for its whole life, so a second host on
 //! the same data directory fails at start. A command beside the host (`pacsync-host token`,
-//! [`EmbeddedPostgres::attach`]) uses a running host's cluster through its socket, or, when no
-//! host runs, starts the cluster for itself under the lock and stops it after.
+//! [`EmbeddedPostgres::attach`]) uses a running host's cluster through its socket (waiting for
+//! a host that is still starting, `starting.rs`), or, when no host runs, starts the cluster for
+//! itself under the lock and stops it after.
 //!
 //! A cluster that still trusts its socket (made before the password existed), or refuses the
 //! host's password, is given the password offline, in single-user mode, so it never accepts a
@@ -26,10 +27,12 @@ mod lifecycle;
 mod lock;
 mod password;
 mod secure;
+mod starting;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use sqlx::postgres::PgConnectOptions;
 
@@ -119,6 +122,9 @@ pub enum EmbeddedPostgresError {
         /// The holder's process id, as its lock record says.
         pid: String,
     },
+    /// A command found the host still starting its cluster, and waited as long as it may.
+    #[error("the host is still starting; retry in a moment")]
+    HostStarting,
     /// The cluster needs its password set offline, and this process may not stop it.
     #[error(
         "the embedded database {0}; stop the host (systemctl stop pacsync-host) and start it again to secure it"
@@ -309,20 +315,33 @@ impl EmbeddedPostgres {
 
     /// For a command beside the host: reaches the existing cluster, secured by a host before,
     /// without creating, securing or migrating anything. A running host's cluster is used
-    /// through its socket; otherwise this takes the data directory's lock for as long as this
-    /// value lives, and starts the cluster if it is stopped. See [`Attached`].
+    /// through its socket, once the host has made it ready; otherwise this takes the data
+    /// directory's lock for as long as this value lives, and starts the cluster if it is
+    /// stopped. See [`Attached`].
     pub async fn attach(&self) -> Result<Attached, EmbeddedPostgresError> {
         let data_dir = self.data_dir();
         if !self.cluster_dir.join("PG_VERSION").exists() {
             return Err(EmbeddedPostgresError::NoCluster(data_dir.to_owned()));
         }
-        let committed = password::read_committed(data_dir)?;
-        let Some(held) = lock::take_for_command(data_dir).await? else {
-            let password = committed.ok_or(EmbeddedPostgresError::Unsecured(UNKNOWN_PASSWORD))?;
-            self.set_password(&password);
-            return Ok(Attached::HostRuns);
+        let deadline = Instant::now() + starting::HOST_START_WAIT;
+        // The lock is tried on every look: a host that fails to start releases it, and the
+        // command then works on the cluster as it was left.
+        let held = loop {
+            if let Some(held) = lock::take_for_command(data_dir).await? {
+                break held;
+            }
+            let look = self.look().await?;
+            match starting::next(look, Instant::now() >= deadline) {
+                starting::Next::Use => return Ok(Attached::HostRuns),
+                starting::Next::Refuse => {
+                    return Err(EmbeddedPostgresError::Unsecured(REFUSED_PASSWORD));
+                }
+                starting::Next::GiveUp => return Err(EmbeddedPostgresError::HostStarting),
+                starting::Next::Wait => tokio::time::sleep(starting::POLL).await,
+            }
         };
         *self.lock.lock().expect("data dir lock") = Some(held);
+        let committed = password::read_committed(data_dir)?;
         let running = self.is_running().await;
         if password::trusts(&self.read_hba()?) {
             return Err(EmbeddedPostgresError::Unsecured(if running {

@@ -41,7 +41,15 @@ const RETRY: Duration = Duration::from_millis(200);
 /// The ids of the revoked admin tokens that have not expired yet.
 #[derive(Clone, Default)]
 pub struct Revocations {
-    revoked: Arc<RwLock<HashSet<Uuid>>>,
+    revoked: Arc<RwLock<Revoked>>,
+}
+
+#[derive(Default)]
+struct Revoked {
+    ids: HashSet<Uuid>,
+    /// Ids inserted here, with when: a read that began before one was inserted may not hold
+    /// it yet, and must not drop it.
+    inserted: Vec<(Uuid, Instant)>,
 }
 
 /// What the LISTEN task tells the follower.
@@ -58,7 +66,8 @@ impl Revocations {
     /// Reads the current set from the database.
     pub async fn load(db: &PgPool) -> Result<Self, sqlx::Error> {
         let this = Self::default();
-        this.replace(db::admin_tokens::revoked_ids(db).await?);
+        let began = Instant::now();
+        this.replace(db::admin_tokens::revoked_ids(db).await?, began);
         Ok(this)
     }
 
@@ -67,20 +76,26 @@ impl Revocations {
         self.revoked
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .ids
             .contains(&id)
     }
 
     /// Refuses the token with id `id` from now on, e.g. on the replica that just revoked it,
     /// before the notification comes back.
     pub fn insert(&self, id: Uuid) {
-        self.revoked
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id);
+        let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        revoked.ids.insert(id);
+        revoked.inserted.push((id, Instant::now()));
     }
 
-    fn replace(&self, ids: Vec<Uuid>) {
-        *self.revoked.write().unwrap_or_else(PoisonError::into_inner) = ids.into_iter().collect();
+    /// Takes `ids`, read by a query that began at `began`, as the set, keeping what was
+    /// inserted here since (that read's snapshot may predate the revocation's commit).
+    fn replace(&self, ids: Vec<Uuid>, began: Instant) {
+        let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        revoked.inserted.retain(|&(_, at)| at >= began);
+        let mut set: HashSet<Uuid> = ids.into_iter().collect();
+        set.extend(revoked.inserted.iter().map(|&(id, _)| id));
+        revoked.ids = set;
     }
 
     /// Keeps the set current until `shutdown`: LISTEN for revocations, read the whole set again
@@ -97,9 +112,10 @@ impl Revocations {
             // Without LISTEN, nothing announces a revocation: reading often is all there is.
             let every = if listening { REFRESH } else { RETRY };
             if read_at.is_none_or(|at| at.elapsed() >= every) {
+                let began = Instant::now();
                 match db::admin_tokens::revoked_ids(&db).await {
                     Ok(ids) => {
-                        self.replace(ids);
+                        self.replace(ids, began);
                         read_at = Some(Instant::now());
                         if !healthy {
                             tracing::info!("revoked admin tokens are followed again");
@@ -185,4 +201,31 @@ async fn connect(db: &PgPool) -> Option<PgListener> {
     let mut listener = PgListener::connect_with(db).await.ok()?;
     listener.listen(CHANNEL).await.ok()?;
     Some(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_read_that_began_before_a_local_revocation_does_not_drop_it() {
+        let revocations = Revocations::default();
+        let (old, expired, fresh) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        revocations.insert(expired);
+        std::thread::sleep(Duration::from_millis(2));
+        let began = Instant::now();
+        // Revoked here while the read runs; its snapshot predates the revocation's commit.
+        revocations.insert(fresh);
+        revocations.replace(vec![old], began);
+        assert!(revocations.contains(old));
+        assert!(
+            revocations.contains(fresh),
+            "the revocation in flight stays"
+        );
+        // The read began after `expired` was inserted, and no longer lists it: it expired.
+        assert!(!revocations.contains(expired));
+        // A later read that lists `fresh` no longer needs the local record of it.
+        revocations.replace(vec![old, fresh], Instant::now());
+        assert!(revocations.contains(fresh));
+    }
 }

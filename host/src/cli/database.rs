@@ -6,16 +6,23 @@
 //! starts or touches ends up belonging to another user ([`check_host_files`]).
 //!
 //! The embedded cluster is reached through [`EmbeddedPostgres::attach`]: while a host runs,
-//! through the host's socket, never starting or stopping it; when none runs, the command starts
-//! the cluster for itself under the data directory's lock and stops it after. A cluster that is
-//! not secured yet, or refuses the host's password, is left as it is: only a host's start
-//! secures it. Migrations run first, as at `serve`, so a command never meets an older schema.
+//! through the host's socket, never starting or stopping it (waiting for one still starting);
+//! when none runs, the command starts the cluster for itself under the data directory's lock and
+//! stops it after. A cluster that is not secured yet, or refuses the host's password, is left as
+//! it is: only a host's start secures it.
+//!
+//! A command never migrates: the database may serve a host of an older version (a package
+//! upgrade installs the new command before the host restarts), whose queries a newer schema
+//! would break under it. It refuses a schema that lacks a migration it knows, and says to start
+//! or restart the host, which migrates it ([`check_schema`]).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
 
 use crate::config::Config;
 use crate::db::{self, DatabaseSetupError};
@@ -25,6 +32,10 @@ use crate::embedded_postgres::{self, Attached, EmbeddedPostgres, EmbeddedPostgre
 const APPLICATION: &str = "pacsync-host-cli";
 /// Where the shipped unit (`host/dist/pacsync-host.service`) keeps the host's data.
 const UNIT_DATA_DIR: &str = "/var/lib/pacsync";
+/// How long a command waits for a starting host to migrate its new database, looking again
+/// every [`POLL`].
+const HOST_START_WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(200);
 
 /// Refuses, before anything is touched, to work on files no host made or as another user than
 /// the host's: the data directory must exist and be this user's when the command uses it (the
@@ -86,7 +97,8 @@ pub(super) struct Database {
 }
 
 impl Database {
-    /// Connects (starting the embedded cluster if no host runs and it is stopped) and migrates.
+    /// Connects (starting the embedded cluster if no host runs and it is stopped), after
+    /// checking the schema is one this command knows.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         let (options, cluster) = match &config.database_url {
             Some(url) => (db::options_from_url(url)?, None),
@@ -98,11 +110,16 @@ impl Database {
             }
         };
         let started = matches!(cluster, Some((_, Attached::Started)));
+        let host_runs = matches!(cluster, Some((_, Attached::HostRuns)));
         let cluster = cluster.map(|(cluster, _)| cluster);
-        // Named, so that close() can tell its own sessions (the migration connection's may
-        // linger a moment) from a host's.
+        // Named, so that close() can tell its own sessions (the schema check's may linger a
+        // moment) from a host's.
         let options = options.application_name(APPLICATION);
-        match db::connect_and_migrate(&options, 1).await {
+        let opened = match check_schema(&options, host_runs).await {
+            Ok(()) => db::connect(&options, 1).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        match opened {
             Ok(pool) => Ok(Self {
                 pool,
                 cluster,
@@ -114,7 +131,7 @@ impl Database {
                 }
                 match cluster {
                     Some(_) => Err(refused(e, &config.data_dir)),
-                    None => Err(e.into()),
+                    None => Err(e),
                 }
             }
         }
@@ -149,16 +166,57 @@ impl Database {
     }
 }
 
+/// Refuses a database whose schema lacks a migration this command knows, naming them: the
+/// command never migrates (see the module doc). A host migrating it meanwhile is waited for;
+/// while a host starts on a database it has not migrated yet (`host_runs`, no migration
+/// recorded), the command looks again for up to [`HOST_START_WAIT`].
+async fn check_schema(options: &PgConnectOptions, host_runs: bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + HOST_START_WAIT;
+    loop {
+        let history = match db::schema_history(options).await {
+            Ok(history) => history,
+            Err(DatabaseSetupError::Connect(e)) if is_lock_timeout(&e) => bail!(
+                "a host has been migrating the database for over a minute; retry once it has started"
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        if history.missing.is_empty() {
+            return Ok(());
+        }
+        if host_runs && history.applied == 0 {
+            if Instant::now() >= deadline {
+                return Err(EmbeddedPostgresError::HostStarting.into());
+            }
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
+        bail!(
+            "the database schema is older than this command (missing {}); start or restart the \
+             host first, which migrates it",
+            history.missing.join(", ")
+        );
+    }
+}
+
+/// Whether a statement gave up waiting for a lock (SQLSTATE 55P03).
+fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "55P03")
+}
+
 /// A failure to connect to the embedded cluster, saying what to do when it refused the password.
-fn refused(error: DatabaseSetupError, data_dir: &Path) -> anyhow::Error {
+fn refused(error: anyhow::Error, data_dir: &Path) -> anyhow::Error {
     let refused = matches!(
-        &error,
-        DatabaseSetupError::MigrationConnect(e) if embedded_postgres::is_auth_failure(e)
+        error.downcast_ref::<DatabaseSetupError>(),
+        Some(DatabaseSetupError::MigrationConnect(e) | DatabaseSetupError::Connect(e))
+            if embedded_postgres::is_auth_failure(e)
     );
     if !refused {
-        return error.into();
+        return error;
     }
-    anyhow::Error::new(error).context(format!(
+    error.context(format!(
         "the embedded database in {} refuses the password in postgres-password; stop the host \
          (systemctl stop pacsync-host) and start it again to secure it",
         data_dir.display()

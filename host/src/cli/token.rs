@@ -5,10 +5,14 @@
 //! shipped unit, `sudo -u pacsync pacsync-host token issue --role admin --name NAME --data-dir
 //! /var/lib/pacsync`.
 //!
+//! They never migrate the database: one older than the command (a package upgrade before the
+//! host restarted) is refused, naming the migrations it lacks, until the host has migrated it.
+//!
 //! Exit status: 0 on success, 1 when the database, the data directory or the key refuses (a
-//! name already taken, no such token, an unreachable database, no host's data directory, another
-//! user's, a short key), 2 on a usage error (a lifetime over a year, a malformed name, a role
-//! other than admin), before anything is touched.
+//! name already taken, no such token, an unreachable database, a schema older than the command,
+//! a host still starting, no host's data directory, another user's, a short key), 2 on a usage
+//! error (a lifetime over a year, a malformed name, a role other than admin), before anything is
+//! touched.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -26,6 +26,12 @@ refinery::embed_migrations!("../sql");
 /// Session advisory lock key (class 3) held while migrating, so replicas migrate one at a time.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(3, 1)";
 const MIGRATION_UNLOCK: &str = "SELECT pg_advisory_unlock(3, 1)";
+/// Taken by a reader of the schema history: it waits for a migration in progress to finish.
+const MIGRATION_WAIT: &str = "SELECT pg_advisory_lock_shared(3, 1)";
+/// How long a reader waits for a migration in progress (lock_not_available, 55P03, after).
+const MIGRATION_WAIT_TIMEOUT: &str = "SET lock_timeout = '60s'";
+/// refinery's history table, one row per applied migration.
+const HISTORY_TABLE_EXISTS: &str = "SELECT to_regclass('refinery_schema_history') IS NOT NULL";
 
 /// Why the database could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,23 @@ pub async fn connect_and_migrate(
     options: &PgConnectOptions,
     max_connections: u32,
 ) -> Result<PgPool, DatabaseSetupError> {
+    migrate(options, refinery::Target::Latest).await?;
+    connect(options, max_connections).await
+}
+
+/// Runs the pending migrations up to `version` and no further: the schema a host of an older
+/// version leaves, for tests of what meets it.
+pub async fn migrate_up_to(
+    options: &PgConnectOptions,
+    version: u32,
+) -> Result<(), DatabaseSetupError> {
+    migrate(options, refinery::Target::Version(version)).await
+}
+
+async fn migrate(
+    options: &PgConnectOptions,
+    target: refinery::Target,
+) -> Result<(), DatabaseSetupError> {
     use sqlx::Connection;
     let connection = PgConnection::connect_with(options)
         .await
@@ -81,7 +104,10 @@ pub async fn connect_and_migrate(
         .execute(&mut migrator.0)
         .await
         .map_err(DatabaseSetupError::MigrationConnect)?;
-    let outcome = migrations::runner().run_async(&mut migrator).await;
+    let outcome = migrations::runner()
+        .set_target(target)
+        .run_async(&mut migrator)
+        .await;
     // Closing the session releases the lock too; an unlock failure (a dropped connection)
     // must not hide the migration's own error.
     let _ = sqlx::query(MIGRATION_UNLOCK).execute(&mut migrator.0).await;
@@ -90,12 +116,77 @@ pub async fn connect_and_migrate(
     for migration in report.applied_migrations() {
         tracing::info!(migration = %migration, "applied database migration");
     }
+    Ok(())
+}
+
+/// Opens the connection pool, migrating nothing.
+pub async fn connect(
+    options: &PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, DatabaseSetupError> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.clone())
         .await?;
     Ok(pool)
+}
+
+/// A database's migration history, against the migrations this build knows.
+#[derive(Debug)]
+pub struct SchemaHistory {
+    /// How many migrations it records as applied (none before a host first migrates it).
+    pub applied: usize,
+    /// The migrations this build knows that it has not applied (`V9__admin_tokens`), oldest
+    /// first.
+    pub missing: Vec<String>,
+}
+
+/// Reads the migration history without migrating, for commands that use a database a host of
+/// another version may be using. A migration in progress is waited for (up to a minute, then
+/// the error is lock_not_available, 55P03), so what it applies counts.
+pub async fn schema_history(
+    options: &PgConnectOptions,
+) -> Result<SchemaHistory, DatabaseSetupError> {
+    use sqlx::Connection;
+    let connection = PgConnection::connect_with(options).await?;
+    let mut migrator = migrator::Migrator(connection);
+    let applied = applied_migrations(&mut migrator).await;
+    // Closing the session releases the shared lock.
+    let _ = migrator.0.close().await;
+    let applied = applied?;
+    let mut missing: Vec<_> = migrations::runner()
+        .get_migrations()
+        .iter()
+        .filter(|known| !applied.iter().any(|done| done.version() == known.version()))
+        .map(|known| (known.version(), known.to_string()))
+        .collect();
+    // In the order they apply (V9 before V10), not as their names sort.
+    missing.sort();
+    let missing = missing.into_iter().map(|(_, name)| name).collect();
+    Ok(SchemaHistory {
+        applied: applied.len(),
+        missing,
+    })
+}
+
+/// The applied migrations, read once no migration is in progress; none without a history table.
+async fn applied_migrations(
+    migrator: &mut migrator::Migrator,
+) -> Result<Vec<refinery::Migration>, DatabaseSetupError> {
+    sqlx::query(MIGRATION_WAIT_TIMEOUT)
+        .execute(&mut migrator.0)
+        .await?;
+    sqlx::query(MIGRATION_WAIT).execute(&mut migrator.0).await?;
+    let exists: bool = sqlx::query_scalar(HISTORY_TABLE_EXISTS)
+        .fetch_one(&mut migrator.0)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(migrations::runner()
+        .get_applied_migrations_async(migrator)
+        .await?)
 }
 
 /// Creates database `name` (a fixed identifier, never user input) unless it exists.

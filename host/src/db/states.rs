@@ -159,7 +159,7 @@ pub async fn collect_history(
 }
 
 /// Deletes up to `batch` states older than `retention` that nothing refers to
-/// (`ps_states_collect`); returns how many (fewer than `batch`: none are left).
+/// (`ps_states_collect`); returns how many (fewer than `batch` ends a round).
 pub async fn collect(db: impl PgExecutor<'_>, retention: Duration, batch: i32) -> Result<i32> {
     Ok(
         sqlx::query_scalar("SELECT ps_states_collect(make_interval(secs => $1), $2)")

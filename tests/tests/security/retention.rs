@@ -281,3 +281,101 @@ async fn a_past_target_stays_restorable_after_its_endpoint_moved_on() {
     );
     t.stop().await;
 }
+
+/// A state nothing refers to, stored straight through `ps_store_state` and aged past the
+/// retention: what a report of an old image's state meets.
+async fn orphan_state(db: &PgPool, id: &str) {
+    sqlx::query("SELECT ps_store_state($1, $2)")
+        .bind(id)
+        .bind(
+            json!([{"name": "linux", "version": "6.0-1", "repository": null,
+                      "architecture": null, "reason": "explicit"}]),
+        )
+        .execute(db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE package_states SET created_at = now() - interval '40 days' WHERE state_id = $1",
+    )
+    .bind(id)
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+async fn collect(db: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT ps_states_collect(interval '30 days', 100)")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_storing_a_state_the_collector_wants_either_keeps_it_or_stores_it_again() {
+    // The default interval (an hour): only this test's own calls collect.
+    let t = TestHost::start().await;
+    let db = t.cluster.pool().await;
+
+    // A report holds the state (its transaction is open): the collector skips it.
+    let held = "a".repeat(64);
+    orphan_state(&db, &held).await;
+    let mut report = db.begin().await.unwrap();
+    sqlx::query("SELECT ps_store_state($1, '[]')")
+        .bind(&held)
+        .execute(&mut *report)
+        .await
+        .unwrap();
+    let mut collector = db.acquire().await.unwrap();
+    assert_eq!(collect(&mut collector).await, 0, "a held state is skipped");
+    report.commit().await.unwrap();
+    assert_eq!(stored(&db, &[&held]).await, 1);
+    // Once nothing holds it, it goes.
+    assert_eq!(collect(&mut collector).await, 1);
+    assert_eq!(stored(&db, &[&held]).await, 0);
+
+    // The collector is deleting the state (its transaction is open): a report of it waits,
+    // then stores it again, packages and all.
+    let deleted = "b".repeat(64);
+    orphan_state(&db, &deleted).await;
+    let mut collecting = db.begin().await.unwrap();
+    let went: i32 = sqlx::query_scalar("SELECT ps_states_collect(interval '30 days', 100)")
+        .fetch_one(&mut *collecting)
+        .await
+        .unwrap();
+    assert_eq!(went, 1);
+    let pool = db.clone();
+    let id = deleted.clone();
+    let reporting = tokio::spawn(async move {
+        sqlx::query("SELECT ps_store_state($1, $2)")
+            .bind(&id)
+            .bind(
+                json!([{"name": "linux", "version": "6.0-1", "repository": null,
+                          "architecture": null, "reason": "explicit"}]),
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !reporting.is_finished(),
+        "the report waits for the collector"
+    );
+    collecting.commit().await.unwrap();
+    tokio::time::timeout(WAIT, reporting)
+        .await
+        .expect("the report goes on once the collector commits")
+        .unwrap();
+    let packages: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM state_packages WHERE state_id = $1")
+            .bind(&deleted)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (stored(&db, &[&deleted]).await, packages),
+        (1, 1),
+        "stored again, with its packages"
+    );
+    t.stop().await;
+}
