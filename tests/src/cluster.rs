@@ -139,7 +139,7 @@ pub fn stop_cluster_blocking(cluster_dir: &Path) {
 
 /// `pg_ctl`, run as the clusters' owner (`nobody` when the tests run as root).
 fn pg_ctl() -> Command {
-    let pg_ctl = which("pg_ctl");
+    let pg_ctl = postgres_binary("pg_ctl");
     if nix::unistd::geteuid().is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "nobody", "--"]).arg(pg_ctl);
@@ -149,7 +149,8 @@ fn pg_ctl() -> Command {
     }
 }
 
-fn which(program: &str) -> PathBuf {
+/// A PostgreSQL program: from PATH, else Debian's newest versioned directory.
+pub fn postgres_binary(program: &str) -> PathBuf {
     std::env::var_os("PATH")
         .and_then(|p| {
             std::env::split_paths(&p)

@@ -9,7 +9,7 @@ mod host;
 mod stream;
 
 pub use api::{Api, Caller, Reply, Request, state};
-pub use cluster::{PrivateCluster, shared_tempdir, stop_cluster_blocking};
+pub use cluster::{PrivateCluster, postgres_binary, shared_tempdir, stop_cluster_blocking};
 pub use fleet::{Endpoint, Fleet, FleetBuilder};
 pub use host::{HostProcess, TestHost, test_settings};
 pub use stream::{Stream, StreamRefused};

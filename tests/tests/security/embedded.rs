@@ -14,11 +14,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use pacsync_tests::{Api, shared_tempdir};
+use pacsync_tests::{Api, postgres_binary, shared_tempdir};
 
-use process::{
-    Served, StopsCluster, admin_token, bounded, postgres_binary, refused_start, token_issue,
-};
+use process::{Served, StopsCluster, admin_token, bounded, refused_start, token_issue};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)

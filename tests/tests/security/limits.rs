@@ -157,17 +157,30 @@ async fn a_fifth_stream_of_one_endpoint_is_refused_until_one_closes() {
     t.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_status_requests_is_answered_rate_limited_and_the_stream_stays_open() {
+/// A host whose streams may send one request a second (bursts of 3), and an endpoint's open
+/// status stream on it.
+async fn stream_of_one_request_a_second() -> (TestHost, Stream) {
     let t = TestHost::start_with(|s| {
         s.stream_messages_per_second = Some(1);
         s.stream_message_burst = Some(3);
     })
     .await;
-    let api = &t.api;
-    let (_, members) = fleet(api, &["b"]).await;
+    let (_, members) = fleet(&t.api, &["b"]).await;
     let (b, tb) = &members[0];
-    let mut stream = open(api, &format!("/api/sync/{b}/status"), tb).await;
+    let stream = open(&t.api, &format!("/api/sync/{b}/status"), tb).await;
+    (t, stream)
+}
+
+/// The stream is still open: once the rate allows, the next request is answered.
+async fn answers_once_the_rate_allows(stream: &mut Stream) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stream.send(json!({"type": "ping"})).await;
+    assert_eq!(stream.next_of(&["pong"], WAIT).await["type"], "pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_status_requests_is_answered_rate_limited_and_the_stream_stays_open() {
+    let (t, mut stream) = stream_of_one_request_a_second().await;
     for _ in 0..20 {
         stream.send(json!({"type": "get_status"})).await;
     }
@@ -184,10 +197,7 @@ async fn a_flood_of_status_requests_is_answered_rate_limited_and_the_stream_stay
     }
     assert!(answered <= 4, "{answered} of 20 status requests answered");
     assert!(limited >= 16, "{limited} of 20 status requests refused");
-    // Still open: once the rate allows, the next request is answered.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stream.send(json!({"type": "ping"})).await;
-    assert_eq!(stream.next_of(&["pong"], WAIT).await["type"], "pong");
+    answers_once_the_rate_allows(&mut stream).await;
     t.stop().await;
 }
 
@@ -363,15 +373,7 @@ async fn a_flood_with_a_revoked_admin_token_does_not_throttle_the_token_reissued
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_that_are_not_requests_count_against_the_stream_rate_and_past_it_are_refused() {
-    let t = TestHost::start_with(|s| {
-        s.stream_messages_per_second = Some(1);
-        s.stream_message_burst = Some(3);
-    })
-    .await;
-    let api = &t.api;
-    let (_, members) = fleet(api, &["b"]).await;
-    let (b, tb) = &members[0];
-    let mut stream = open(api, &format!("/api/sync/{b}/status"), tb).await;
+    let (t, mut stream) = stream_of_one_request_a_second().await;
     for _ in 0..20 {
         stream.send_text("{ this is not JSON").await;
     }
@@ -380,10 +382,7 @@ async fn frames_that_are_not_requests_count_against_the_stream_rate_and_past_it_
         let reply = stream.next_of(&["error"], WAIT).await;
         assert_eq!(reply["code"], "RATE_LIMITED", "{reply}");
     }
-    // Still open: once the rate allows, the next request is answered.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stream.send(json!({"type": "ping"})).await;
-    assert_eq!(stream.next_of(&["pong"], WAIT).await["type"], "pong");
+    answers_once_the_rate_allows(&mut stream).await;
     t.stop().await;
 }
 

@@ -18,26 +18,6 @@ pub fn bounded(seconds: u32, program: &str) -> Command {
     command
 }
 
-/// A PostgreSQL program: from PATH, else Debian's newest versioned directory.
-pub fn postgres_binary(program: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(program))
-                .find(|p| p.is_file())
-        })
-        .or_else(|| {
-            let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-                .ok()?
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            dirs.sort();
-            dirs.pop().map(|d| d.join("bin").join(program))
-        })
-        .unwrap_or_else(|| PathBuf::from(program))
-}
-
 /// An admin token signed with the key in `data_dir`.
 pub fn admin_token(data_dir: &Path) -> String {
     let out = bounded(60, HOST)
