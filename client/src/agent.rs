@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pacsync_core::{
-    CancelAck, CompleteReport, FailReport, Operation, OperationStatus, ProgressReport,
-    StateRecorded, StateReport,
+    Available, CancelAck, CompleteReport, FailReport, Operation, OperationStatus, ProgressReport,
+    Source, StateRecorded, StateReport,
 };
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ use crate::config::AgentConfig;
 use crate::execute::{ExecuteError, Reporter, execute};
 use crate::pacman::{Pacman, PacmanError, SyncListing};
 use crate::plan_check;
+use crate::rollback::RollbackStore;
 use crate::stream::{Event, EventStream};
 
 /// How long a connected agent waits for news before checking over HTTP anyway.
@@ -48,6 +49,7 @@ pub struct Agent {
     token: String,
     endpoint: Uuid,
     pacman: Pacman,
+    store: RollbackStore,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -125,24 +127,63 @@ impl Agent {
             token: config.token.clone(),
             endpoint: config.endpoint_id,
             pacman: Pacman::new(config.pacman.clone(), tls),
+            store: RollbackStore::new(config.rollback.dir.clone(), config.rollback.keep_states),
             tls: tls.clone(),
         }
     }
 
-    /// The machine's state as pacman sees it.
+    /// The machine's state as pacman sees it, and what it can obtain: its sync repositories,
+    /// cache, the archive (for foreign packages, asked one version at a time) and the rollback
+    /// store. Each state computed for the host is remembered by the rollback store, which then
+    /// drops copies no recent state refers to.
     pub async fn state(&self) -> Result<StateReport, PacmanError> {
         // Without a readable sync listing, what the machine can obtain is unknown, not
         // "nothing": the report leaves it out and the host keeps the previous one.
         let listing = self.pacman.sync_listing().await.ok();
+        let packages = self
+            .pacman
+            .installed(listing.as_ref().unwrap_or(&SyncListing::default()))
+            .await?;
+        let pairs: Vec<(String, String)> = packages
+            .iter()
+            .map(|p| (p.name.clone(), p.version.clone()))
+            .collect();
+        if let Err(e) = self.store.record_state_and_prune(&pairs) {
+            eprintln!(
+                "pacsync: rollback store {}: {e}",
+                self.store.dir().display()
+            );
+        }
+        let mut available = listing.map(|l| self.pacman.availability(&l));
+        if let Some(available) = &mut available {
+            let checks = self.store.dir().join("archive-checks.json");
+            available.offered.extend(
+                crate::archive_check::foreign_in_archive(&self.pacman, &checks, &packages).await,
+            );
+            available
+                .offered
+                .extend(
+                    self.store
+                        .list()
+                        .into_iter()
+                        .map(|(name, version)| Available {
+                            name,
+                            version,
+                            source: Source::Rollback,
+                        }),
+                );
+        }
         Ok(StateReport {
             architecture: std::env::consts::ARCH.to_owned(),
             pacman_version: self.pacman.version().await,
-            packages: self
-                .pacman
-                .installed(listing.as_ref().unwrap_or(&SyncListing::default()))
-                .await?,
-            available: listing.map(|l| self.pacman.availability(&l)),
+            packages,
+            available,
         })
+    }
+
+    /// The rollback store.
+    pub fn rollback_store(&self) -> &RollbackStore {
+        &self.store
     }
 
     /// Sends the machine's state to the host.
@@ -278,7 +319,7 @@ impl Agent {
             operation,
             keepalive: keepalive(&op),
         };
-        let outcome = execute(&self.pacman, &plan, &mut heartbeat).await;
+        let outcome = execute(&self.pacman, &self.store, &plan, &mut heartbeat).await;
         let state = match self.state().await {
             Ok(state) => state,
             Err(e) => {

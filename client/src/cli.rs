@@ -17,7 +17,7 @@ use pacsync_core::{Operation, OperationStatus, OperationType, RevertRequest};
 
 use crate::agent::Agent;
 use crate::api::{Api, ApiError};
-use crate::config::{AgentConfig, DEFAULT_PATH, PacmanConfig};
+use crate::config::{AgentConfig, DEFAULT_PATH, PacmanConfig, RollbackConfig};
 use crate::stream::{Event, EventStream};
 
 pub use error::CliError;
@@ -129,6 +129,13 @@ struct Registration {
     /// official Arch repositories].
     #[arg(long = "archive-repo")]
     archive_repositories: Vec<String>,
+    /// The rollback store: where the agent keeps package versions it removes or replaces that
+    /// no repository, cache or archive could give back.
+    #[arg(long, default_value = crate::rollback::DEFAULT_DIR)]
+    rollback_dir: PathBuf,
+    /// How many of this machine's last reported states the rollback store keeps versions for.
+    #[arg(long, default_value_t = crate::rollback::DEFAULT_KEEP_STATES)]
+    rollback_keep_states: usize,
 }
 
 /// Entry point of the binary.
@@ -174,10 +181,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Status { json } => {
             let diff = api.diff(endpoint).await?;
+            let store = crate::rollback::RollbackStore::new(
+                config.rollback.dir.clone(),
+                config.rollback.keep_states,
+            );
             if json {
-                println!("{}", output::diff_json(&diff));
+                println!("{}", output::diff_json(&diff, &store));
             } else {
-                output::print_diff(&diff);
+                output::print_diff(&diff, &store);
             }
         }
         Command::Sync(follow) => {
@@ -220,6 +231,8 @@ async fn register(path: &Path, registration: &Registration) -> Result<(), CliErr
         cache_dirs,
         archive_url,
         archive_repositories,
+        rollback_dir,
+        rollback_keep_states,
     } = registration;
     let hostname = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
@@ -256,6 +269,10 @@ async fn register(path: &Path, registration: &Registration) -> Result<(), CliErr
         endpoint_id,
         token,
         pacman,
+        rollback: RollbackConfig {
+            dir: std::path::absolute(rollback_dir).unwrap_or_else(|_| rollback_dir.clone()),
+            keep_states: *rollback_keep_states,
+        },
     };
     config.save(path)?;
     println!(

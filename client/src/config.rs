@@ -97,6 +97,37 @@ pub struct AgentConfig {
     /// pacman settings.
     #[serde(default)]
     pub pacman: PacmanConfig,
+    /// The rollback store: copies of package versions that nothing else could give back.
+    #[serde(default)]
+    pub rollback: RollbackConfig,
+}
+
+/// Where the rollback store lives and how much it keeps (see `rollback`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackConfig {
+    /// The store's directory.
+    #[serde(default = "default_rollback_dir")]
+    pub dir: PathBuf,
+    /// How many of this machine's last reported states the store keeps versions for.
+    #[serde(default = "default_keep_states")]
+    pub keep_states: usize,
+}
+
+fn default_rollback_dir() -> PathBuf {
+    PathBuf::from(crate::rollback::DEFAULT_DIR)
+}
+fn default_keep_states() -> usize {
+    crate::rollback::DEFAULT_KEEP_STATES
+}
+
+impl Default for RollbackConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_rollback_dir(),
+            keep_states: default_keep_states(),
+        }
+    }
 }
 
 // Hand-written so that the token never reaches a log line.
@@ -108,6 +139,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("endpoint_id", &self.endpoint_id)
             .field("token", &"<redacted>")
             .field("pacman", &self.pacman)
+            .field("rollback", &self.rollback)
             .finish()
     }
 }
@@ -206,6 +238,7 @@ mod tests {
             endpoint_id: Uuid::new_v4(),
             token: "secret-token".into(),
             pacman: PacmanConfig::default(),
+            rollback: RollbackConfig::default(),
         };
         config.save(&path).unwrap();
         assert_eq!(

@@ -1,18 +1,32 @@
 //! Carrying out a plan with pacman.
 //!
 //! Every install, upgrade or downgrade is resolved to a package file at the exact version first
-//! (sync repository, then cache, then archive); if any has no source, nothing is touched. Then
-//! one `pacman -U` transaction installs them all so dependencies resolve together, install
-//! reasons are set with `pacman -D`, and removals run last. Cancels are honoured between steps.
+//! (sync repository, then cache, then archive, then the rollback store); if any has no source,
+//! nothing is touched. Versions the plan replaces or removes that no durable source keeps are
+//! copied into the rollback store. Then one `pacman -U` transaction installs them all so
+//! dependencies resolve together, install reasons (of what was installed and of what is only
+//! re-marked) are set with `pacman -D`, and the removals still left run last. Cancels are
+//! honoured between steps.
+//!
+//! Conflicts and replacements (`pipewire-jack` for `jack2`) sync in that one transaction: with
+//! `--ask 4` pacman removes the installed package that conflicts with a new one as part of the
+//! install, as it does when a user answers "yes", and checks that every other package's
+//! dependencies stay satisfied (the new package `provides` the old one). Removing first would
+//! break the dependents; installing first without it fails on pacman's question. `--ask`
+//! answers every conflict question alike, so when the plan removes anything the transaction is
+//! first resolved against a scratch copy of the database (`pacman::dry_run`), and a plan whose
+//! install would remove a package it keeps fails with `UNPLANNED_REMOVAL` before anything
+//! changes. A plan that removes nothing runs without `--ask`: any conflict then fails it.
 //!
 //! The plan has passed `plan_check` already; still, every call ends its options with `--`
 //! before the targets, so that no target can ever be read as an option.
 
 use std::time::Duration;
 
-use pacsync_core::{ActionKind, InstallReason, Plan};
+use pacsync_core::{Action, ActionKind, InstallReason, Plan};
 
-use crate::pacman::{Pacman, PacmanError};
+use crate::pacman::{ASK_REMOVE_CONFLICTING, Pacman, PacmanError};
+use crate::rollback::RollbackStore;
 
 /// Receives progress and answers whether a cancel was requested.
 pub trait Reporter {
@@ -34,8 +48,15 @@ pub trait Reporter {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError {
     /// Some package versions have no source; nothing was changed.
-    #[error("no sync repository, cache or archive has {}", .0.join(", "))]
+    #[error("no sync repository, cache, archive or rollback copy has {}", .0.join(", "))]
     Unavailable(Vec<String>),
+    /// Installing the plan would remove packages, as conflicts, that the plan keeps; nothing
+    /// was changed.
+    #[error(
+        "installing the plan would remove {} (in conflict with a package it installs), which the plan keeps",
+        .0.join(", ")
+    )]
+    UnplannedRemoval(Vec<String>),
     /// pacman failed; its message.
     #[error("{0}")]
     Pacman(#[from] PacmanError),
@@ -49,22 +70,26 @@ impl ExecuteError {
     pub fn code(&self) -> &'static str {
         match self {
             ExecuteError::Unavailable(_) => "PACKAGE_UNAVAILABLE",
+            ExecuteError::UnplannedRemoval(_) => "UNPLANNED_REMOVAL",
             ExecuteError::Pacman(_) => "PACMAN_FAILED",
             ExecuteError::Cancelled => "CANCELLED",
         }
     }
 }
 
-/// Runs `plan` on this machine.
+/// Runs `plan` on this machine, keeping in `store` what it replaces or removes that no source
+/// could give back.
 pub async fn execute(
     pacman: &Pacman,
+    store: &RollbackStore,
     plan: &Plan,
     reporter: &mut impl Reporter,
 ) -> Result<(), ExecuteError> {
+    // What pacman installs: reason changes keep the installed package and need no file.
     let changes: Vec<_> = plan
         .actions
         .iter()
-        .filter(|a| a.kind != ActionKind::Remove)
+        .filter(|a| !matches!(a.kind, ActionKind::Remove | ActionKind::SetReason))
         .collect();
     let removals: Vec<&str> = plan
         .actions
@@ -77,9 +102,82 @@ pub async fn execute(
     if reporter.progress(1, "resolving", None).await {
         return Err(ExecuteError::Cancelled);
     }
+    let sources = resolve(pacman, store, &changes).await?;
+    // A conflict answered "remove" may only remove what the plan removes anyway.
+    let conflicts_allowed = !changes.is_empty() && !removals.is_empty();
+    if conflicts_allowed {
+        let unplanned: Vec<String> = pacman
+            .conflict_removals(&sources)
+            .await?
+            .into_iter()
+            .filter(|name| !removals.contains(&name.as_str()))
+            .collect();
+        if !unplanned.is_empty() {
+            return Err(ExecuteError::UnplannedRemoval(unplanned));
+        }
+    }
+    if reporter.progress(3, "keeping", None).await {
+        return Err(ExecuteError::Cancelled);
+    }
+    keep_what_cannot_come_back(pacman, store, plan).await;
+
+    if !changes.is_empty() {
+        if reporter.progress(5, "installing", None).await {
+            return Err(ExecuteError::Cancelled);
+        }
+        let mut args = vec!["-U".to_owned(), "--noconfirm".to_owned()];
+        if conflicts_allowed {
+            args.extend(["--ask".to_owned(), ASK_REMOVE_CONFLICTING.to_owned()]);
+        }
+        args.push("--".to_owned());
+        args.extend(sources);
+        let cancel = run_reporting(
+            pacman,
+            &args,
+            reporter,
+            "installing",
+            (0, changes.len(), total),
+        )
+        .await?;
+        set_reasons(pacman, plan).await?;
+        if cancel {
+            return Err(ExecuteError::Cancelled);
+        }
+    } else {
+        set_reasons(pacman, plan).await?;
+    }
+    // The transaction may have removed some of them already, as conflicts.
+    let removals = if conflicts_allowed {
+        still_installed(pacman, &removals).await?
+    } else {
+        removals.iter().map(|s| s.to_string()).collect()
+    };
+    if !removals.is_empty() {
+        if reporter
+            .progress((5 + 85 * changes.len() / total) as u8, "removing", None)
+            .await
+        {
+            return Err(ExecuteError::Cancelled);
+        }
+        let mut args = vec!["-R".to_owned(), "--noconfirm".to_owned(), "--".to_owned()];
+        args.extend(removals.iter().cloned());
+        let stages = (changes.len(), removals.len(), total);
+        run_reporting(pacman, &args, reporter, "removing", stages).await?;
+    }
+    reporter.progress(100, "completed", None).await;
+    Ok(())
+}
+
+/// A package file or URL for every change, at its exact version: sync repository, cache,
+/// archive, then the rollback store. Nothing is touched when any is missing.
+async fn resolve(
+    pacman: &Pacman,
+    store: &RollbackStore,
+    changes: &[&Action],
+) -> Result<Vec<String>, ExecuteError> {
     let mut sources = Vec::new();
     let mut missing = Vec::new();
-    for action in &changes {
+    for action in changes {
         let Some(version) = action.to_version.as_deref() else {
             missing.push(format!("{} (no target version)", action.name));
             continue;
@@ -95,48 +193,66 @@ pub async fn execute(
                 source = pacman.archived(&action.name, version, arch).await;
             }
         }
+        if source.is_none() {
+            source = store
+                .find(&action.name, version)
+                .map(|p| p.display().to_string());
+        }
         match source {
             Some(source) => sources.push(source),
-            None => missing.push(format!("{} {version}", action.name)),
+            None => missing.push(match store.refusal(&action.name, version) {
+                Some(why) => format!("{} {version} (no rollback copy: {why})", action.name),
+                None => format!("{} {version}", action.name),
+            }),
         }
     }
-    if !missing.is_empty() {
-        return Err(ExecuteError::Unavailable(missing));
+    if missing.is_empty() {
+        Ok(sources)
+    } else {
+        Err(ExecuteError::Unavailable(missing))
     }
+}
 
-    if !changes.is_empty() {
-        if reporter.progress(5, "installing", None).await {
-            return Err(ExecuteError::Cancelled);
+/// Keeps in the rollback store every installed version the plan replaces or removes that
+/// neither a sync repository nor the archive can give back (a cache can be cleaned at any
+/// time, so a cached file is copied, not trusted). A copy that cannot be made is recorded in
+/// the store with its reason and does not stop the sync: the revert that needs it says why.
+async fn keep_what_cannot_come_back(pacman: &Pacman, store: &RollbackStore, plan: &Plan) {
+    for action in &plan.actions {
+        let Some(version) = action.from_version.as_deref() else {
+            continue;
+        };
+        if action.kind == ActionKind::SetReason || store.find(&action.name, version).is_some() {
+            continue;
         }
-        let mut args = vec!["-U".to_owned(), "--noconfirm".to_owned(), "--".to_owned()];
-        args.extend(sources);
-        let cancel = run_reporting(
-            pacman,
-            &args,
-            reporter,
-            "installing",
-            (0, changes.len(), total),
-        )
-        .await?;
-        set_reasons(pacman, plan).await?;
-        if cancel {
-            return Err(ExecuteError::Cancelled);
+        let mut durable = pacman.sync_source(&action.name, version).await.is_some();
+        for arch in [std::env::consts::ARCH, "any"] {
+            if !durable {
+                durable = pacman.archived(&action.name, version, arch).await.is_some();
+            }
         }
-    }
-    if !removals.is_empty() {
-        if reporter
-            .progress((5 + 85 * changes.len() / total) as u8, "removing", None)
+        if durable {
+            continue;
+        }
+        let cached = pacman.cached(&action.name, version);
+        if let Err(e) = store
+            .keep(pacman, &action.name, version, cached.as_deref())
             .await
         {
-            return Err(ExecuteError::Cancelled);
+            eprintln!("pacsync: {e}");
         }
-        let mut args = vec!["-R".to_owned(), "--noconfirm".to_owned(), "--".to_owned()];
-        args.extend(removals.iter().map(|s| s.to_string()));
-        let stages = (changes.len(), removals.len(), total);
-        run_reporting(pacman, &args, reporter, "removing", stages).await?;
     }
-    reporter.progress(100, "completed", None).await;
-    Ok(())
+}
+
+/// Those of `names` that are still installed.
+async fn still_installed(pacman: &Pacman, names: &[&str]) -> Result<Vec<String>, PacmanError> {
+    let installed = pacman.run(&["-Qq"]).await?;
+    let installed: std::collections::HashSet<&str> = installed.lines().collect();
+    Ok(names
+        .iter()
+        .filter(|n| installed.contains(*n))
+        .map(|n| n.to_string())
+        .collect())
 }
 
 /// Runs one pacman transaction of `count` actions, turning its step lines ("(3/12) upgrading
@@ -204,7 +320,8 @@ pub fn transaction_step(line: &str) -> Option<&str> {
     .then(|| line.trim_end_matches('.'))
 }
 
-/// Records the plan's install reasons (one `pacman -D` per reason).
+/// Records the plan's install reasons (one `pacman -D` per reason), for what was just installed
+/// and for what is only re-marked.
 async fn set_reasons(pacman: &Pacman, plan: &Plan) -> Result<(), PacmanError> {
     for (reason, flag) in [
         (InstallReason::Explicit, "--asexplicit"),

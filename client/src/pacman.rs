@@ -5,6 +5,7 @@
 //! the agent's config apply uniformly and pacman stays the authority on its format. Every call
 //! with package targets puts `--` before them, so that no target is read as an option.
 
+mod dry_run;
 mod package_file;
 
 use std::collections::{HashMap, HashSet};
@@ -17,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::config::PacmanConfig;
+pub use dry_run::ASK_REMOVE_CONFLICTING;
 use package_file::archive_location;
 pub use package_file::parse_package_file_name;
 
@@ -55,6 +57,11 @@ impl Pacman {
             reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)),
         );
         Self { config, http }
+    }
+
+    /// How pacman is run here.
+    pub fn config(&self) -> &PacmanConfig {
+        &self.config
     }
 
     fn command(&self) -> Command {
@@ -192,7 +199,12 @@ impl Pacman {
 
     /// Every installed package with version, install reason, architecture and sync repository.
     pub async fn installed(&self, listing: &SyncListing) -> Result<Vec<Package>, PacmanError> {
-        let local = self.run(&["-Q"]).await?;
+        // pacman -Q of an empty database exits 1 without a word: that is a machine with no
+        // packages, not a failure.
+        let local = match self.run(&["-Q"]).await {
+            Err(PacmanError::Failed { output }) if output.is_empty() => String::new(),
+            other => other?,
+        };
         let explicit: HashSet<String> = self
             .run(&["-Qqe"])
             .await

@@ -73,9 +73,12 @@ pub enum Fault {
          digits; letters, digits and ._+~ from a letter or digit; digits with at most one '.')"
     )]
     UnusualVersion(String),
-    /// An install, upgrade or downgrade without the version to reach.
+    /// An install, upgrade, downgrade or reason change without the version to reach.
     #[error("no target version")]
     NoTargetVersion,
+    /// A reason change that names no reason.
+    #[error("no install reason to record")]
+    NoReason,
     /// An earlier action already names this package.
     #[error("the package appears more than once in the plan")]
     Repeated,
@@ -162,6 +165,9 @@ fn check_action(action: &Action) -> Result<(), Fault> {
     if action.kind != ActionKind::Remove && action.to_version.is_none() {
         return Err(Fault::NoTargetVersion);
     }
+    if action.kind == ActionKind::SetReason && action.reason.is_none() {
+        return Err(Fault::NoReason);
+    }
     Ok(())
 }
 
@@ -216,6 +222,7 @@ mod tests {
             { "kind": "install", "name": "foo", "from_version": null, "to_version": "1:2.0-1", "reason": "explicit" },
             { "kind": "upgrade", "name": "lib32-glibc", "from_version": "2.39-1", "to_version": "2.40-1", "reason": "dependency" },
             { "kind": "remove", "name": "bar", "from_version": "1.0-1", "to_version": null, "reason": null },
+            { "kind": "set_reason", "name": "baz", "from_version": "3-1", "to_version": "3-1", "reason": "explicit" },
         ]));
         let checked = check(&raw).unwrap();
         assert_eq!(serde_json::to_value(&checked).unwrap(), raw);
@@ -335,6 +342,14 @@ mod tests {
             (kind.as_str(), fault),
             ("downgrade", Fault::NoTargetVersion)
         );
+    }
+
+    #[test]
+    fn a_reason_change_without_a_reason_is_refused() {
+        let (_, kind, _, fault) = fault_of(json!([
+            { "kind": "set_reason", "name": "foo", "from_version": "1-1", "to_version": "1-1" },
+        ]));
+        assert_eq!((kind.as_str(), fault), ("set_reason", Fault::NoReason));
     }
 
     #[test]

@@ -30,12 +30,16 @@ pub enum Source {
     Cache,
     /// The pool's archive holds it.
     Archive,
+    /// The endpoint's rollback store holds a copy the agent kept before removing or replacing
+    /// it, because no other source could give it back.
+    Rollback,
 }
 
 crate::spelling::spelled!(Source {
     SyncRepository => "sync_repository",
     Cache => "cache",
     Archive => "archive",
+    Rollback => "rollback",
 });
 
 impl Source {
@@ -81,7 +85,8 @@ pub fn restrict_to_available(
     let mut skipped = plan.skipped;
     for action in plan.actions {
         let obtainable = match (&action.kind, &action.to_version) {
-            (ActionKind::Remove, _) | (_, None) => true,
+            // Nothing to obtain: the package goes, or stays at its installed version.
+            (ActionKind::Remove | ActionKind::SetReason, _) | (_, None) => true,
             (_, Some(version)) => {
                 let first = offers.partition_point(|a| a.name < action.name);
                 offers[first..]
@@ -113,7 +118,8 @@ pub const MAX_OFFERED: usize = 500_000;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityReport {
-    /// Every version the sync repositories (`pacman -Sl`) and the package cache offer.
+    /// Every version the sync repositories (`pacman -Sl`), the package cache, the archive (for
+    /// foreign packages, checked one by one) and the rollback store offer.
     pub offered: Vec<Available>,
     /// Sync repositories whose every version the configured archive keeps (empty: no archive).
     #[serde(default)]
@@ -212,7 +218,7 @@ impl<'a> Obtainability<'a> {
     }
 
     /// How this endpoint would come by `package` at exactly its version. Sources are preferred
-    /// in the agent's order: sync repository, cache, archive.
+    /// in the agent's order: sync repository, cache, archive, rollback store.
     pub fn lookup(&self, package: &Package, cmp: impl Fn(&str, &str) -> Ordering) -> Lookup {
         let same = |v: &str| cmp(v, &package.version) == Ordering::Equal;
         if self

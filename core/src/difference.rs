@@ -22,6 +22,21 @@ pub enum ActionKind {
     Downgrade,
     /// Remove a package.
     Remove,
+    /// Record another install reason for a package installed at the target's version
+    /// (`pacman -D --asexplicit|--asdeps`). The reason decides what an orphan cleanup
+    /// (`pacman -Rns $(pacman -Qtdq)`) removes, so it is part of the state.
+    SetReason,
+}
+
+impl ActionKind {
+    /// Every kind, in plan order (`kind as usize` indexes it).
+    pub const ALL: [ActionKind; 5] = [
+        ActionKind::Install,
+        ActionKind::Upgrade,
+        ActionKind::Downgrade,
+        ActionKind::Remove,
+        ActionKind::SetReason,
+    ];
 }
 
 /// One step of a plan.
@@ -34,7 +49,8 @@ pub struct Action {
     pub name: String,
     /// Installed version before the action, if any.
     pub from_version: Option<String>,
-    /// Version after the action; absent for removals.
+    /// Version after the action; absent for removals. A reason change keeps the installed
+    /// version, so both versions are that one.
     pub to_version: Option<String>,
     /// Install reason to record; absent for removals.
     pub reason: Option<InstallReason>,
@@ -69,7 +85,7 @@ impl Difference<'_> {
 }
 
 /// One step of the merge walk: the package on the endpoint (`have`), in the target (`want`), or
-/// both at versions that differ (`kind` says which way).
+/// both with versions or install reasons that differ (`kind` says which way).
 enum Change<'a> {
     Missing(&'a Package),
     Extra(&'a Package),
@@ -81,8 +97,8 @@ enum Change<'a> {
 }
 
 /// The one walk: both states iterate in name order, so a single merge pass finds every
-/// difference without per-package lookups. Versions `cmp` calls equal are not a difference, and
-/// neither is an install reason alone.
+/// difference without per-package lookups. Versions `cmp` calls equal are not a difference; an
+/// install reason alone is one ([`ActionKind::SetReason`]).
 fn walk<'a>(
     current: &'a PackageState,
     target: &'a PackageState,
@@ -114,7 +130,9 @@ fn walk<'a>(
                     let kind = match cmp(&have.version, &want.version) {
                         Ordering::Less => Some(ActionKind::Upgrade),
                         Ordering::Greater => Some(ActionKind::Downgrade),
-                        Ordering::Equal => None,
+                        Ordering::Equal => {
+                            (have.reason != want.reason).then_some(ActionKind::SetReason)
+                        }
                     };
                     if let Some(kind) = kind {
                         visit(Change::Changed { kind, have, want });
@@ -128,9 +146,9 @@ fn walk<'a>(
 }
 
 /// Every difference between `current` and `target`, in name order, each as the action that
-/// removes it: install, upgrade, downgrade or remove, with both versions and the target's install
-/// reason. Versions compare with `cmp`; packages differing only in install reason are not
-/// differences.
+/// removes it: install, upgrade, downgrade, remove or set-reason, with both versions and the
+/// target's install reason. Versions compare with `cmp`; a package at an equal version with
+/// another install reason is a set-reason difference whose two versions are the installed one.
 ///
 /// This is what the host hands a policy component: proportional to what differs, not to the
 /// size of the states. The host lowers them into the guest straight from the states;
@@ -161,7 +179,12 @@ pub fn difference_refs_by<'a>(
                 kind,
                 name: &want.name,
                 from_version: Some(&have.version),
-                to_version: Some(&want.version),
+                // A reason change keeps the installed spelling (`1.0` and `0:1.0` are equal).
+                to_version: Some(if kind == ActionKind::SetReason {
+                    &have.version
+                } else {
+                    &want.version
+                }),
                 reason: Some(want.reason),
             },
         })
@@ -194,15 +217,19 @@ pub struct Diff {
     pub downgrade: Vec<(Package, Package)>,
     /// On the endpoint, absent from the target.
     pub remove: Vec<Package>,
+    /// At an equal version with another install reason: `(current, target)`.
+    #[serde(default)]
+    pub set_reason: Vec<(Package, Package)>,
 }
 
 impl Diff {
-    /// Whether the two states hold the same versions of the same packages.
+    /// Whether the two states hold the same versions of the same packages, for the same reasons.
     pub fn is_empty(&self) -> bool {
         self.install.is_empty()
             && self.upgrade.is_empty()
             && self.downgrade.is_empty()
             && self.remove.is_empty()
+            && self.set_reason.is_empty()
     }
 }
 
@@ -228,6 +255,11 @@ pub fn diff_by(
             have,
             want,
         } => out.upgrade.push((have.clone(), want.clone())),
+        Change::Changed {
+            kind: ActionKind::SetReason,
+            have,
+            want,
+        } => out.set_reason.push((have.clone(), want.clone())),
         Change::Changed { have, want, .. } => out.downgrade.push((have.clone(), want.clone())),
     });
     out
@@ -277,5 +309,26 @@ mod tests {
         let grouped = diff(&current, &target);
         assert_eq!(grouped.upgrade.len() + grouped.downgrade.len(), 2);
         assert_eq!(grouped.install.len() + grouped.remove.len(), 2);
+    }
+
+    #[test]
+    fn an_install_reason_alone_is_a_difference_that_keeps_the_installed_version() {
+        let current = crate::testing::state_with(InstallReason::Dependency, &[("a", "1.0")]);
+        let target = crate::testing::state_with(InstallReason::Explicit, &[("a", "0:1.0")]);
+        let differences = differences_by(&current, &target, vercmp);
+        assert_eq!(
+            differences,
+            [Action {
+                kind: ActionKind::SetReason,
+                name: "a".into(),
+                from_version: Some("1.0".into()),
+                to_version: Some("1.0".into()),
+                reason: Some(InstallReason::Explicit),
+            }]
+        );
+        let grouped = diff(&current, &target);
+        assert_eq!(grouped.set_reason.len(), 1);
+        assert!(!grouped.is_empty());
+        assert!(diff(&current, &current).is_empty());
     }
 }

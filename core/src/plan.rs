@@ -21,8 +21,9 @@ pub struct Skipped {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plan {
-    /// Actions in execution order: installs, upgrades and downgrades (one pacman transaction),
-    /// then removals.
+    /// Actions: installs, upgrades and downgrades (one pacman transaction), removals, then
+    /// install-reason changes. The agent records every reason right after the transaction,
+    /// before removing anything.
     pub actions: Vec<Action>,
     /// Packages not planned, with reasons.
     pub skipped: Vec<Skipped>,
@@ -44,6 +45,7 @@ impl Plan {
             (ActionKind::Upgrade, "to upgrade"),
             (ActionKind::Downgrade, "to downgrade"),
             (ActionKind::Remove, "to remove"),
+            (ActionKind::SetReason, "to re-mark"),
         ]
         .into_iter()
         .filter_map(|(kind, label)| match count(kind) {
@@ -68,13 +70,14 @@ impl Plan {
 }
 
 /// The mirror plan from the differences: every one of them, installs, upgrades and downgrades
-/// first (one pacman transaction), removals last, each group in name order.
+/// first (one pacman transaction), then removals, then reason changes, each group in name order.
 pub fn mirror_plan_from(mut differences: Vec<Action>) -> Plan {
     differences.sort_by_key(|a| a.kind as u8);
     Plan::from_parts(differences, Vec::new())
 }
 
-/// The mirror policy: install, upgrade, downgrade and remove until `current` equals `target`.
+/// The mirror policy: install, upgrade, downgrade, remove and re-mark until `current` equals
+/// `target`.
 pub fn mirror_plan(current: &PackageState, target: &PackageState) -> Plan {
     mirror_plan_by(current, target, crate::version::vercmp)
 }
@@ -99,9 +102,17 @@ mod tests {
 
     #[test]
     fn mirror_orders_changes_before_removals() {
+        // `mark` is explicit on the endpoint, a dependency in the target.
+        let mut current = state(&[("gone", "1-1"), ("old", "1-1"), ("new", "3-1")]).into_packages();
+        current.extend(crate::testing::state(&[("mark", "1-1")]).into_packages());
         let plan = mirror_plan(
-            &state(&[("gone", "1-1"), ("old", "1-1"), ("new", "3-1")]),
-            &state(&[("add", "1-1"), ("old", "2-1"), ("new", "2-1")]),
+            &PackageState::new(current).unwrap(),
+            &state(&[
+                ("add", "1-1"),
+                ("old", "2-1"),
+                ("new", "2-1"),
+                ("mark", "1-1"),
+            ]),
         );
         let kinds: Vec<_> = plan
             .actions
@@ -115,11 +126,12 @@ mod tests {
                 (ActionKind::Upgrade, "old"),
                 (ActionKind::Downgrade, "new"),
                 (ActionKind::Remove, "gone"),
+                (ActionKind::SetReason, "mark"),
             ]
         );
         assert_eq!(
             plan.summary,
-            "1 to install, 1 to upgrade, 1 to downgrade, 1 to remove"
+            "1 to install, 1 to upgrade, 1 to downgrade, 1 to remove, 1 to re-mark"
         );
         assert_eq!(plan.actions[0].reason, Some(InstallReason::Dependency));
     }

@@ -113,6 +113,10 @@ pub struct TargetDiff {
     pub downgrade: Vec<String>,
     /// `name version` of packages to remove.
     pub remove: Vec<String>,
+    /// `name version: from -> to` of packages to re-mark with another install reason, e.g.
+    /// `git 2.43-1: dependency -> explicit`.
+    #[serde(default)]
+    pub set_reason: Vec<String>,
 }
 
 /// `GET /api/pools/{pool_id}/status` response: live endpoints per sync status.

@@ -17,7 +17,7 @@ pub enum SyncStatus {
     InSync,
     /// Only newer or extra packages.
     Ahead,
-    /// Only older or missing packages.
+    /// Only older or missing packages, or install reasons still to record.
     Behind,
     /// Both newer/extra and older/missing packages.
     Diverged,
@@ -33,15 +33,19 @@ crate::spelling::spelled!(SyncStatus {
     Unknown => "unknown",
 });
 
-/// Classifies from the differences: extra or newer packages make an endpoint ahead, missing or
-/// older ones behind, and both diverged.
+/// Classifies from the differences: extra or newer packages make an endpoint ahead; missing or
+/// older ones, or another install reason, behind; and both diverged. A reason-only difference is
+/// behind because a sync is what removes it.
 pub fn classify_differences(differences: &[Action]) -> SyncStatus {
     let ahead = differences
         .iter()
         .any(|a| matches!(a.kind, ActionKind::Remove | ActionKind::Downgrade));
-    let behind = differences
-        .iter()
-        .any(|a| matches!(a.kind, ActionKind::Install | ActionKind::Upgrade));
+    let behind = differences.iter().any(|a| {
+        matches!(
+            a.kind,
+            ActionKind::Install | ActionKind::Upgrade | ActionKind::SetReason
+        )
+    });
     match (ahead, behind) {
         (false, false) => SyncStatus::InSync,
         (true, false) => SyncStatus::Ahead,
@@ -90,6 +94,11 @@ mod tests {
         for (current, expected) in cases {
             assert_eq!(classify(&current, &target), expected);
         }
+        let as_deps = crate::testing::state_with(
+            crate::package::InstallReason::Dependency,
+            &[("a", "1.0-1"), ("b", "2.0-1")],
+        );
+        assert_eq!(classify(&as_deps, &target), SyncStatus::Behind);
     }
 
     #[test]

@@ -179,6 +179,7 @@ pub async fn diff(db: &PgPool, endpoint_id: Uuid) -> Result<TargetDiff> {
         upgrade: Vec::new(),
         downgrade: Vec::new(),
         remove: Vec::new(),
+        set_reason: Vec::new(),
     };
     if let (Some(current), Some(target)) = (&endpoint.current_state_id, &pool.target_state_id) {
         let mut conn = db.acquire().await?;
@@ -205,6 +206,14 @@ pub async fn diff(db: &PgPool, endpoint_id: Uuid) -> Result<TargetDiff> {
             .remove
             .iter()
             .map(|p| format!("{} {}", p.name, p.version))
+            .collect();
+        out.set_reason = d
+            .set_reason
+            .iter()
+            .map(|(h, w)| {
+                let (from, to) = (h.reason.as_str(), w.reason.as_str());
+                format!("{} {}: {from} -> {to}", h.name, h.version)
+            })
             .collect();
     }
     Ok(out)

@@ -6,6 +6,7 @@ mod api;
 mod cluster;
 mod fleet;
 mod host;
+pub mod pacman;
 mod stream;
 
 pub use api::{Api, Caller, Reply, Request, state};

@@ -247,6 +247,10 @@ async fn hostile_components_fail_only_their_own_requests() {
         ("alloc", "trapped"),
         ("trap", "outside the policy world"),
         ("garbage", "invalid plan"),
+        (
+            "sneak",
+            "SetReason of htop does not fit the endpoint's state",
+        ),
         // Not hostile: proves a plugin can read the whole states through its resources.
         (
             "inspect",

@@ -10,20 +10,35 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::api::Api;
+use crate::rollback::RollbackStore;
 
-/// `status --json`: the host's answer as it sent it.
-pub(super) fn diff_json(diff: &TargetDiff) -> Value {
-    serde_json::to_value(diff).expect("a diff serializes")
+/// `status --json`: the host's answer as it sent it, plus the local rollback store's size.
+pub(super) fn diff_json(diff: &TargetDiff, store: &RollbackStore) -> Value {
+    let mut value = serde_json::to_value(diff).expect("a diff serializes");
+    let (packages, bytes) = store.usage();
+    value["rollback_store"] = json!({
+        "dir": store.dir(),
+        "packages": packages,
+        "bytes": bytes,
+    });
+    value
 }
 
-/// `status`: the sync status, then each non-empty list of changes.
-pub(super) fn print_diff(diff: &TargetDiff) {
+/// `status`: the sync status, then each non-empty list of changes, then the rollback store.
+pub(super) fn print_diff(diff: &TargetDiff, store: &RollbackStore) {
+    let (packages, bytes) = store.usage();
     println!("sync status: {}", diff.sync_status);
+    println!(
+        "rollback store: {packages} package(s), {:.1} MiB in {}",
+        bytes as f64 / (1024.0 * 1024.0),
+        store.dir().display()
+    );
     for (items, label) in [
         (&diff.install, "to install"),
         (&diff.upgrade, "to upgrade"),
         (&diff.downgrade, "to downgrade"),
         (&diff.remove, "to remove"),
+        (&diff.set_reason, "to re-mark"),
     ] {
         if items.is_empty() {
             continue;

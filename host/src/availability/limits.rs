@@ -13,6 +13,9 @@ pub struct PlanLimits {
     pub available: Option<Vec<Available>>,
     /// Packages excluded for the whole pool (by constraining endpoints), with the reason.
     pub excluded: HashMap<String, String>,
+    /// Packages whose availability the host cannot know (foreign versions nothing reported):
+    /// planned anyway, for the agent to find or to fail on, naming them.
+    pub unknown: HashSet<String>,
 }
 
 impl PlanLimits {
@@ -20,21 +23,38 @@ impl PlanLimits {
     /// for the pool or that the endpoint cannot obtain.
     pub fn enforce(&self, plan: Plan) -> Plan {
         let mut actions = Vec::new();
+        let mut unknown = Vec::new();
         let mut skipped = plan.skipped;
         for action in plan.actions {
+            if self.unknown.contains(&action.name) {
+                unknown.push(action);
+                continue;
+            }
             match self.excluded.get(&action.name) {
-                Some(reason) if action.kind != ActionKind::Remove => skipped.push(Skipped {
-                    name: action.name,
-                    reason: reason.clone(),
-                }),
+                // Removals and reason changes obtain nothing, so no exclusion applies to them.
+                Some(reason)
+                    if !matches!(action.kind, ActionKind::Remove | ActionKind::SetReason) =>
+                {
+                    skipped.push(Skipped {
+                        name: action.name,
+                        reason: reason.clone(),
+                    })
+                }
                 _ => actions.push(action),
             }
         }
-        restrict_to_available(
+        let restricted = restrict_to_available(
             Plan::from_parts(actions, skipped),
             self.available.as_deref(),
             vercmp,
-        )
+        );
+        if unknown.is_empty() {
+            return restricted;
+        }
+        let mut actions = restricted.actions;
+        actions.extend(unknown);
+        actions.sort_by_key(|a| a.kind as u8);
+        Plan::from_parts(actions, restricted.skipped)
     }
 }
 
@@ -42,7 +62,7 @@ impl PlanLimits {
 fn changing(current: &PackageState, target: &PackageState) -> Result<PackageState> {
     let packages: Vec<Package> = differences_by(current, target, vercmp)
         .into_iter()
-        .filter(|a| a.kind != ActionKind::Remove)
+        .filter(|a| !matches!(a.kind, ActionKind::Remove | ActionKind::SetReason))
         .filter_map(|a| target.get(&a.name).cloned())
         .collect();
     PackageState::new(packages).map_err(|e| Error::internal(format!("stored state: {e}")))
@@ -94,6 +114,7 @@ pub async fn sync_limits(
             .into_iter()
             .map(|(p, lacking)| (p.name.clone(), plan_exclusion_reason(&p, lacking.len())))
             .collect(),
+        unknown: HashSet::new(),
     })
 }
 
@@ -113,8 +134,22 @@ pub async fn revert_limits(
     let freshness = (max_age, Some(endpoint_id));
     let loaded = Loaded::load(tx, pool_id, &wanted, Some(endpoint_id), freshness).await?;
     let (known, _) = loaded.split();
+    let available = obtainable_by(&known, endpoint_id, &wanted);
+    // A foreign version nothing reported may still be on the machine's disk somewhere the host
+    // never hears of (a rollback copy made since, a file the archive gained): unknown, not
+    // unobtainable. What sync repositories name is known from their listings.
+    let unknown = match &available {
+        Some(available) => wanted
+            .iter()
+            .filter(|p| p.repository.is_none())
+            .filter(|p| !available.iter().any(|a| a.name == p.name))
+            .map(|p| p.name.clone())
+            .collect(),
+        None => HashSet::new(),
+    };
     Ok(PlanLimits {
-        available: obtainable_by(&known, endpoint_id, &wanted),
+        available,
         excluded: HashMap::new(),
+        unknown,
     })
 }

@@ -164,7 +164,8 @@ pub async fn request_revert(
             lc.availability_max_age,
         )
         .await?;
-        let plan = limits.enforce(policy.plan(&current, &target, limits.available.as_deref())?);
+        // The limits decide what is obtainable, including what is unknown rather than missing.
+        let plan = limits.enforce(policy.plan(&current, &target, None)?);
         // A partial revert would move the undo pointer past a state never reached: refuse it.
         if !plan.skipped.is_empty() {
             let missing: Vec<String> = plan

@@ -1,7 +1,12 @@
 //! `conservative`: install and upgrade towards the target, but never downgrade or remove.
+//!
+//! Install reasons change only towards `explicit`: a package marked explicit can never become
+//! an orphan that a cleanup (`pacman -Rns $(pacman -Qtdq)`) removes, while one marked as a
+//! dependency can. So an upgrade keeps an installed package's explicit mark even when the
+//! target lists it as a dependency.
 
 use pacsync_policy_sdk::pacsync_core::{
-    ActionKind, Plan, Skipped, mirror_plan_from, restrict_to_available,
+    ActionKind, InstallReason, Plan, Skipped, mirror_plan_from, restrict_to_available,
 };
 use pacsync_policy_sdk::serde_json::Value;
 use pacsync_policy_sdk::{
@@ -29,9 +34,28 @@ impl PolicyLogic for Conservative {
         let mirror = mirror_plan_from(input.changes.clone());
         let mut actions = Vec::new();
         let mut skipped = mirror.skipped;
-        for action in mirror.actions {
+        for mut action in mirror.actions {
             let from = action.from_version.clone().unwrap_or_default();
             match action.kind {
+                ActionKind::SetReason if action.reason != Some(InstallReason::Explicit) => {
+                    skipped.push(Skipped {
+                        name: action.name,
+                        reason: "would mark as a dependency; the conservative policy only marks \
+                                 packages explicit"
+                            .into(),
+                    })
+                }
+                ActionKind::SetReason => actions.push(action),
+                ActionKind::Upgrade => {
+                    let explicit = input
+                        .current
+                        .get(&action.name)
+                        .is_some_and(|p| p.reason == InstallReason::Explicit);
+                    if explicit {
+                        action.reason = Some(InstallReason::Explicit);
+                    }
+                    actions.push(action)
+                }
                 ActionKind::Downgrade => skipped.push(Skipped {
                     name: action.name,
                     reason: format!(
@@ -43,7 +67,7 @@ impl PolicyLogic for Conservative {
                     name: action.name,
                     reason: format!("would remove {from}; the conservative policy never removes"),
                 }),
-                ActionKind::Install | ActionKind::Upgrade => actions.push(action),
+                ActionKind::Install => actions.push(action),
             }
         }
         Ok(restrict_to_available(
@@ -60,10 +84,14 @@ pacsync_policy_sdk::policy_component!(Conservative);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pacsync_policy_sdk::pacsync_core::{InstallReason, Package, PackageState, vercmp};
+    use pacsync_policy_sdk::pacsync_core::{Package, PackageState, vercmp};
     use pacsync_policy_sdk::serde_json::json;
 
     fn state(pkgs: &[(&str, &str)]) -> PackageState {
+        state_with(InstallReason::Explicit, pkgs)
+    }
+
+    fn state_with(reason: InstallReason, pkgs: &[(&str, &str)]) -> PackageState {
         PackageState::new(
             pkgs.iter()
                 .map(|(n, v)| Package {
@@ -71,11 +99,44 @@ mod tests {
                     version: v.to_string(),
                     repository: None,
                     architecture: None,
-                    reason: InstallReason::Explicit,
+                    reason,
                 })
                 .collect(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn marks_packages_explicit_but_never_as_dependencies() {
+        // `up` is explicit here and a dependency in the target: it is upgraded and stays
+        // explicit. `dep` is a dependency here and explicit there: it is re-marked.
+        let mut current = state(&[("up", "1-1"), ("keep", "1-1")]).into_packages();
+        current.extend(state_with(InstallReason::Dependency, &[("dep", "1-1")]).into_packages());
+        let current = PackageState::new(current).unwrap();
+        let mut target = state_with(InstallReason::Dependency, &[("up", "2-1"), ("keep", "1-1")])
+            .into_packages();
+        target.extend(state(&[("dep", "1-1")]).into_packages());
+        let target = PackageState::new(target).unwrap();
+        let input = PlanInput::new(&current, &target, json!({}), None);
+        let plan = Conservative::plan(&input, &vercmp).unwrap();
+        let planned: Vec<_> = plan
+            .actions
+            .iter()
+            .map(|a| (a.kind, a.name.as_str(), a.reason))
+            .collect();
+        assert_eq!(
+            planned,
+            [
+                (ActionKind::Upgrade, "up", Some(InstallReason::Explicit)),
+                (ActionKind::SetReason, "dep", Some(InstallReason::Explicit)),
+            ]
+        );
+        assert_eq!(plan.skipped[0].name, "keep");
+        assert!(
+            plan.skipped[0]
+                .reason
+                .contains("only marks packages explicit")
+        );
     }
 
     #[test]

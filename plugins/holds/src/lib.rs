@@ -1,8 +1,12 @@
 //! `holds`: mirror, except for packages held by glob patterns (like pacman's `IgnorePkg`) and
 //! critical packages (kernel, init, libc, pacman) that change only when the config allows it.
+//!
+//! An ignored package is never touched, not even its install reason. A critical package's
+//! reason is re-marked like any other: that changes no file, and a kernel wrongly marked as a
+//! dependency is one orphan cleanup away from being removed.
 
 use pacsync_policy_sdk::pacsync_core::{
-    Action, Plan, Skipped, SyncStatus, classify_differences, mirror_plan_from,
+    Action, ActionKind, Plan, Skipped, SyncStatus, classify_differences, mirror_plan_from,
     restrict_to_available,
 };
 use pacsync_policy_sdk::serde_json::{Value, json};
@@ -66,12 +70,14 @@ impl HoldsConfig {
         })
     }
 
-    /// Why the package must not be touched, if it must not.
-    fn hold(&self, name: &str) -> Option<String> {
+    /// Why `action` must not be carried out, if it must not.
+    fn hold(&self, action: &Action) -> Option<String> {
+        let name = action.name.as_str();
         if let Some(p) = self.ignore.iter().find(|p| p.matches(name)) {
             return Some(format!("held by ignore pattern {:?}", p.as_str()));
         }
         if !self.allow_critical
+            && action.kind != ActionKind::SetReason
             && let Some(p) = self.critical.iter().find(|p| p.matches(name))
         {
             return Some(format!(
@@ -135,7 +141,7 @@ impl PolicyLogic for Holds {
         let mut actions = Vec::new();
         let mut skipped = mirror.skipped;
         for action in mirror.actions {
-            match config.hold(&action.name) {
+            match config.hold(&action) {
                 Some(reason) => skipped.push(Skipped {
                     name: action.name,
                     reason,
@@ -199,6 +205,31 @@ mod tests {
         assert!(plan.skipped[0].reason.contains("nvidia-*"));
         let plan = plan_with(json!({"critical": ["vim"]}));
         assert_eq!(planned(&plan), ["linux", "nvidia-dkms"]);
+    }
+
+    #[test]
+    fn critical_packages_are_re_marked_but_ignored_ones_are_not() {
+        let as_dependency = |pkgs: &[(&str, &str)]| {
+            PackageState::new(
+                state(pkgs)
+                    .into_packages()
+                    .into_iter()
+                    .map(|p| Package {
+                        reason: InstallReason::Dependency,
+                        ..p
+                    })
+                    .collect(),
+            )
+            .unwrap()
+        };
+        let current = as_dependency(&[("linux", "6.1-1"), ("vim", "9.1-1")]);
+        let target = state(&[("linux", "6.1-1"), ("vim", "9.1-1")]);
+        let input = PlanInput::new(&current, &target, json!({"ignore": ["vim"]}), None);
+        let plan = Holds::plan(&input, &vercmp).unwrap();
+        assert_eq!(planned(&plan), ["linux"]);
+        assert_eq!(plan.actions[0].kind, ActionKind::SetReason);
+        assert_eq!(plan.actions[0].reason, Some(InstallReason::Explicit));
+        assert!(plan.skipped[0].reason.contains("ignore pattern"));
     }
 
     #[test]

@@ -74,6 +74,23 @@ mod tests {
     }
 
     #[test]
+    fn re_marks_a_package_installed_for_another_reason() {
+        let current = state(&[("a", "1-1")]);
+        let target = PackageState::new(vec![Package {
+            reason: InstallReason::Dependency,
+            ..current.get("a").unwrap().clone()
+        }])
+        .unwrap();
+        // Nothing has to be obtained for it, so even "nothing is obtainable" plans it.
+        let input = PlanInput::new(&current, &target, json!({}), Some(Vec::new()));
+        let plan = Mirror::plan(&input, &vercmp).unwrap();
+        assert_eq!(plan.actions.len(), 1);
+        assert_eq!(plan.actions[0].kind, ActionKind::SetReason);
+        assert_eq!(plan.actions[0].reason, Some(InstallReason::Dependency));
+        assert_eq!(plan.summary, "1 to re-mark");
+    }
+
+    #[test]
     fn skips_what_cannot_be_obtained() {
         let current = state(&[("a", "1-1")]);
         let target = state(&[("a", "2-1"), ("aur-only", "1-1")]);

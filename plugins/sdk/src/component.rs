@@ -86,6 +86,7 @@ fn action_from(a: wit::Action) -> Action {
             wit::ActionKind::Upgrade => ActionKind::Upgrade,
             wit::ActionKind::Downgrade => ActionKind::Downgrade,
             wit::ActionKind::Remove => ActionKind::Remove,
+            wit::ActionKind::SetReason => ActionKind::SetReason,
         },
         name: a.name,
         from_version: a.from_version,
@@ -160,6 +161,7 @@ pub fn plan<P: PolicyLogic>(request: wit::PlanRequest) -> Result<wit::Plan, wit:
                         wit::Source::SyncRepository => Source::SyncRepository,
                         wit::Source::Cache => Source::Cache,
                         wit::Source::Archive => Source::Archive,
+                        wit::Source::Rollback => Source::Rollback,
                     },
                 })
                 .collect()
@@ -205,6 +207,7 @@ fn action_to(a: Action) -> wit::Action {
             ActionKind::Upgrade => wit::ActionKind::Upgrade,
             ActionKind::Downgrade => wit::ActionKind::Downgrade,
             ActionKind::Remove => wit::ActionKind::Remove,
+            ActionKind::SetReason => wit::ActionKind::SetReason,
         },
         name: a.name,
         from_version: a.from_version,

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 
 pub use pacsync_core;
 use pacsync_core::{
-    Action, Available, Package, PackageState, Plan, SyncStatus, classify_differences,
+    Action, ActionKind, Available, Package, PackageState, Plan, SyncStatus, classify_differences,
     differences_by,
 };
 pub use serde_json;
@@ -148,7 +148,7 @@ const RESUME_WINDOW: usize = 64;
 /// was and compares one name; anything else falls back to a binary search (the host gives the
 /// changes in name order).
 pub fn steps(actions: &[Action], changes: &[Action]) -> Vec<Step> {
-    let mut resume = [0usize; 4];
+    let mut resume = [0usize; ActionKind::ALL.len()];
     actions
         .iter()
         .map(|action| {
@@ -221,10 +221,11 @@ mod tests {
         (0..300)
             .map(|i| {
                 let name = format!("p{i:03}");
-                match i % 3 {
+                match i % 4 {
                     0 => change(ActionKind::Install, &name, None, Some("1-1")),
                     1 => change(ActionKind::Upgrade, &name, Some("1-1"), Some("2-1")),
-                    _ => change(ActionKind::Remove, &name, Some("1-1"), None),
+                    2 => change(ActionKind::Remove, &name, Some("1-1"), None),
+                    _ => change(ActionKind::SetReason, &name, Some("1-1"), Some("1-1")),
                 }
             })
             .collect()

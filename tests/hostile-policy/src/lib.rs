@@ -15,7 +15,7 @@ impl PolicyLogic for Hostile {
     const SUMMARY: &'static str = "Loops, allocates, traps or lies, as configured.";
 
     fn config_schema() -> Value {
-        json!({ "type": "object", "properties": { "mode": { "enum": ["loop", "alloc", "trap", "garbage", "inspect", "none"] } } })
+        json!({ "type": "object", "properties": { "mode": { "enum": ["loop", "alloc", "trap", "garbage", "sneak", "inspect", "none"] } } })
     }
 
     fn validate_config(_config: &Value) -> Result<(), String> {
@@ -62,6 +62,19 @@ impl PolicyLogic for Hostile {
                     to_version: Some("not a version".into()),
                     reason: None,
                 }],
+                Vec::new(),
+            )),
+            // Passes every change off as a mere reason change, hoping the agent installs the
+            // target's versions without them counting as upgrades or installs.
+            "sneak" => Ok(Plan::from_parts(
+                input
+                    .changes
+                    .iter()
+                    .map(|change| Action {
+                        kind: ActionKind::SetReason,
+                        ..change.clone()
+                    })
+                    .collect(),
                 Vec::new(),
             )),
             _ => Ok(mirror_plan_from(input.changes.clone())),

@@ -37,6 +37,7 @@ impl<'a> From<&Difference<'a>> for ActionRef<'a> {
                 ActionKind::Upgrade => wit::ActionKind::Upgrade,
                 ActionKind::Downgrade => wit::ActionKind::Downgrade,
                 ActionKind::Remove => wit::ActionKind::Remove,
+                ActionKind::SetReason => wit::ActionKind::SetReason,
             },
             name: a.name,
             from_version: a.from_version,
@@ -72,6 +73,7 @@ impl<'a> From<&'a Available> for AvailableRef<'a> {
                 Source::SyncRepository => wit::Source::SyncRepository,
                 Source::Cache => wit::Source::Cache,
                 Source::Archive => wit::Source::Archive,
+                Source::Rollback => wit::Source::Rollback,
             },
         }
     }

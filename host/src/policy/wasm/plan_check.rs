@@ -5,8 +5,9 @@
 //! which was checked when it was computed. An `action` step spells an action out; it is checked
 //! against the package's difference, or else against the endpoint's current state: the kind
 //! must fit the installed version (an upgrade goes to a newer one, an install is of a package
-//! not installed, a removal is of one that is), the package must be in the current or the
-//! target state, and its version must be valid. No package may appear in two steps.
+//! not installed, a removal is of one that is, a reason change keeps the installed version and
+//! names a reason), the package must be in the current or the target state, and its version
+//! must be valid. No package may appear in two steps.
 //!
 //! Failure: a step that breaks a rule fails the whole plan with `POLICY_FAULT`, naming the
 //! plugin and what was wrong; nothing of a rejected plan is used. A summary that is empty or
@@ -122,6 +123,7 @@ fn own_action(
         wit::ActionKind::Upgrade => ActionKind::Upgrade,
         wit::ActionKind::Downgrade => ActionKind::Downgrade,
         wit::ActionKind::Remove => ActionKind::Remove,
+        wit::ActionKind::SetReason => ActionKind::SetReason,
     };
     // The installed version, and whether the target has the package.
     let (have, wanted): (Option<&str>, bool) = match change {
@@ -172,6 +174,12 @@ fn check_action(
             ordering == Some(expected)
         }
         ActionKind::Remove => have.is_some() && a.to_version.is_none(),
+        // The package stays as it is installed; only the recorded reason changes.
+        ActionKind::SetReason => {
+            a.reason.is_some()
+                && matches!((have, &a.to_version), (Some(h), Some(to))
+                    if pacsync_core::vercmp(h, to) == Ordering::Equal)
+        }
     };
     if !consistent {
         return Err(format!(
@@ -274,5 +282,21 @@ mod tests {
         }
         // An upgrade of an unchanged package to a newer version is the plugin's call to make.
         check(vec![spelled(wit::ActionKind::Upgrade, "c", Some("2-1"))]).unwrap();
+    }
+
+    #[test]
+    fn a_reason_change_must_keep_the_installed_version() {
+        // Re-marking an installed package is the plugin's call to make, whatever the target says.
+        let plan = check(vec![spelled(wit::ActionKind::SetReason, "c", Some("1-1"))]).unwrap();
+        assert_eq!(plan.actions[0].kind, ActionKind::SetReason);
+        assert_eq!(plan.summary, "1 to re-mark");
+        for step in [
+            spelled(wit::ActionKind::SetReason, "c", Some("2-1")),
+            spelled(wit::ActionKind::SetReason, "c", None),
+            spelled(wit::ActionKind::SetReason, "d", Some("1-1")),
+        ] {
+            let err = check(vec![step]).unwrap_err();
+            assert!(err.detail.contains("does not fit"), "{}", err.detail);
+        }
     }
 }

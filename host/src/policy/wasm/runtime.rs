@@ -107,6 +107,25 @@ impl LoadedPlugin {
     }
 }
 
+/// The version of `wit/policy.wit` this host implements.
+pub const WIT_VERSION: &str = "0.4.0";
+
+/// The `pacsync:policy` version a component imports, when it is not [`WIT_VERSION`]: an older
+/// plugin would otherwise be refused with a type mismatch deep in its exports, or link with its
+/// host imports turned into traps.
+fn other_interface_version(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+) -> Option<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .find_map(|(name, _)| {
+            let version = name.strip_prefix("pacsync:policy/")?.split_once('@')?.1;
+            (version != WIT_VERSION).then(|| version.to_owned())
+        })
+}
+
 /// The engine and the epoch ticker shared by every plugin.
 pub struct WasmRuntime {
     pub(super) engine: Engine,
@@ -141,6 +160,13 @@ impl WasmRuntime {
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
         let component = compile(&self.engine, self.cache_dir.as_deref(), bytes)
             .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
+        if let Some(other) = other_interface_version(&self.engine, &component) {
+            return Err(LoadError::NotAPolicy(format!(
+                "it was built for pacsync:policy@{other}, and this host implements \
+                 pacsync:policy@{WIT_VERSION}: rebuild it against the current wit/ (the Rust SDK \
+                 follows it)"
+            )));
+        }
         let linker = link_imports(&self.engine, &component)
             .map_err(|e| LoadError::NotAPolicy(format!("{e:#}")))?;
         let instance_pre = linker
@@ -266,5 +292,26 @@ impl WasmRuntime {
                 Err(fault(format!("policy {name} cannot reach the target: {m}")))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_built_for_another_interface_version_is_refused_naming_both() {
+        let runtime = WasmRuntime::new(Limits::default(), None);
+        let older =
+            wat::parse_str(r#"(component (import "pacsync:policy/host@0.3.0" (instance)))"#)
+                .expect("a valid component");
+        let refused = runtime.load(&older).err().expect("refused");
+        let message = refused.to_string();
+        assert!(matches!(refused, LoadError::NotAPolicy(_)), "{message}");
+        assert!(
+            message.contains("built for pacsync:policy@0.3.0")
+                && message.contains("implements pacsync:policy@0.4.0"),
+            "{message}"
+        );
     }
 }

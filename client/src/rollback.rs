@@ -1,0 +1,565 @@
+//! The rollback store: copies of package versions that nothing else can give back.
+//!
+//! A revert installs earlier versions again, which works only while some source still has
+//! them. Sync repositories move on, a cache can be cleaned at any time, and nothing keeps an
+//! AUR or other foreign package, or one installed with `pacman -U` from a file. So before the
+//! agent removes or replaces a version that neither a sync repository nor the archive can give
+//! back, it keeps a copy here: the cached package file when there is one, otherwise the package
+//! rebuilt from what pacman recorded about it (`rollback/rebuild.rs`): its local database entry and the
+//! installed files, once `pacman -Qkk` has confirmed the files are still the ones pacman
+//! installed. Modified `backup` files (configuration) are not counted as altered by pacman and
+//! are kept as they are on disk, so a copy may hold local configuration: the store is private.
+//!
+//! Layout under the store directory (created 0700, files 0600):
+//! - `packages/NAME-VERSION.pkg.tar.zst`: the kept copies (a copied cache file keeps its own
+//!   compression suffix); `pacman -U` installs them like any package file;
+//! - `refused/NAME-VERSION.txt`: why a copy was not kept, so a revert that needs it can say so;
+//! - `states/NNNNNNNNNNNNNNNNNNNN.json`: the last reported states, `[[name, version], ...]`,
+//!   numbered in the order they were recorded;
+//! - `tmp/`: work directories of copies being made, removed when done.
+//!
+//! Retention: the store keeps what the endpoint's last few reported states reference (that is
+//! what a revert can go back to); [`RollbackStore::record_state_and_prune`] deletes the rest,
+//! refusals included. A state must be recorded before the transaction that replaces its
+//! versions, or their fresh copies are referenced by nothing and go at the next record.
+//!
+//! Failure: a copy whose files differ from the record is refused ([`KeepError::Altered`]), so
+//! the store never offers something other than what was installed; any other failure (no
+//! database entry, bsdtar missing, disk full) is [`KeepError::Failed`]. Both are recorded and
+//! returned; neither leaves anything in `packages/`, since every write is a temp file renamed
+//! into place. A damaged state record stops pruning (an error) rather than losing copies.
+
+mod rebuild;
+
+use std::collections::HashSet;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::pacman::Pacman;
+
+/// Where the store lives by default.
+pub const DEFAULT_DIR: &str = "/var/lib/pacsync/rollback";
+/// How many of the endpoint's last reported states the store keeps versions for, by default.
+pub const DEFAULT_KEEP_STATES: usize = 5;
+
+const PACKAGES: &str = "packages";
+const REFUSED: &str = "refused";
+const STATES: &str = "states";
+const WORK: &str = "tmp";
+/// Package file suffixes after `.pkg.tar`, in the order `find` prefers them.
+const SUFFIXES: [&str; 9] = [
+    ".zst", ".xz", ".gz", ".bz2", ".lz4", ".lzo", ".lrz", ".Z", "",
+];
+/// A work directory this old belongs to no copy still being made (a crashed agent's).
+const STALE_WORK: Duration = Duration::from_secs(24 * 3600);
+
+/// Distinguishes the temporary names of concurrent writes within one process.
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// Copies of package versions kept for reverts.
+#[derive(Debug, Clone)]
+pub struct RollbackStore {
+    dir: PathBuf,
+    keep_states: usize,
+}
+
+/// Why a copy was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    /// The installed files differ from what pacman recorded (pacman -Qkk's words).
+    #[error("the installed files of {name} {version} differ from what pacman recorded: {detail}")]
+    Altered {
+        /// Package.
+        name: String,
+        /// Installed version.
+        version: String,
+        /// pacman's warnings.
+        detail: String,
+    },
+    /// Building or writing the copy failed.
+    #[error("cannot keep {name} {version}: {detail}")]
+    Failed {
+        /// Package.
+        name: String,
+        /// Installed version.
+        version: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl RollbackStore {
+    /// A store in `dir` that keeps versions of the last `keep_states` reported states (at
+    /// least the last one).
+    pub fn new(dir: PathBuf, keep_states: usize) -> Self {
+        Self { dir, keep_states }
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The kept package file of exactly `name` `version`, if any.
+    pub fn find(&self, name: &str, version: &str) -> Option<PathBuf> {
+        let stem = stem(name, version)?;
+        SUFFIXES.iter().find_map(|suffix| {
+            let path = self
+                .dir
+                .join(PACKAGES)
+                .join(format!("{stem}.pkg.tar{suffix}"));
+            path.is_file().then_some(path)
+        })
+    }
+
+    /// Why a copy of `name` `version` was refused, if it was (the KeepError text).
+    pub fn refusal(&self, name: &str, version: &str) -> Option<String> {
+        let path = self
+            .dir
+            .join(REFUSED)
+            .join(format!("{}.txt", stem(name, version)?));
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|t| t.trim().to_owned())
+    }
+
+    /// Every kept (name, version), sorted.
+    pub fn list(&self) -> Vec<(String, String)> {
+        let mut kept: Vec<_> = self.kept().into_iter().map(|(pair, _)| pair).collect();
+        kept.sort();
+        kept.dedup();
+        kept
+    }
+
+    /// (number of kept packages, total bytes).
+    pub fn usage(&self) -> (usize, u64) {
+        let kept = self.kept();
+        let bytes = kept
+            .iter()
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .map(|m| m.len())
+            .sum();
+        (kept.len(), bytes)
+    }
+
+    /// Keeps a copy of the installed `name` `version`: `cached` (a package file of exactly that
+    /// version) is copied when given; otherwise the package is rebuilt from the local database
+    /// entry and the installed files, after `pacman -Qkk` verified them. A refusal is recorded
+    /// (see `refusal`) and returned; a success clears an earlier refusal. Writes are atomic
+    /// (temp file + rename in the store dir), the store dir is created 0700.
+    pub async fn keep(
+        &self,
+        pacman: &Pacman,
+        name: &str,
+        version: &str,
+        cached: Option<&Path>,
+    ) -> Result<PathBuf, KeepError> {
+        let Some(stem) = stem(name, version) else {
+            return Err(KeepError::Failed {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                detail: "the name or version cannot be a file name".into(),
+            });
+        };
+        let result = self.make_copy(pacman, name, version, &stem, cached).await;
+        let refusal = self.dir.join(REFUSED).join(format!("{stem}.txt"));
+        match &result {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&refusal);
+            }
+            // The refusal is what a later revert reports; failing to write it must not hide
+            // the error itself.
+            Err(e) => {
+                let _ = create_dir(&self.dir.join(REFUSED))
+                    .and_then(|()| write_atomic(&refusal, e.to_string().as_bytes()));
+            }
+        }
+        result
+    }
+
+    async fn make_copy(
+        &self,
+        pacman: &Pacman,
+        name: &str,
+        version: &str,
+        stem: &str,
+        cached: Option<&Path>,
+    ) -> Result<PathBuf, KeepError> {
+        let failed = |detail: String| KeepError::Failed {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            detail,
+        };
+        let packages = self.dir.join(PACKAGES);
+        create_dir(&packages).map_err(|e| failed(format!("{}: {e}", packages.display())))?;
+        let work = WorkDir::create(&self.dir.join(WORK)).map_err(|e| failed(e.to_string()))?;
+        let (file, suffix) = match cached {
+            Some(cached) => {
+                let suffix = cached
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .and_then(|f| f.rsplit_once(".pkg.tar"))
+                    .map(|(_, suffix)| suffix)
+                    .filter(|suffix| SUFFIXES.contains(suffix))
+                    .ok_or_else(|| failed(format!("{} is no package file", cached.display())))?;
+                let copy = work.0.join("package");
+                tokio::fs::copy(cached, &copy)
+                    .await
+                    .map_err(|e| failed(format!("cannot copy {}: {e}", cached.display())))?;
+                (copy, suffix)
+            }
+            None => (
+                rebuild::rebuild(pacman, name, version, &work.0).await?,
+                ".zst",
+            ),
+        };
+        let kept = packages.join(format!("{stem}.pkg.tar{suffix}"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&file, &kept))
+            .map_err(|e| failed(format!("cannot store {}: {e}", kept.display())))?;
+        // One copy per version: `find` must not return an older one of another compression.
+        for other in SUFFIXES.iter().filter(|s| **s != suffix) {
+            let _ = std::fs::remove_file(packages.join(format!("{stem}.pkg.tar{other}")));
+        }
+        Ok(kept)
+    }
+
+    /// Remembers one reported state (its (name, version) pairs), keeping only the last
+    /// `keep_states` records, then deletes kept packages (and refusals) whose (name, version)
+    /// no remembered state references. Returns what was deleted.
+    pub fn record_state_and_prune(
+        &self,
+        packages: &[(String, String)],
+    ) -> io::Result<Vec<(String, String)>> {
+        let states = self.dir.join(STATES);
+        create_dir(&states)?;
+        let mut numbers: Vec<u64> = entries(&states)?
+            .iter()
+            .filter_map(|(file, _)| file.strip_suffix(".json")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        // The agent reports the same state many times (at start, after each hook): a state
+        // counts once, or a few idle reports would push every real change out.
+        let last = numbers.last().map(|n| states.join(state_file(*n)));
+        let unchanged = last
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice::<Vec<(String, String)>>(&bytes).ok())
+            .is_some_and(|recorded| recorded == packages);
+        if !unchanged {
+            let next = numbers.last().map_or(1, |n| n + 1);
+            write_atomic(
+                &states.join(state_file(next)),
+                &serde_json::to_vec(packages)?,
+            )?;
+            numbers.push(next);
+        }
+        let (old, remembered) =
+            numbers.split_at(numbers.len().saturating_sub(self.keep_states.max(1)));
+        for number in old {
+            remove(&states.join(state_file(*number)))?;
+        }
+        let mut referenced = HashSet::new();
+        for number in remembered {
+            let path = states.join(state_file(*number));
+            let pairs: Vec<(String, String)> = serde_json::from_slice(&std::fs::read(&path)?)
+                .map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+            referenced.extend(pairs);
+        }
+        let mut deleted = Vec::new();
+        for (pair, path) in self.kept().into_iter().chain(self.refusals()) {
+            if !referenced.contains(&pair) {
+                remove(&path)?;
+                deleted.push(pair);
+            }
+        }
+        self.remove_stale_work();
+        deleted.sort();
+        deleted.dedup();
+        Ok(deleted)
+    }
+
+    /// Kept packages with their files.
+    fn kept(&self) -> Vec<((String, String), PathBuf)> {
+        entries(&self.dir.join(PACKAGES))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(file, path)| {
+                let (stem, suffix) = file.rsplit_once(".pkg.tar")?;
+                SUFFIXES.contains(&suffix).then_some(())?;
+                Some((parse_stem(stem)?, path))
+            })
+            .collect()
+    }
+
+    /// Recorded refusals with their files.
+    fn refusals(&self) -> Vec<((String, String), PathBuf)> {
+        entries(&self.dir.join(REFUSED))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(file, path)| Some((parse_stem(file.strip_suffix(".txt")?)?, path)))
+            .collect()
+    }
+
+    /// Work directories a crashed agent left behind.
+    fn remove_stale_work(&self) {
+        for (_, path) in entries(&self.dir.join(WORK)).unwrap_or_default() {
+            let age = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok());
+            if age.is_some_and(|age| age > STALE_WORK) {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+}
+
+/// The root and database path pacman uses under `args` (`--root X`/`--root=X`/`-r X`,
+/// `--dbpath X`/`--dbpath=X`/`-b X`; defaults `/` and `<root>/var/lib/pacman`).
+pub fn pacman_paths(args: &[String]) -> (PathBuf, PathBuf) {
+    let (mut root, mut dbpath) = (None, None);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        // As getopt reads them: the last one counts, and `--` ends the options.
+        let (slot, value) = match arg.as_str() {
+            "--" => break,
+            "--root" | "-r" => (&mut root, args.next().cloned()),
+            "--dbpath" | "-b" => (&mut dbpath, args.next().cloned()),
+            a => match (a.strip_prefix("--root="), a.strip_prefix("--dbpath=")) {
+                (Some(v), _) => (&mut root, Some(v.to_owned())),
+                (_, Some(v)) => (&mut dbpath, Some(v.to_owned())),
+                _ if !a.starts_with("--") && a.len() > 2 && a.starts_with("-r") => {
+                    (&mut root, Some(a[2..].to_owned()))
+                }
+                _ if !a.starts_with("--") && a.len() > 2 && a.starts_with("-b") => {
+                    (&mut dbpath, Some(a[2..].to_owned()))
+                }
+                _ => continue,
+            },
+        };
+        *slot = value.map(PathBuf::from);
+    }
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let dbpath = dbpath.unwrap_or_else(|| root.join("var/lib/pacman"));
+    (root, dbpath)
+}
+
+/// `NAME-VERSION`, if both can be part of a file name in the store.
+fn stem(name: &str, version: &str) -> Option<String> {
+    let unsafe_part =
+        |part: &str| part.is_empty() || part.starts_with('.') || part.contains(['/', '\0']);
+    (!unsafe_part(name) && !unsafe_part(version)).then(|| format!("{name}-{version}"))
+}
+
+/// (name, version) of `NAME-PKGVER-PKGREL` (neither pkgver nor pkgrel contains a `-`).
+fn parse_stem(stem: &str) -> Option<(String, String)> {
+    let (rest, pkgrel) = stem.rsplit_once('-')?;
+    let (name, pkgver) = rest.rsplit_once('-')?;
+    let pair = (name.to_owned(), format!("{pkgver}-{pkgrel}"));
+    (!stem.starts_with('.') && !name.is_empty() && !pkgver.is_empty()).then_some(pair)
+}
+
+fn state_file(number: u64) -> String {
+    format!("{number:020}.json")
+}
+
+/// The entries of `dir` with UTF-8 names, not counting temporary (dot) files; none if `dir`
+/// does not exist yet.
+fn entries(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let read = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        read => read?,
+    };
+    Ok(read
+        .flatten()
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .filter(|(file, _)| !file.starts_with('.'))
+        .collect())
+}
+
+fn create_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn remove(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `path` whole or not at all: a dot file beside it (ignored by every listing), renamed.
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::write(&temp, data)
+        .and_then(|()| std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// A work directory inside the store (absolute, so bsdtar finds the spec after `-C`), removed
+/// when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(parent: &Path) -> io::Result<Self> {
+        create_dir(parent)?;
+        let unique = UNIQUE.fetch_add(1, Ordering::Relaxed);
+        let dir = std::path::absolute(parent.join(format!("{}-{unique}", std::process::id())))?;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(test: &str, keep: usize) -> RollbackStore {
+        let dir =
+            std::env::temp_dir().join(format!("pacsync-rollback-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        RollbackStore::new(dir, keep)
+    }
+
+    fn put(store: &RollbackStore, file: &str, bytes: usize) {
+        create_dir(&store.dir().join(PACKAGES)).unwrap();
+        std::fs::write(store.dir().join(PACKAGES).join(file), vec![0; bytes]).unwrap();
+    }
+
+    fn pair(name: &str, version: &str) -> (String, String) {
+        (name.to_owned(), version.to_owned())
+    }
+
+    #[test]
+    fn reads_pacman_paths_as_pacman_does() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let paths = |a: &[&str]| pacman_paths(&args(a));
+        let p = PathBuf::from;
+        assert_eq!(paths(&[]), (p("/"), p("/var/lib/pacman")));
+        assert_eq!(paths(&["--root=/x"]), (p("/x"), p("/x/var/lib/pacman")));
+        assert_eq!(paths(&["-r", "/x", "--dbpath", "/d"]), (p("/x"), p("/d")));
+        assert_eq!(
+            paths(&["--root", "/x", "-b/d", "--config=/c"]),
+            (p("/x"), p("/d"))
+        );
+        assert_eq!(
+            paths(&["--dbpath=/d", "--root=/y", "--cachedir=/r"]),
+            (p("/y"), p("/d"))
+        );
+        assert_eq!(paths(&["--", "--root=/x"]), (p("/"), p("/var/lib/pacman")));
+    }
+
+    #[test]
+    fn finds_lists_and_measures_kept_packages() {
+        let store = store("find", 5);
+        put(&store, "bk-2:1.0-3.pkg.tar.zst", 10);
+        put(&store, "lib-foo-1.2-1.pkg.tar.xz", 5);
+        put(&store, ".12-0.tmp", 7);
+        put(&store, "notes.txt", 7);
+        assert_eq!(
+            store.find("bk", "2:1.0-3"),
+            Some(store.dir().join("packages/bk-2:1.0-3.pkg.tar.zst"))
+        );
+        assert!(
+            store
+                .find("lib-foo", "1.2-1")
+                .unwrap()
+                .ends_with("lib-foo-1.2-1.pkg.tar.xz")
+        );
+        assert_eq!(store.find("bk", "2:1.0-4"), None);
+        assert_eq!(store.find("../bk", "2:1.0-3"), None);
+        assert_eq!(
+            store.list(),
+            [pair("bk", "2:1.0-3"), pair("lib-foo", "1.2-1")]
+        );
+        assert_eq!(store.usage(), (2, 15));
+        assert_eq!(store.refusal("bk", "1-1"), None);
+        create_dir(&store.dir().join(REFUSED)).unwrap();
+        write_atomic(
+            &store.dir().join("refused/bk-1-1.txt"),
+            b"cannot keep bk 1-1: x\n",
+        )
+        .unwrap();
+        assert_eq!(
+            store.refusal("bk", "1-1").as_deref(),
+            Some("cannot keep bk 1-1: x")
+        );
+        assert_eq!(stem(".x", "1-1"), None);
+        assert_eq!(stem("x", "a/b"), None);
+        assert_eq!(parse_stem("bk-2:1.0-3"), Some(pair("bk", "2:1.0-3")));
+        assert_eq!(parse_stem("bk-3"), None);
+        std::fs::remove_dir_all(store.dir()).unwrap();
+    }
+
+    #[test]
+    fn pruning_keeps_what_the_last_states_reference() {
+        let store = store("prune", 2);
+        put(&store, "a-1-1.pkg.tar.zst", 1);
+        put(&store, "a-2-1.pkg.tar.zst", 1);
+        put(&store, "b-1-1.pkg.tar.zst", 1);
+        create_dir(&store.dir().join(REFUSED)).unwrap();
+        write_atomic(&store.dir().join("refused/c-1-1.txt"), b"no").unwrap();
+        let deleted = store
+            .record_state_and_prune(&[pair("a", "1-1"), pair("c", "1-1")])
+            .unwrap();
+        assert_eq!(deleted, [pair("a", "2-1"), pair("b", "1-1")]);
+        assert!(store.refusal("c", "1-1").is_some());
+        // a 1-1 and c 1-1 stay while one of the last two states names them.
+        assert!(
+            store
+                .record_state_and_prune(&[pair("a", "3-1")])
+                .unwrap()
+                .is_empty()
+        );
+        put(&store, "a-3-1.pkg.tar.zst", 1);
+        // The same state again is not a new one: nothing moves out.
+        assert!(
+            store
+                .record_state_and_prune(&[pair("a", "3-1")])
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .record_state_and_prune(&[pair("a", "3-1"), pair("d", "1-1")])
+                .unwrap(),
+            [pair("a", "1-1"), pair("c", "1-1")]
+        );
+        assert_eq!(store.list(), [pair("a", "3-1")]);
+        let states = entries(&store.dir().join(STATES)).unwrap();
+        let mut names: Vec<_> = states.into_iter().map(|(f, _)| f).collect();
+        names.sort();
+        assert_eq!(names, [state_file(2), state_file(3)]);
+        // A damaged record stops pruning instead of losing copies.
+        std::fs::write(store.dir().join(STATES).join(state_file(3)), "{").unwrap();
+        assert!(store.record_state_and_prune(&[]).is_err());
+        assert_eq!(store.list(), [pair("a", "3-1")]);
+        std::fs::remove_dir_all(store.dir()).unwrap();
+    }
+}
