@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Register this machine with an enrollment token and store its credentials.
-    Register(Registration),
+    Register(Box<Registration>),
     /// Send this machine's packages to the host.
     Report,
     /// Show the sync status and the difference from the pool target.

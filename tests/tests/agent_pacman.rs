@@ -2,8 +2,8 @@
 //! local file:// repository and archive, two throw-away pacman roots, the real `pacsync` CLI and
 //! agent, the real host and PostgreSQL.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use pacsync_tests::pacman::{Forge, Machine, run};

@@ -38,7 +38,8 @@ impl Machine {
         std::fs::write(
             &wrapper,
             format!(
-                "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\t' \"$arg\"; done >> '{log}'\nprintf '\\n' >> '{log}'\n",
+                "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\t' \"$arg\"; done >> '{log}'\nprintf '\\n' >> '{log}'\n\
+                 [ \"$1\" = -Qq ] && echo foo\nexit 0\n",
                 log = log.display()
             ),
         )
@@ -50,9 +51,11 @@ impl Machine {
             &config,
             format!(
                 "server = {server:?}\nendpoint_id = {ENDPOINT:?}\ntoken = \"stub-token\"\n\n[pacman]\n\
-                 command = {:?}\nargs = []\ncache_dirs = [{:?}]\narchive_url = \"\"\narchive_repositories = []\n",
+                 command = {:?}\nargs = []\ncache_dirs = [{:?}]\narchive_url = \"\"\narchive_repositories = []\n\n\
+                 [rollback]\ndir = {:?}\n",
                 wrapper.display().to_string(),
                 cache.display().to_string(),
+                dir.path().join("rollback").display().to_string(),
             ),
         )
         .unwrap();
@@ -181,9 +184,28 @@ async fn a_valid_plan_reaches_pacman_with_every_target_after_a_double_dash() {
     assert_eq!(host.transitions("complete").len(), 1, "agent: {stderr}");
     let calls = machine.pacman_calls();
     let file = file.display().to_string();
+    // The plan removes foo (which the wrapper says is installed), so conflicts may be answered
+    // after a dry run on a scratch database, and foo is verified before a copy of it is kept.
+    let dry_run = calls
+        .iter()
+        .find(|argv| argv.iter().any(|a| a == "--dbonly"))
+        .expect("a dry run");
+    assert!(
+        dry_run.ends_with(&[
+            "-U".into(),
+            "--dbonly".into(),
+            "--noconfirm".into(),
+            "--ask".into(),
+            "4".into(),
+            "--".into(),
+            file.clone()
+        ]),
+        "{dry_run:?}"
+    );
     for expected in [
         vec!["-Sp", "--print-format", "%n %v %l", "--", "bar"],
-        vec!["-U", "--noconfirm", "--", file.as_str()],
+        vec!["-v", "-Qkk", "--", "foo"],
+        vec!["-U", "--noconfirm", "--ask", "4", "--", file.as_str()],
         vec!["-D", "--asexplicit", "--", "bar"],
         vec!["-R", "--noconfirm", "--", "foo"],
     ] {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pacsync_client::config::{AgentConfig, PacmanConfig};
+use pacsync_client::config::{AgentConfig, PacmanConfig, RollbackConfig};
 use pacsync_tests::{Api, Stream, TestHost, shared_tempdir};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,6 +66,10 @@ impl Machine {
                 cache_dirs: vec![dir.path().to_owned()],
                 archive_url: String::new(),
                 archive_repositories: Vec::new(),
+            },
+            rollback: RollbackConfig {
+                dir: dir.path().join("rollback"),
+                keep_states: 5,
             },
         }
         .save(&config)
