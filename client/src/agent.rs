@@ -137,6 +137,12 @@ impl Agent {
     /// store. Each state computed for the host is remembered by the rollback store, which then
     /// drops copies no recent state refers to.
     pub async fn state(&self) -> Result<StateReport, PacmanError> {
+        self.state_asking(true).await
+    }
+
+    /// [`Agent::state`]; with `ask_archive` false the archive is not asked about foreign
+    /// packages (remembered answers are used), so a report that ends an operation is quick.
+    async fn state_asking(&self, ask_archive: bool) -> Result<StateReport, PacmanError> {
         // Without a readable sync listing, what the machine can obtain is unknown, not
         // "nothing": the report leaves it out and the host keeps the previous one.
         let listing = self.pacman.sync_listing().await.ok();
@@ -158,7 +164,13 @@ impl Agent {
         if let Some(available) = &mut available {
             let checks = self.store.dir().join("archive-checks.json");
             available.offered.extend(
-                crate::archive_check::foreign_in_archive(&self.pacman, &checks, &packages).await,
+                crate::archive_check::foreign_in_archive(
+                    &self.pacman,
+                    &checks,
+                    &packages,
+                    ask_archive,
+                )
+                .await,
             );
             available
                 .offered
@@ -320,7 +332,8 @@ impl Agent {
             keepalive: keepalive(&op),
         };
         let outcome = execute(&self.pacman, &self.store, &plan, &mut heartbeat).await;
-        let state = match self.state().await {
+        // The lease is still running: no archive requests before the outcome is sent.
+        let state = match self.state_asking(false).await {
             Ok(state) => state,
             Err(e) => {
                 // Without the real state nothing can be recorded as done: fail, and say why.

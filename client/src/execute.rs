@@ -1,12 +1,13 @@
 //! Carrying out a plan with pacman.
 //!
 //! Every install, upgrade or downgrade is resolved to a package file at the exact version first
-//! (sync repository, then cache, then archive, then the rollback store); if any has no source,
-//! nothing is touched. Versions the plan replaces or removes that no durable source keeps are
+//! (sync repository, then cache, then archive, then the rollback store: `resolve`, in a few
+//! calls for the whole plan); if any has no source, nothing is touched. Versions the plan replaces or removes that no durable source keeps are
 //! copied into the rollback store. Then one `pacman -U` transaction installs them all so
 //! dependencies resolve together, install reasons (of what was installed and of what is only
 //! re-marked) are set with `pacman -D`, and the removals still left run last. Cancels are
-//! honoured between steps.
+//! honoured between steps, and every step that can take long repeats the last progress each
+//! keepalive, so the lease never runs out while the agent works.
 //!
 //! Conflicts and replacements (`pipewire-jack` for `jack2`) sync in that one transaction: with
 //! `--ask 4` pacman removes the installed package that conflicts with a new one as part of the
@@ -21,11 +22,14 @@
 //! The plan has passed `plan_check` already; still, every call ends its options with `--`
 //! before the targets, so that no target can ever be read as an option.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use pacsync_core::{Action, ActionKind, InstallReason, Plan};
+use pacsync_core::{ActionKind, InstallReason, Plan};
+use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::pacman::{ASK_REMOVE_CONFLICTING, Pacman, PacmanError};
+use crate::resolve::Sources;
 use crate::rollback::RollbackStore;
 
 /// Receives progress and answers whether a cancel was requested.
@@ -102,24 +106,54 @@ pub async fn execute(
     if reporter.progress(1, "resolving", None).await {
         return Err(ExecuteError::Cancelled);
     }
-    let sources = resolve(pacman, store, &changes).await?;
+    let (resolved, cancel) = keeping_alive(reporter, 1, "resolving", async {
+        let installed = installed_versions(pacman).await?;
+        let sources = Sources::load(pacman, store).await;
+        let files = sources
+            .resolve(&changes)
+            .await
+            .map_err(ExecuteError::Unavailable)?;
+        Ok::<_, ExecuteError>((installed, sources, files))
+    })
+    .await;
+    let (installed, sources, files) = resolved?;
     // A conflict answered "remove" may only remove what the plan removes anyway.
     let conflicts_allowed = !changes.is_empty() && !removals.is_empty();
+    if cancel || reporter.progress(2, "checking conflicts", None).await {
+        return Err(ExecuteError::Cancelled);
+    }
     if conflicts_allowed {
-        let unplanned: Vec<String> = pacman
-            .conflict_removals(&sources)
-            .await?
+        let (removed, cancel) = keeping_alive(
+            reporter,
+            2,
+            "checking conflicts",
+            pacman.conflict_removals(&files),
+        )
+        .await;
+        let unplanned: Vec<String> = removed?
             .into_iter()
             .filter(|name| !removals.contains(&name.as_str()))
             .collect();
         if !unplanned.is_empty() {
             return Err(ExecuteError::UnplannedRemoval(unplanned));
         }
+        if cancel {
+            return Err(ExecuteError::Cancelled);
+        }
     }
     if reporter.progress(3, "keeping", None).await {
         return Err(ExecuteError::Cancelled);
     }
-    keep_what_cannot_come_back(pacman, store, plan).await;
+    let ((), cancel) = keeping_alive(
+        reporter,
+        3,
+        "keeping",
+        keep_what_cannot_come_back(pacman, store, &sources, plan, &installed),
+    )
+    .await;
+    if cancel {
+        return Err(ExecuteError::Cancelled);
+    }
 
     if !changes.is_empty() {
         if reporter.progress(5, "installing", None).await {
@@ -130,7 +164,7 @@ pub async fn execute(
             args.extend(["--ask".to_owned(), ASK_REMOVE_CONFLICTING.to_owned()]);
         }
         args.push("--".to_owned());
-        args.extend(sources);
+        args.extend(files);
         let cancel = run_reporting(
             pacman,
             &args,
@@ -148,9 +182,14 @@ pub async fn execute(
     }
     // The transaction may have removed some of them already, as conflicts.
     let removals = if conflicts_allowed {
-        still_installed(pacman, &removals).await?
+        let now = installed_versions(pacman).await?;
+        removals
+            .iter()
+            .filter(|name| now.contains_key(**name))
+            .map(|s| s.to_string())
+            .collect()
     } else {
-        removals.iter().map(|s| s.to_string()).collect()
+        removals.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
     if !removals.is_empty() {
         if reporter
@@ -168,95 +207,83 @@ pub async fn execute(
     Ok(())
 }
 
-/// A package file or URL for every change, at its exact version: sync repository, cache,
-/// archive, then the rollback store. Nothing is touched when any is missing.
-async fn resolve(
-    pacman: &Pacman,
-    store: &RollbackStore,
-    changes: &[&Action],
-) -> Result<Vec<String>, ExecuteError> {
-    let mut sources = Vec::new();
-    let mut missing = Vec::new();
-    for action in changes {
-        let Some(version) = action.to_version.as_deref() else {
-            missing.push(format!("{} (no target version)", action.name));
-            continue;
-        };
-        let mut source = pacman.sync_source(&action.name, version).await;
-        if source.is_none() {
-            source = pacman
-                .cached(&action.name, version)
-                .map(|p| p.display().to_string());
-        }
-        for arch in [std::env::consts::ARCH, "any"] {
-            if source.is_none() {
-                source = pacman.archived(&action.name, version, arch).await;
+/// Runs `work` while repeating progress `percentage` in `stage` every keepalive, so a long
+/// step (a slow archive, a dry run that downloads, many copies to make) does not let the lease
+/// run out; also says whether a cancel was requested meanwhile.
+async fn keeping_alive<T>(
+    reporter: &mut impl Reporter,
+    percentage: u8,
+    stage: &str,
+    work: impl Future<Output = T>,
+) -> (T, bool) {
+    let keepalive = reporter.keepalive();
+    let mut cancel = false;
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return (out, cancel),
+            () = tokio::time::sleep(keepalive) => {
+                cancel |= reporter.progress(percentage, stage, None).await;
             }
         }
-        if source.is_none() {
-            source = store
-                .find(&action.name, version)
-                .map(|p| p.display().to_string());
-        }
-        match source {
-            Some(source) => sources.push(source),
-            None => missing.push(match store.refusal(&action.name, version) {
-                Some(why) => format!("{} {version} (no rollback copy: {why})", action.name),
-                None => format!("{} {version}", action.name),
-            }),
-        }
     }
-    if missing.is_empty() {
-        Ok(sources)
-    } else {
-        Err(ExecuteError::Unavailable(missing))
-    }
+}
+
+/// Every installed package and its version (`pacman -Q`; an empty database answers nothing).
+async fn installed_versions(pacman: &Pacman) -> Result<HashMap<String, String>, PacmanError> {
+    let out = match pacman.run(&["-Q"]).await {
+        Err(PacmanError::Failed { output }) if output.is_empty() => String::new(),
+        other => other?,
+    };
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, v)| (n.to_owned(), v.trim().to_owned()))
+        .collect())
 }
 
 /// Keeps in the rollback store every installed version the plan replaces or removes that
 /// neither a sync repository nor the archive can give back (a cache can be cleaned at any
-/// time, so a cached file is copied, not trusted). A copy that cannot be made is recorded in
-/// the store with its reason and does not stop the sync: the revert that needs it says why.
-async fn keep_what_cannot_come_back(pacman: &Pacman, store: &RollbackStore, plan: &Plan) {
-    for action in &plan.actions {
-        let Some(version) = action.from_version.as_deref() else {
-            continue;
-        };
-        if action.kind == ActionKind::SetReason || store.find(&action.name, version).is_some() {
-            continue;
-        }
-        let mut durable = pacman.sync_source(&action.name, version).await.is_some();
-        for arch in [std::env::consts::ARCH, "any"] {
-            if !durable {
-                durable = pacman.archived(&action.name, version, arch).await.is_some();
-            }
-        }
-        if durable {
-            continue;
-        }
-        let cached = pacman.cached(&action.name, version);
-        if let Err(e) = store
-            .keep(pacman, &action.name, version, cached.as_deref())
-            .await
-        {
+/// time, so a cached file is copied, not trusted). It goes by what is installed, not by what
+/// the plan was made from: a package upgraded by hand since is kept at its real version. The
+/// state is recorded first, so that the copies are referenced by a remembered state. A copy
+/// that cannot be made is recorded in the store with its reason and does not stop the sync:
+/// the revert that needs it says why.
+async fn keep_what_cannot_come_back(
+    pacman: &Pacman,
+    store: &RollbackStore,
+    sources: &Sources<'_>,
+    plan: &Plan,
+    installed: &HashMap<String, String>,
+) {
+    let mut state: Vec<(String, String)> = installed
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    state.sort();
+    if let Err(e) = store.record_state_and_prune(&state) {
+        eprintln!("pacsync: rollback store {}: {e}", store.dir().display());
+    }
+    let replaced: Vec<(&str, &str)> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind != ActionKind::SetReason && a.kind != ActionKind::Install)
+        .filter_map(|a| Some((a.name.as_str(), installed.get(&a.name)?.as_str())))
+        .filter(|&(name, version)| store.find(name, version).is_none())
+        .collect();
+    for (name, version) in sources.lost_if_replaced(&replaced).await {
+        let cached = sources.cached(&name, &version);
+        if let Err(e) = store.keep(pacman, &name, &version, cached.as_deref()).await {
             eprintln!("pacsync: {e}");
         }
     }
 }
 
-/// Those of `names` that are still installed.
-async fn still_installed(pacman: &Pacman, names: &[&str]) -> Result<Vec<String>, PacmanError> {
-    let installed = pacman.run(&["-Qq"]).await?;
-    let installed: std::collections::HashSet<&str> = installed.lines().collect();
-    Ok(names
-        .iter()
-        .filter(|n| installed.contains(*n))
-        .map(|n| n.to_string())
-        .collect())
-}
+/// How often, at most, progress goes to the host while pacman prints steps.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs one pacman transaction of `count` actions, turning its step lines ("(3/12) upgrading
-/// foo") into progress (`done` of `total` actions were finished before it) and repeating the last progress whenever
+/// foo") into progress (a few reports a second at most, sent while pacman goes on) (`done` of `total` actions were finished before it) and repeating the last progress whenever
 /// pacman stays silent for the reporter's keepalive. Returns whether a cancel was requested
 /// meanwhile; it is honoured after the transaction, at the next safe point.
 async fn run_reporting(
@@ -283,11 +310,28 @@ async fn run_reporting(
         let mut cancel = false;
         let mut seen = 0usize;
         let mut current: Option<String> = None;
-        loop {
+        let mut open = true;
+        while open {
             match tokio::time::timeout(keepalive, step_rx.recv()).await {
                 Ok(Some(step)) => {
+                    // Steps come far faster than a host round trip: wait a little, then send
+                    // only the latest, so the reports trail pacman by at most that much.
+                    tokio::time::sleep(PROGRESS_INTERVAL).await;
                     seen += 1;
                     current = Some(step);
+                    loop {
+                        match step_rx.try_recv() {
+                            Ok(step) => {
+                                seen += 1;
+                                current = Some(step);
+                            }
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => {
+                                open = false;
+                                break;
+                            }
+                        }
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => {} // silent: repeat the last progress to renew the lease

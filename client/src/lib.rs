@@ -5,6 +5,7 @@
 //! - [`pacman`]: reading the local package database and running real pacman;
 //! - [`plan_check`]: the rules every plan passes before pacman sees any of it;
 //! - [`execute`]: turning a plan into pacman transactions, with progress;
+//! - [`resolve`]: where each package version of a plan comes from;
 //! - [`rollback`]: the rollback store of versions nothing else could give back;
 //! - [`archive_check`]: which installed foreign versions the archive keeps;
 //! - [`stream`]: the endpoint's live event stream (WebSocket), for following and waking up;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod execute;
 pub mod pacman;
 pub mod plan_check;
+pub mod resolve;
 pub mod rollback;
 pub mod stream;
 pub mod tls;

@@ -232,29 +232,14 @@ impl Pacman {
             .collect())
     }
 
-    /// The URL a sync repository offers `name` at, if it offers exactly `version`.
-    pub async fn sync_source(&self, name: &str, version: &str) -> Option<String> {
-        let out = self
-            .run(&["-Sp", "--print-format", "%n %v %l", "--", name])
-            .await
-            .ok()?;
-        // The listing may include dependencies: take the package's own line.
-        out.lines().find_map(|line| {
-            let mut words = line.split(' ');
-            let (n, offered, url) = (words.next()?, words.next()?, words.next()?);
-            (n == name && pacsync_core::vercmp(offered, version) == std::cmp::Ordering::Equal)
-                .then(|| url.to_owned())
-        })
-    }
-
-    /// A cached package file for exactly `name` `version`, if any.
-    pub fn cached(&self, name: &str, version: &str) -> Option<PathBuf> {
-        self.config.cache_dirs.iter().find_map(|dir| {
-            ["any", std::env::consts::ARCH].iter().find_map(|arch| {
-                let path = dir.join(format!("{name}-{version}-{arch}.pkg.tar.zst"));
-                path.is_file().then_some(path)
-            })
-        })
+    /// The root and database path pacman really uses: what `pacman -v` says (a `--config` may
+    /// set them with `RootDir` and `DBPath`), else what the arguments say.
+    pub async fn paths(&self) -> (PathBuf, PathBuf) {
+        match self.run(&["-v", "-T"]).await {
+            Ok(out) => verbose_paths(&out),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| crate::rollback::pacman_paths(&self.config.args))
     }
 
     /// The archive location of `name` `version` for `arch`, if it exists there: a local path for
@@ -298,6 +283,18 @@ fn failure(stderr: &str, stdout: &str) -> PacmanError {
     PacmanError::Failed {
         output: output.trim().to_owned(),
     }
+}
+
+/// `Root : /` and `DB Path : /var/lib/pacman/` from `pacman -v`'s header.
+pub(crate) fn verbose_paths(stdout: &str) -> Option<(PathBuf, PathBuf)> {
+    let field = |key: &str| {
+        stdout.lines().find_map(|line| {
+            let (k, v) = line.split_once(" : ")?;
+            let v = v.trim();
+            (k.trim() == key && v.starts_with('/')).then(|| PathBuf::from(v))
+        })
+    };
+    Some((field("Root")?, field("DB Path")?))
 }
 
 fn parse_architectures(info: &str) -> HashMap<String, String> {

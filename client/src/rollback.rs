@@ -218,6 +218,7 @@ impl RollbackStore {
         };
         let kept = packages.join(format!("{stem}.pkg.tar{suffix}"));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::File::open(&file)?.sync_all())
             .and_then(|()| std::fs::rename(&file, &kept))
             .map_err(|e| failed(format!("cannot store {}: {e}", kept.display())))?;
         // One copy per version: `find` must not return an older one of another compression.
@@ -407,8 +408,11 @@ fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         std::process::id(),
         UNIQUE.fetch_add(1, Ordering::Relaxed)
     ));
+    // On disk before it is renamed into place: after a crash the store holds the old file or
+    // the whole new one, never a truncated copy.
     let written = std::fs::write(&temp, data)
         .and_then(|()| std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)))
+        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
         .and_then(|()| std::fs::rename(&temp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);

@@ -8,9 +8,12 @@
 //! the package database with `--dbonly`: pacman resolves it exactly as it would for real
 //! (conflicts in both directions, matched by name or `provides`, and every remaining
 //! dependency checked again after the removals), records the outcome in the copy, and writes
-//! no file and runs no install script. The scratch root is empty, so a hook that matches has
-//! nothing to run and cannot reach the real system. What disappeared from the copy's `local`
-//! directory is what the real transaction would remove.
+//! no file and runs no install script. Hooks still run (`--dbonly` does not stop them), but
+//! chrooted into the empty scratch root, where they find nothing to run and cannot reach the
+//! real system; a `PreTransaction` hook marked `AbortOnFail` therefore fails the dry run, and
+//! the operation with it. What disappeared from the copy's `local` directory is what the real
+//! transaction would remove. The database is the one pacman itself reports (`pacman -v`), so a
+//! `DBPath` set in pacman.conf is honoured; a missing one fails rather than check nothing.
 //!
 //! Failure: pacman refusing the transaction (a removal that would break a dependency, a
 //! missing package) is returned as its own error, the same one the real run would give; the
@@ -24,12 +27,19 @@ use super::{Pacman, PacmanError};
 impl Pacman {
     /// The installed packages (names) that `pacman -U --ask 4 -- SOURCES` would remove.
     pub async fn conflict_removals(&self, sources: &[String]) -> Result<Vec<String>, PacmanError> {
-        let (_, dbpath) = crate::rollback::pacman_paths(&self.config.args);
+        let (_, dbpath) = self.paths().await;
+        let local = dbpath.join("local");
+        if !local.is_dir() {
+            // An empty copy would let every conflict pass.
+            return Err(self.spawn_error(std::io::Error::other(format!(
+                "no package database at {}",
+                local.display()
+            ))));
+        }
         let scratch = Scratch::create().map_err(|e| self.spawn_error(e))?;
         let db = scratch.0.join("db");
         std::fs::create_dir_all(&db).map_err(|e| self.spawn_error(e))?;
-        for part in ["local", "sync"] {
-            let from = dbpath.join(part);
+        for from in [local, dbpath.join("sync")] {
             if from.is_dir() {
                 copy_tree(&from, &db)
                     .await

@@ -73,8 +73,8 @@ pub(super) async fn rebuild(
         }
         Err(e) => return Err(failed(e.to_string())),
     };
-    let (root, dbpath) =
-        verbose_paths(&checked).unwrap_or_else(|| pacman_paths(&pacman.config().args));
+    let (root, dbpath) = crate::pacman::verbose_paths(&checked)
+        .unwrap_or_else(|| pacman_paths(&pacman.config().args));
     // The tools below run in `work`: a relative path means what it means to pacman, here.
     let absolute = |path: PathBuf| std::path::absolute(&path).map_err(|e| failed(e.to_string()));
     let (root, dbpath) = (absolute(root)?, absolute(dbpath)?);
@@ -186,17 +186,6 @@ fn altered_detail(output: &str) -> Option<String> {
         .filter_map(|l| l.strip_prefix("warning: "))
         .collect();
     (!warnings.is_empty()).then(|| summary(&warnings.join("\n")))
-}
-
-/// The root and database path in `pacman -v`'s header (`Root      : /`, `DB Path   : ...`).
-fn verbose_paths(stdout: &str) -> Option<(PathBuf, PathBuf)> {
-    let field = |key: &str| {
-        stdout.lines().find_map(|line| {
-            let (k, v) = line.split_once(" : ")?;
-            (k.trim() == key && v.starts_with('/')).then(|| PathBuf::from(v))
-        })
-    };
-    Some((field("Root")?, field("DB Path")?))
 }
 
 /// The values of `%KEY%` in a pacman database file: lines after the header, up to a blank line.

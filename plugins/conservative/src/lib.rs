@@ -6,11 +6,13 @@
 //! target lists it as a dependency.
 
 use pacsync_policy_sdk::pacsync_core::{
-    ActionKind, InstallReason, Plan, Skipped, mirror_plan_from, restrict_to_available,
+    Action, ActionKind, InstallReason, Plan, Skipped, SyncStatus, classify_differences,
+    mirror_plan_from, restrict_to_available,
 };
 use pacsync_policy_sdk::serde_json::Value;
 use pacsync_policy_sdk::{
-    PlanInput, PolicyError, PolicyLogic, VersionOrder, expect_no_config, no_config_schema,
+    PlanInput, PolicyError, PolicyLogic, StateView, VersionOrder, expect_no_config,
+    no_config_schema,
 };
 
 /// The conservative policy.
@@ -28,6 +30,24 @@ impl PolicyLogic for Conservative {
 
     fn validate_config(config: &Value) -> Result<(), String> {
         expect_no_config(Self::NAME, config)
+    }
+
+    /// A package the target lists as a dependency but the endpoint has explicit is never
+    /// re-marked here, so it does not make the endpoint `behind`: no sync would change it.
+    fn classify(
+        changes: &[Action],
+        _current: &dyn StateView,
+        _target: &dyn StateView,
+        _config: &Value,
+    ) -> SyncStatus {
+        let counted: Vec<Action> = changes
+            .iter()
+            .filter(|a| {
+                !(a.kind == ActionKind::SetReason && a.reason == Some(InstallReason::Dependency))
+            })
+            .cloned()
+            .collect();
+        classify_differences(&counted)
     }
 
     fn plan(input: &PlanInput<'_>, cmp: VersionOrder<'_>) -> Result<Plan, PolicyError> {

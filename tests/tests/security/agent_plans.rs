@@ -34,13 +34,17 @@ impl Machine {
         let dir = shared_tempdir();
         let (cache, log) = (dir.path().join("cache"), dir.path().join("pacman-calls"));
         std::fs::create_dir_all(&cache).unwrap();
+        // The package database the conflict dry run copies (empty: the wrapper installs nothing).
+        let db = dir.path().join("db");
+        std::fs::create_dir_all(db.join("local")).unwrap();
         let wrapper = dir.path().join("pacman");
         std::fs::write(
             &wrapper,
             format!(
                 "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\t' \"$arg\"; done >> '{log}'\nprintf '\\n' >> '{log}'\n\
-                 [ \"$1\" = -Qq ] && echo foo\nexit 0\n",
-                log = log.display()
+                 [ \"$*\" = \"--dbpath={db} -Q\" ] && echo 'foo 1.0-1'\nexit 0\n",
+                log = log.display(),
+                db = db.display()
             ),
         )
         .unwrap();
@@ -51,9 +55,10 @@ impl Machine {
             &config,
             format!(
                 "server = {server:?}\nendpoint_id = {ENDPOINT:?}\ntoken = \"stub-token\"\n\n[pacman]\n\
-                 command = {:?}\nargs = []\ncache_dirs = [{:?}]\narchive_url = \"\"\narchive_repositories = []\n\n\
+                 command = {:?}\nargs = [{:?}]\ncache_dirs = [{:?}]\narchive_url = \"\"\narchive_repositories = []\n\n\
                  [rollback]\ndir = {:?}\n",
                 wrapper.display().to_string(),
+                format!("--dbpath={}", db.display()),
                 cache.display().to_string(),
                 dir.path().join("rollback").display().to_string(),
             ),
@@ -89,7 +94,11 @@ impl Machine {
             .lines()
             .map(|line| {
                 let line = line.strip_suffix('\t').unwrap_or(line);
-                line.split('\t').map(str::to_owned).collect()
+                // Every call starts with the configured `--dbpath`; what follows is the call.
+                line.split('\t')
+                    .skip_while(|arg| arg.starts_with("--dbpath=") && !arg.contains("dry-run"))
+                    .map(str::to_owned)
+                    .collect()
             })
             .collect()
     }
@@ -184,8 +193,9 @@ async fn a_valid_plan_reaches_pacman_with_every_target_after_a_double_dash() {
     assert_eq!(host.transitions("complete").len(), 1, "agent: {stderr}");
     let calls = machine.pacman_calls();
     let file = file.display().to_string();
-    // The plan removes foo (which the wrapper says is installed), so conflicts may be answered
-    // after a dry run on a scratch database, and foo is verified before a copy of it is kept.
+    // bar comes from the cache. The plan removes foo (which the wrapper says is installed), so
+    // conflicts may be answered after a dry run on a scratch database, and foo, which no source
+    // keeps, is verified before a copy of it is kept.
     let dry_run = calls
         .iter()
         .find(|argv| argv.iter().any(|a| a == "--dbonly"))
@@ -203,7 +213,6 @@ async fn a_valid_plan_reaches_pacman_with_every_target_after_a_double_dash() {
         "{dry_run:?}"
     );
     for expected in [
-        vec!["-Sp", "--print-format", "%n %v %l", "--", "bar"],
         vec!["-v", "-Qkk", "--", "foo"],
         vec!["-U", "--noconfirm", "--ask", "4", "--", file.as_str()],
         vec!["-D", "--asexplicit", "--", "bar"],

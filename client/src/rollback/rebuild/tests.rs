@@ -1,4 +1,5 @@
 use super::*;
+use crate::pacman::verbose_paths;
 
 const DESC: &str = "%NAME%\nbk\n\n%VERSION%\n2:1.0-3\n\n%BASE%\nbk\n\n%DESC%\nbackup = test\n\n\
     %ARCH%\nany\n\n%BUILDDATE%\n1700000000\n\n%INSTALLDATE%\n1796216828\n\n%SIZE%\n4096\n\n\
