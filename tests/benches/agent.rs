@@ -9,7 +9,9 @@
 //! `pacsync report` on B's upgraded root.
 //!
 //! Run: `cargo bench -p pacsync-tests --bench agent`; `PACSYNC_BENCH_SIZES` (a comma list,
-//! default `100,1000,2000`) chooses the sizes. Prints a table; results are in BENCHMARKS.md.
+//! default `100,1000,2000`) chooses the sizes. `PACSYNC_BENCH_AGENT` names another `pacsync`
+//! binary to sync B with (an older build, for a before/after; its config loses the sections
+//! it does not know). Prints a table; results are in BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,6 +31,7 @@ struct Measured {
     plain: Duration,
     report: Duration,
     peak_rss_kib: u64,
+    stages: String,
 }
 
 /// `n` packages in versions 1-1 (in `old`) and 2-1 (in the repository), indexed.
@@ -88,7 +91,8 @@ async fn measure(n: usize) -> Measured {
     let upgrade: Vec<&str> = upgrade.iter().map(String::as_str).collect();
     a.pacman(&upgrade);
 
-    let t = TestHost::start().await;
+    // The default lease (120 s), not the tests' short one: the agent renews it as in production.
+    let t = TestHost::start_with(|s| s.lease_seconds = None).await;
     let api = &t.api;
     let pool = api.create_pool("bench").await;
     let ea = a.register(api, &api.enrollment_token(&pool).await, "a", &archive);
@@ -97,10 +101,16 @@ async fn measure(n: usize) -> Measured {
     assert!(b.pacsync(&["report"]).status.success());
     let (out, _) = a.operate(api, &ea, &["set-latest"]).await;
     assert!(out.status.success());
+    let agent_binary = std::env::var("PACSYNC_BENCH_AGENT").unwrap_or_else(|_| PACSYNC.into());
+    if agent_binary != PACSYNC {
+        let config = std::fs::read_to_string(&b.config_file).unwrap();
+        let known = config.split("\n[rollback]").next().unwrap().to_owned();
+        std::fs::write(&b.config_file, known).unwrap();
+    }
 
     // The sync, from the request to the agent's completion.
     let started = Instant::now();
-    let follower = Command::new(PACSYNC)
+    let follower = Command::new(&agent_binary)
         .arg("--config")
         .arg(&b.config_file)
         .args(["sync", "--json", "--timeout", "3600"])
@@ -115,7 +125,7 @@ async fn measure(n: usize) -> Measured {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut agent = Command::new(PACSYNC)
+    let mut agent = Command::new(&agent_binary)
         .arg("--config")
         .arg(&b.config_file)
         .args(["agent", "--once"])
@@ -138,6 +148,9 @@ async fn measure(n: usize) -> Measured {
     );
     assert_eq!(b.installed(), a.installed(), "B reached the target");
 
+    let operation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stages = stages(&t, operation["operation_id"].as_str().unwrap()).await;
+
     let started = Instant::now();
     c.pacman(&upgrade);
     let plain = started.elapsed();
@@ -152,7 +165,35 @@ async fn measure(n: usize) -> Measured {
         plain,
         report,
         peak_rss_kib: peak,
+        stages,
     }
+}
+
+/// Where the operation's time went: each run of events of one type and stage, with the time
+/// from its first event to the next run's (from the operation's own audit trail).
+async fn stages(t: &TestHost, operation: &str) -> String {
+    let db = sqlx::PgPool::connect(&t.cluster.url()).await.unwrap();
+    let rows: Vec<(String, Option<String>, f64)> = sqlx::query_as(
+        "SELECT event_type, payload->>'progress_stage', extract(epoch FROM created_at)::float8 \
+         FROM operation_events WHERE operation_id = $1::uuid ORDER BY event_id",
+    )
+    .bind(operation)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let mut runs: Vec<(String, f64)> = Vec::new();
+    for (kind, stage, at) in rows {
+        let kind = kind.trim_start_matches("operation_");
+        let label = stage.map_or(kind.to_owned(), |stage| format!("{kind}:{stage}"));
+        if runs.last().is_none_or(|(last, _)| *last != label) {
+            runs.push((label, at));
+        }
+    }
+    runs.windows(2)
+        .map(|w| format!("{} {:.2} s", w[0].0, w[1].1 - w[0].1))
+        .chain(runs.last().map(|(label, _)| label.clone()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -166,6 +207,7 @@ async fn main() {
         "| upgrades | `pacsync sync` | plain `pacman -S` | ratio | goal (1.5× + 2 s) | `pacsync report` | agent peak RSS |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut stage_lines = Vec::new();
     for n in sizes {
         let m = measure(n).await;
         let goal = m.plain.mul_f64(1.5) + Duration::from_secs(2);
@@ -179,5 +221,10 @@ async fn main() {
             m.report.as_secs_f64(),
             m.peak_rss_kib as f64 / 1024.0,
         );
+        stage_lines.push(format!("{n}: {}", m.stages));
+    }
+    println!("\nWhere each sync's time went (from the operation's events):");
+    for line in stage_lines {
+        println!("- {line}");
     }
 }
