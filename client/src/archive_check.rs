@@ -104,7 +104,15 @@ pub async fn foreign_in_archive(
         cache.retain(|key, _| keys.contains(key.as_str()));
         if let Ok(text) = serde_json::to_vec(&cache) {
             let partial = cache_file.with_extension("partial");
-            if std::fs::write(&partial, text).is_ok() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+                .and_then(|mut file| std::io::Write::write_all(&mut file, &text));
+            if written.is_ok() {
                 let _ = std::fs::rename(&partial, cache_file);
             }
         }

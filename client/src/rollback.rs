@@ -16,12 +16,14 @@
 //! - `refused/NAME-VERSION.txt`: why a copy was not kept, so a revert that needs it can say so;
 //! - `states/NNNNNNNNNNNNNNNNNNNN.json`: the last reported states, `[[name, version], ...]`,
 //!   numbered in the order they were recorded;
-//! - `tmp/`: work directories of copies being made, removed when done.
+//! - `tmp/`: work directories of copies being made, removed when done;
+//! - `archive-checks.json`: which installed foreign versions the archive has (`archive_check`).
 //!
 //! Retention: the store keeps what the endpoint's last few reported states reference (that is
 //! what a revert can go back to); [`RollbackStore::record_state_and_prune`] deletes the rest,
 //! refusals included. A state must be recorded before the transaction that replaces its
-//! versions, or their fresh copies are referenced by nothing and go at the next record.
+//! versions, or their fresh copies are referenced by nothing and go at the next record: the
+//! agent records the installed state right before it keeps anything (`execute`).
 //!
 //! Failure: a copy whose files differ from the record is refused ([`KeepError::Altered`]), so
 //! the store never offers something other than what was installed; any other failure (no

@@ -101,22 +101,30 @@ async fn sync_status(api: &Api, endpoint: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reason_only_difference_is_synced_until_pacman_lists_the_same_explicit_packages() {
-    let w = world(&[PackageSpec::new("tool", "1-1")], &[]).await;
-    w.a.pacman(&["-S", "tool"]);
-    w.b.pacman(&["-S", "--asdeps", "tool"]);
+    let packages = ["tool", "lib", "cli"].map(|n| PackageSpec::new(n, "1-1"));
+    let w = world(&packages, &[]).await;
+    // Each way: two re-marked as explicit in one `pacman -D`, one as a dependency.
+    w.a.pacman(&["-S", "tool", "cli"]);
+    w.a.pacman(&["-S", "--asdeps", "lib"]);
+    w.b.pacman(&["-S", "--asdeps", "tool", "cli"]);
+    w.b.pacman(&["-S", "lib"]);
     a_becomes_the_target(&w).await;
 
-    // Same version, another reason: behind, and the diff says what changes.
+    // Same versions, other reasons: behind, and the diff says what changes.
     assert_eq!(sync_status(&w.t.api, &w.eb).await, "behind");
     let status = w.b.pacsync(&["status", "--json"]);
     let diff: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
         diff["set_reason"],
-        json!(["tool 1-1: dependency -> explicit"])
+        json!([
+            "cli 1-1: dependency -> explicit",
+            "lib 1-1: explicit -> dependency",
+            "tool 1-1: dependency -> explicit"
+        ])
     );
 
     let json = b_runs(&w, "sync", true).await;
-    assert_eq!(json["plan"]["summary"], "1 to re-mark", "{json}");
+    assert_eq!(json["plan"]["summary"], "3 to re-mark", "{json}");
     assert_eq!(w.b.installed(), w.a.installed());
     assert_eq!(sync_status(&w.t.api, &w.eb).await, "in_sync");
     w.t.stop().await;
@@ -186,6 +194,19 @@ async fn a_conflict_that_would_remove_a_package_the_plan_keeps_fails_before_anyt
     let message = json["error_message"].as_str().unwrap();
     assert!(message.contains("would remove libfoo"), "{message}");
     assert_eq!(w.b.installed(), before, "nothing changed");
+
+    // A plan that removes nothing (conservative never removes) never lets pacman answer a
+    // conflict with yes: pacman refuses, in its own words.
+    w.t.api
+        .put(&format!("/api/pools/{}/policy", w.pool))
+        .json(json!({"plugin": "conservative", "config": {}}))
+        .await
+        .expect(200, None);
+    let json = b_runs(&w, "sync", false).await;
+    assert_eq!(json["error_code"], "PACMAN_FAILED", "{json}");
+    let message = json["error_message"].as_str().unwrap();
+    assert!(message.contains("conflict"), "{message}");
+    assert_eq!(w.b.installed(), before, "nothing changed");
     w.t.stop().await;
 }
 
@@ -238,11 +259,9 @@ async fn a_foreign_package_removed_by_a_sync_comes_back_byte_identical_through_a
     // Retention: once the two states the store keeps versions for no longer include qux 1-1,
     // the copy goes. (B holds qux again now; two changes later it is gone from both.)
     let config = std::fs::read_to_string(&w.b.config_file).unwrap();
-    std::fs::write(
-        &w.b.config_file,
-        config.replace("keep_states = 5", "keep_states = 2"),
-    )
-    .unwrap();
+    let two = config.replace("keep_states = 5", "keep_states = 2");
+    assert_ne!(two, config, "the registered config names keep_states");
+    std::fs::write(&w.b.config_file, two).unwrap();
     w.b.pacman(&["-R", "qux"]);
     assert!(w.b.pacsync(&["report"]).status.success());
     assert_eq!(

@@ -1,4 +1,5 @@
-//! `mirror`: match the pool target exactly — install, upgrade, downgrade and remove.
+//! `mirror`: match the pool target exactly — install, upgrade, downgrade, remove and re-mark
+//! install reasons.
 
 use pacsync_policy_sdk::pacsync_core::{Plan, mirror_plan_from, restrict_to_available};
 use pacsync_policy_sdk::serde_json::Value;
@@ -13,7 +14,7 @@ impl PolicyLogic for Mirror {
     const NAME: &'static str = "mirror";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const SUMMARY: &'static str =
-        "Match the pool target exactly: install, upgrade, downgrade and remove.";
+        "Match the pool target exactly: install, upgrade, downgrade, remove and re-mark.";
 
     fn config_schema() -> Value {
         no_config_schema()

@@ -212,17 +212,21 @@ async fn a_valid_plan_reaches_pacman_with_every_target_after_a_double_dash() {
         ]),
         "{dry_run:?}"
     );
-    for expected in [
-        vec!["-v", "-Qkk", "--", "foo"],
-        vec!["-U", "--noconfirm", "--ask", "4", "--", file.as_str()],
-        vec!["-D", "--asexplicit", "--", "bar"],
-        vec!["-R", "--noconfirm", "--", "foo"],
-    ] {
-        assert!(
-            calls.iter().any(|argv| argv == &expected),
-            "pacman was called with {expected:?}; calls: {calls:?}"
-        );
-    }
+    // In this order: the dry run and the copy before the transaction, reasons before removals.
+    let position = |expected: &[&str]| {
+        calls
+            .iter()
+            .position(|argv| argv == expected)
+            .unwrap_or_else(|| panic!("pacman was called with {expected:?}; calls: {calls:?}"))
+    };
+    let order = [
+        calls.iter().position(|argv| argv == dry_run).unwrap(),
+        position(&["-v", "-Qkk", "--", "foo"]),
+        position(&["-U", "--noconfirm", "--ask", "4", "--", file.as_str()]),
+        position(&["-D", "--asexplicit", "--", "bar"]),
+        position(&["-R", "--noconfirm", "--", "foo"]),
+    ];
+    assert!(order.is_sorted(), "{order:?}; calls: {calls:?}");
 }
 
 /// `pacsync register` as `name` with `token_source` applied; (exit code, stderr, config written).

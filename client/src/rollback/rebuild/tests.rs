@@ -1,3 +1,4 @@
+use super::mtree::{escape, joined_lines, unescape};
 use super::*;
 use crate::pacman::verbose_paths;
 
@@ -92,4 +93,22 @@ fn reads_pacman_output() {
     );
     assert_eq!(altered_detail("error: package 'bk' was not found"), None);
     assert!(summary(&"x\n".repeat(9)).ends_with("; and 4 more"));
+}
+
+#[test]
+fn an_archived_file_must_carry_the_recorded_bytes() {
+    let recorded = "#mtree\n/set type=file uid=0 gid=0 mode=644\n./.PKGINFO sha256digest=aa\n\
+                    ./usr type=dir mode=755\n./usr/a sha256digest=11\n./usr/b sha256digest=11\n\
+                    ./etc/x.conf sha256digest=22\n";
+    let recorded = digests(recorded, &["etc/x.conf".to_owned()]);
+    // Hard links: one name carries the bytes; a changed backup file is kept as it is.
+    let same = digests(
+        "#mtree\n./usr\n./usr/a\n./usr/b sha256digest=11\n./etc/x.conf sha256digest=99\n",
+        &[],
+    );
+    assert_eq!(first_changed(&recorded, &same), None);
+    let swapped = digests("#mtree\n./usr/a sha256digest=66\n./usr/b\n", &[]);
+    assert_eq!(first_changed(&recorded, &swapped).as_deref(), Some("usr/a"));
+    let missing = digests("#mtree\n./usr/a sha256digest=11\n", &[]);
+    assert_eq!(first_changed(&recorded, &missing).as_deref(), Some("usr/b"));
 }
