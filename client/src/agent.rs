@@ -42,6 +42,10 @@ pub enum AgentError {
     Pacman(#[from] PacmanError),
 }
 
+mod backoff;
+
+pub use backoff::Backoff;
+
 /// One endpoint's agent.
 pub struct Agent {
     api: Api,
@@ -51,40 +55,6 @@ pub struct Agent {
     pacman: Pacman,
     store: RollbackStore,
     tls: Arc<rustls::ClientConfig>,
-}
-
-/// Reconnect delays: doubling from 1 s to 60 s, with up to 25% jitter so that a fleet does not
-/// reconnect in lockstep after a host restart.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: Self::FIRST }
-    }
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(60);
-
-    /// The delay before the next attempt.
-    pub fn delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
-    }
-
-    /// Back to the first delay after a success.
-    pub fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
 }
 
 struct Heartbeat<'a> {

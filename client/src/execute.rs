@@ -387,20 +387,4 @@ async fn set_reasons(pacman: &Pacman, plan: &Plan) -> Result<(), PacmanError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_pacman_steps() {
-        assert_eq!(
-            transaction_step("(3/12) upgrading linux"),
-            Some("upgrading linux")
-        );
-        assert_eq!(
-            transaction_step("installing bar..."),
-            Some("installing bar")
-        );
-        assert_eq!(transaction_step(":: Processing package changes..."), None);
-        assert_eq!(transaction_step("checking for file conflicts..."), None);
-    }
-}
+mod tests;
