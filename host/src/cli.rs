@@ -165,11 +165,11 @@ pub fn main() -> ExitCode {
         }
         Command::Token { command } => token::run(command),
         Command::Serve { config, settings } => {
-            init_tracing();
             let config = match Config::resolve(*settings, config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
+            init_tracing(config.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => return fail(e),
@@ -187,13 +187,17 @@ fn fail(error: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_tracing() {
+fn init_tracing(format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PACSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        crate::config::LogFormat::Human => log.init(),
+        // The request span's fields (its id above all) on every line, flattened into `span`.
+        crate::config::LogFormat::Json => log.json().with_current_span(true).init(),
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -132,6 +132,22 @@ pub struct Settings {
     /// How often unneeded package states are collected, in milliseconds [default: 3600000].
     #[arg(long, env = "PACSYNC_STATE_COLLECT_INTERVAL_MS")]
     pub state_collect_interval_ms: Option<u64>,
+    /// How log lines are written to stderr: `human`, or `json` (one object per line, for log
+    /// shippers) [default: human].
+    #[arg(long, env = "PACSYNC_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How the host writes its log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people: time, level, span fields, message.
+    #[default]
+    Human,
+    /// One JSON object per line: `timestamp`, `level`, `fields.message`, `target`, and the
+    /// request span's fields (`span.request_id`, method, URI).
+    Json,
 }
 
 /// `Settings { field: high.field.or(low.field), ... }` for every listed field; a field left out
@@ -157,7 +173,7 @@ impl Settings {
             max_streams_per_endpoint, max_streams_per_admin,
             stream_messages_per_second, stream_message_burst,
             request_timeout_ms, event_backlog_page,
-            state_retention_days, state_collect_interval_ms,
+            state_retention_days, state_collect_interval_ms, log_format,
         )
     }
 }
@@ -233,6 +249,8 @@ pub struct Config {
     pub state_retention: Option<Duration>,
     /// How often unneeded package states are collected.
     pub state_collect_interval: Duration,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// The PEM files the host serves HTTPS with.
@@ -269,6 +287,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("state_retention", &self.state_retention)
             .field("state_collect_interval", &self.state_collect_interval)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -366,6 +385,7 @@ impl Config {
                 days => Some(Duration::from_secs(u64::from(days) * 86_400)),
             },
             state_collect_interval: Duration::from_millis(collect_ms),
+            log_format: s.log_format.unwrap_or_default(),
             keepalive,
             event_buffer: s.event_buffer.unwrap_or(1024).max(1),
             socket_send_buffer: s.socket_send_buffer,

@@ -312,6 +312,9 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable code, e.g. `OPERATION_CONFLICT`.
     pub code: String,
+    /// The request's id (also its `x-request-id` header and a field of its log lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl IntoResponse for Error {
@@ -334,6 +337,7 @@ impl IntoResponse for Error {
             status: status.as_u16(),
             detail: self.detail,
             code: code.to_owned(),
+            instance: crate::request_id::current(),
         };
         let mut response = (status, axum::Json(problem)).into_response();
         response.headers_mut().insert(

@@ -34,6 +34,7 @@ pub mod plugins;
 pub mod policy;
 pub mod pools;
 pub mod reaper;
+pub mod request_id;
 pub mod retention;
 pub mod secret_file;
 pub mod server;

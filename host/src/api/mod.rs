@@ -218,5 +218,7 @@ pub fn router(state: AppState) -> Router {
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(crate::auth::redact::RequestSpan),
         )
+        // Outermost: the id exists before the span is made and every layer runs within it.
+        .layer(axum::middleware::from_fn(crate::request_id::assign))
         .with_state(state)
 }

@@ -71,18 +71,24 @@ fn hex(digit: u8) -> u8 {
     }
 }
 
-/// The request span: tower-http's default (DEBUG; method, URI, version), with the URI
-/// redacted.
+/// The request span: tower-http's default (method, URI, version) at INFO, with the URI
+/// redacted and the request's id.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestSpan;
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
-        tracing::debug_span!(
+        let id = request
+            .extensions()
+            .get::<crate::request_id::RequestId>()
+            .map_or("", |id| id.0.as_str());
+        // INFO, so that every line a request logs at the default level names the request.
+        tracing::info_span!(
             "request",
             method = %request.method(),
             uri = %RedactedUri(request.uri()),
             version = ?request.version(),
+            request_id = %id,
         )
     }
 }

@@ -189,3 +189,25 @@ fn a_retention_beyond_a_century_is_refused_and_a_century_is_kept() {
         Some(Duration::from_secs(36_500 * 86_400))
     );
 }
+
+#[test]
+fn the_log_format_is_human_unless_a_source_says_json() {
+    let dir = std::env::temp_dir().join(format!("pacsync-config-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("host.toml");
+    std::fs::write(&file, "log_format = \"json\"\n").unwrap();
+    assert_eq!(
+        Config::resolve(Settings::default(), None)
+            .unwrap()
+            .log_format,
+        LogFormat::Human
+    );
+    assert_eq!(
+        Config::resolve(Settings::default(), Some(&file))
+            .unwrap()
+            .log_format,
+        LogFormat::Json
+    );
+    std::fs::write(&file, "log_format = \"xml\"\n").unwrap();
+    assert!(Config::resolve(Settings::default(), Some(&file)).is_err());
+}

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pacsync_tests::{Api, PrivateCluster, Stream, shared_tempdir};
+use serde_json::Value;
 
 use super::{HOST, issue, plugin_cache, replica, shared_key};
 
@@ -56,6 +57,55 @@ async fn a_token_in_the_query_string_never_reaches_the_log_even_at_trace() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_named_by_one_id_in_its_answer_its_problem_and_its_json_log_lines() {
+    let cluster = PrivateCluster::start().await;
+    let url = cluster.url();
+    let (_keys, key) = shared_key();
+    let data = shared_tempdir();
+    let json = [("PACSYNC_LOG_FORMAT", "json")];
+    let host = Transcribed::spawn_with(&url, &key, data.path(), "info,tower_http=debug", &json);
+    let client = reqwest::Client::new();
+    let ask = |id: &'static str| {
+        client
+            .get(format!("{}/api/pools", host.base))
+            .header("x-request-id", id)
+            .send()
+    };
+
+    // The caller's own id names the answer and the problem.
+    let reply = ask("ticket-4711").await.unwrap();
+    assert_eq!(reply.status().as_u16(), 401);
+    assert_eq!(reply.headers()["x-request-id"], "ticket-4711");
+    let problem: Value = reply.json().await.unwrap();
+    assert_eq!(problem["instance"], "ticket-4711", "{problem}");
+    // One that is not a plain token is replaced by a fresh id, never echoed.
+    let reply = ask("a b<script>").await.unwrap();
+    let id = reply.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let problem: Value = reply.json().await.unwrap();
+    assert_eq!(problem["instance"], id.as_str());
+
+    let log = host.stop();
+    // Every stderr line is one JSON object; the request's lines carry its id.
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|line| !line.starts_with("listening on "))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let of_request: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["span"]["request_id"] == "ticket-4711")
+        .collect();
+    assert!(!of_request.is_empty(), "{log}");
+    assert!(
+        of_request
+            .iter()
+            .all(|line| line["span"]["uri"] == "/api/pools")
+    );
+    assert!(!log.contains("<script>"), "{log}");
+}
+
 /// A host process at a given `PACSYNC_LOG` level, everything it writes (stdout and stderr) kept.
 struct Transcribed {
     base: String,
@@ -71,6 +121,17 @@ fn read_all(mut pipe: impl Read) -> Vec<u8> {
 
 impl Transcribed {
     fn spawn(url: &str, key: &Path, data_dir: &Path, level: &str) -> Self {
+        Self::spawn_with(url, key, data_dir, level, &[])
+    }
+
+    /// [`Transcribed::spawn`] with more environment.
+    fn spawn_with(
+        url: &str,
+        key: &Path,
+        data_dir: &Path,
+        level: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(HOST)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -80,6 +141,7 @@ impl Transcribed {
             .arg(plugin_cache())
             .env("PACSYNC_DATABASE_URL", url)
             .env("PACSYNC_LOG", level)
+            .envs(env.iter().copied())
             .env_remove("PACSYNC_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
