@@ -78,6 +78,13 @@ enum Command {
     },
     /// Print waybar custom-module JSON.
     Waybar,
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `pacsync man > pacsync.1`.
+    Man,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,15 +170,27 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Register(registration) = &cli.command {
-        return register(&cli.config, registration).await;
+    match &cli.command {
+        Command::Register(registration) => return register(&cli.config, registration).await,
+        // Made from the command definitions alone: no config needed.
+        Command::Completions { shell } => {
+            output::completions(*shell, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            return output::man_page(&mut std::io::stdout())
+                .map_err(|e| CliError::Usage(format!("cannot write the man page: {e}")));
+        }
+        _ => {}
     }
     let config = AgentConfig::load(&cli.config)?;
     let tls = crate::tls::client_config(config.ca_cert.as_deref())?;
     let api = Api::new(&config.server, Some(config.token.clone()), &tls);
     let endpoint = config.endpoint_id;
     match cli.command {
-        Command::Register(_) => unreachable!("handled above"),
+        Command::Register(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
         Command::Report => {
             let recorded = Agent::new(&config, &tls).report().await?;
             println!(

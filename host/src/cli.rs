@@ -7,7 +7,7 @@ mod token;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, Settings};
 use crate::server::Host;
@@ -50,6 +50,13 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `pacsync-host man > pacsync-host.1`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +170,14 @@ pub fn main() -> ExitCode {
             println!("{}", crate::api::openapi_json());
             ExitCode::SUCCESS
         }
+        Command::Completions { shell } => {
+            completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => match man_page(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
         Command::Token { command } => token::run(command),
         Command::Serve { config, settings } => {
             let config = match Config::resolve(*settings, config.as_deref()) {
@@ -180,6 +195,16 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Writes `shell`'s completion script for `pacsync-host` to `out`.
+fn completions(shell: clap_complete::Shell, out: &mut impl std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "pacsync-host", out);
+}
+
+/// Writes the man page to `out`.
+fn man_page(out: &mut impl std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 fn fail(error: impl std::fmt::Display) -> ExitCode {
@@ -256,4 +281,36 @@ fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_parse_in_bash_and_the_man_page_names_every_command() {
+        let mut script = Vec::new();
+        completions(clap_complete::Shell::Bash, &mut script);
+        let mut bash = std::process::Command::new("bash")
+            .arg("-n")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut bash.stdin.take().unwrap(), &script).unwrap();
+        assert!(bash.wait().unwrap().success(), "bash -n refused the script");
+        let script = String::from_utf8(script).unwrap();
+        let mut page = Vec::new();
+        man_page(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains(".TH pacsync-host 1"), "{page}");
+        for command in Cli::command().get_subcommands() {
+            let name = command.get_name();
+            // roff spells a hyphen `\-`.
+            assert!(
+                page.contains(&name.replace('-', "\\-")),
+                "the man page lacks {name}"
+            );
+            assert!(script.contains(name), "the completions lack {name}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::SecondsFormat;
+use clap::CommandFactory;
 use pacsync_core::{Operation, TargetDiff};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -181,4 +182,14 @@ pub(super) async fn waybar(api: &Api, endpoint: Uuid) -> Value {
             }
         },
     }
+}
+
+/// Writes `shell`'s completion script for `pacsync` to `out`.
+pub(super) fn completions(shell: clap_complete::Shell, out: &mut impl std::io::Write) {
+    clap_complete::generate(shell, &mut super::Cli::command(), "pacsync", out);
+}
+
+/// Writes the man page to `out`.
+pub(super) fn man_page(out: &mut impl std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(super::Cli::command()).render(out)
 }

@@ -44,3 +44,30 @@ fn a_token_file_loses_its_trailing_newline_and_must_not_be_empty() {
     assert_eq!(missing.exit_code(), 2);
     assert!(missing.to_string().contains("missing"), "{missing}");
 }
+
+#[test]
+fn completions_parse_in_bash_and_the_man_page_names_every_command() {
+    let mut script = Vec::new();
+    output::completions(clap_complete::Shell::Bash, &mut script);
+    let mut bash = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut bash.stdin.take().unwrap(), &script).unwrap();
+    assert!(bash.wait().unwrap().success(), "bash -n refused the script");
+    let script = String::from_utf8(script).unwrap();
+    let mut page = Vec::new();
+    output::man_page(&mut page).unwrap();
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains(".TH pacsync 1"), "{page}");
+    for command in Cli::command().get_subcommands() {
+        let name = command.get_name();
+        // roff spells a hyphen `\-`.
+        assert!(
+            page.contains(&name.replace('-', "\\-")),
+            "the man page lacks {name}"
+        );
+        assert!(script.contains(name), "the completions lack {name}");
+    }
+}
