@@ -229,17 +229,9 @@ async fn keeping_alive<T>(
     }
 }
 
-/// Every installed package and its version (`pacman -Q`; an empty database answers nothing).
+/// Every installed package and its version.
 async fn installed_versions(pacman: &Pacman) -> Result<HashMap<String, String>, PacmanError> {
-    let out = match pacman.run(&["-Q"]).await {
-        Err(PacmanError::Failed { output }) if output.is_empty() => String::new(),
-        other => other?,
-    };
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(n, v)| (n.to_owned(), v.trim().to_owned()))
-        .collect())
+    Ok(pacman.versions().await?.into_iter().collect())
 }
 
 /// Keeps in the rollback store every installed version the plan replaces or removes that

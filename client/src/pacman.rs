@@ -7,6 +7,7 @@
 
 mod dry_run;
 mod package_file;
+mod paths;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use crate::config::PacmanConfig;
 pub use dry_run::ASK_REMOVE_CONFLICTING;
 use package_file::archive_location;
 pub use package_file::parse_package_file_name;
+pub use paths::{pacman_paths, verbose_paths};
 
 /// A pacman invocation that failed, with pacman's own words.
 #[derive(Debug, thiserror::Error)]
@@ -173,19 +175,15 @@ impl Pacman {
                 source: Source::SyncRepository,
             })
             .collect();
-        for dir in &self.config.cache_dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            offered.extend(entries.flatten().filter_map(|entry| {
-                let (name, version) = parse_package_file_name(entry.file_name().to_str()?)?;
-                Some(Available {
+        offered.extend(
+            self.cached_files()
+                .into_iter()
+                .map(|(name, version, _)| Available {
                     name,
                     version,
                     source: Source::Cache,
-                })
-            }));
-        }
+                }),
+        );
         let archive_repositories = if self.config.archive_url.is_empty() {
             Vec::new()
         } else {
@@ -197,14 +195,39 @@ impl Pacman {
         }
     }
 
-    /// Every installed package with version, install reason, architecture and sync repository.
-    pub async fn installed(&self, listing: &SyncListing) -> Result<Vec<Package>, PacmanError> {
+    /// Every installed package and its version (`pacman -Q`), in name order.
+    pub async fn versions(&self) -> Result<Vec<(String, String)>, PacmanError> {
         // pacman -Q of an empty database exits 1 without a word: that is a machine with no
         // packages, not a failure.
         let local = match self.run(&["-Q"]).await {
             Err(PacmanError::Failed { output }) if output.is_empty() => String::new(),
             other => other?,
         };
+        Ok(local
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(name, version)| (name.to_owned(), version.trim().to_owned()))
+            .collect())
+    }
+
+    /// Every package file in the cache directories: name, version and path.
+    pub fn cached_files(&self) -> Vec<(String, String, PathBuf)> {
+        let mut files = Vec::new();
+        for dir in &self.config.cache_dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            files.extend(entries.flatten().filter_map(|entry| {
+                let (name, version) = parse_package_file_name(entry.file_name().to_str()?)?;
+                Some((name, version, entry.path()))
+            }));
+        }
+        files
+    }
+
+    /// Every installed package with version, install reason, architecture and sync repository.
+    pub async fn installed(&self, listing: &SyncListing) -> Result<Vec<Package>, PacmanError> {
+        let local = self.versions().await?;
         let explicit: HashSet<String> = self
             .run(&["-Qqe"])
             .await
@@ -216,30 +239,19 @@ impl Pacman {
         // Without sync databases there is no repository to name; that is not an error.
         let repositories = listing.repositories_of_installed();
         Ok(local
-            .lines()
-            .filter_map(|line| line.split_once(' '))
+            .into_iter()
             .map(|(name, version)| Package {
-                name: name.to_owned(),
-                version: version.trim().to_owned(),
-                repository: repositories.get(name).cloned(),
-                architecture: architectures.get(name).cloned(),
-                reason: if explicit.contains(name) {
+                repository: repositories.get(&name).cloned(),
+                architecture: architectures.get(&name).cloned(),
+                reason: if explicit.contains(&name) {
                     InstallReason::Explicit
                 } else {
                     InstallReason::Dependency
                 },
+                name,
+                version,
             })
             .collect())
-    }
-
-    /// The root and database path pacman really uses: what `pacman -v` says (a `--config` may
-    /// set them with `RootDir` and `DBPath`), else what the arguments say.
-    pub async fn paths(&self) -> (PathBuf, PathBuf) {
-        match self.run(&["-v", "-T"]).await {
-            Ok(out) => verbose_paths(&out),
-            Err(_) => None,
-        }
-        .unwrap_or_else(|| crate::rollback::pacman_paths(&self.config.args))
     }
 
     /// The archive location of `name` `version` for `arch`, if it exists there: a local path for
@@ -283,18 +295,6 @@ fn failure(stderr: &str, stdout: &str) -> PacmanError {
     PacmanError::Failed {
         output: output.trim().to_owned(),
     }
-}
-
-/// `Root : /` and `DB Path : /var/lib/pacman/` from `pacman -v`'s header.
-pub(crate) fn verbose_paths(stdout: &str) -> Option<(PathBuf, PathBuf)> {
-    let field = |key: &str| {
-        stdout.lines().find_map(|line| {
-            let (k, v) = line.split_once(" : ")?;
-            let v = v.trim();
-            (k.trim() == key && v.starts_with('/')).then(|| PathBuf::from(v))
-        })
-    };
-    Some((field("Root")?, field("DB Path")?))
 }
 
 fn parse_architectures(info: &str) -> HashMap<String, String> {

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use futures_util::StreamExt;
 use pacsync_core::{Action, vercmp};
 
-use crate::pacman::{Pacman, SyncListing, parse_package_file_name};
+use crate::pacman::{Pacman, SyncListing};
 use crate::rollback::RollbackStore;
 
 /// Archive requests in flight at once.
@@ -61,21 +61,8 @@ impl<'a> Sources<'a> {
                 .push((e.repository.clone(), e.version.clone()));
         }
         let mut cached: HashMap<String, Vec<(String, PathBuf)>> = HashMap::new();
-        for dir in &pacman.config().cache_dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                if let Some((name, version)) = parse_package_file_name(&file) {
-                    cached
-                        .entry(name)
-                        .or_default()
-                        .push((version, entry.path()));
-                }
-            }
+        for (name, version, path) in pacman.cached_files() {
+            cached.entry(name).or_default().push((version, path));
         }
         Self {
             pacman,

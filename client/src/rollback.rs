@@ -231,36 +231,6 @@ impl RollbackStore {
     }
 }
 
-/// The root and database path pacman uses under `args` (`--root X`/`--root=X`/`-r X`,
-/// `--dbpath X`/`--dbpath=X`/`-b X`; defaults `/` and `<root>/var/lib/pacman`).
-pub fn pacman_paths(args: &[String]) -> (PathBuf, PathBuf) {
-    let (mut root, mut dbpath) = (None, None);
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        // As getopt reads them: the last one counts, and `--` ends the options.
-        let (slot, value) = match arg.as_str() {
-            "--" => break,
-            "--root" | "-r" => (&mut root, args.next().cloned()),
-            "--dbpath" | "-b" => (&mut dbpath, args.next().cloned()),
-            a => match (a.strip_prefix("--root="), a.strip_prefix("--dbpath=")) {
-                (Some(v), _) => (&mut root, Some(v.to_owned())),
-                (_, Some(v)) => (&mut dbpath, Some(v.to_owned())),
-                _ if !a.starts_with("--") && a.len() > 2 && a.starts_with("-r") => {
-                    (&mut root, Some(a[2..].to_owned()))
-                }
-                _ if !a.starts_with("--") && a.len() > 2 && a.starts_with("-b") => {
-                    (&mut dbpath, Some(a[2..].to_owned()))
-                }
-                _ => continue,
-            },
-        };
-        *slot = value.map(PathBuf::from);
-    }
-    let root = root.unwrap_or_else(|| PathBuf::from("/"));
-    let dbpath = dbpath.unwrap_or_else(|| root.join("var/lib/pacman"));
-    (root, dbpath)
-}
-
 /// `NAME-VERSION`, if both can be part of a file name in the store.
 fn stem(name: &str, version: &str) -> Option<String> {
     let unsafe_part =

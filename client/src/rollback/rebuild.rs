@@ -17,7 +17,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::{KeepError, pacman_paths};
+use super::KeepError;
 use crate::pacman::{Pacman, PacmanError};
 
 /// How many of pacman's warnings a refusal quotes.
@@ -72,7 +72,7 @@ pub(super) async fn rebuild(
         Err(e) => return Err(failed(e.to_string())),
     };
     let (root, dbpath) = crate::pacman::verbose_paths(&checked)
-        .unwrap_or_else(|| pacman_paths(&pacman.config().args));
+        .unwrap_or_else(|| crate::pacman::pacman_paths(&pacman.config().args));
     // The tools below run in `work`: a relative path means what it means to pacman, here.
     let absolute = |path: PathBuf| std::path::absolute(&path).map_err(|e| failed(e.to_string()));
     let (root, dbpath) = (absolute(root)?, absolute(dbpath)?);

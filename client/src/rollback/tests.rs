@@ -16,25 +16,6 @@ fn pair(name: &str, version: &str) -> (String, String) {
 }
 
 #[test]
-fn reads_pacman_paths_as_pacman_does() {
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let paths = |a: &[&str]| pacman_paths(&args(a));
-    let p = PathBuf::from;
-    assert_eq!(paths(&[]), (p("/"), p("/var/lib/pacman")));
-    assert_eq!(paths(&["--root=/x"]), (p("/x"), p("/x/var/lib/pacman")));
-    assert_eq!(paths(&["-r", "/x", "--dbpath", "/d"]), (p("/x"), p("/d")));
-    assert_eq!(
-        paths(&["--root", "/x", "-b/d", "--config=/c"]),
-        (p("/x"), p("/d"))
-    );
-    assert_eq!(
-        paths(&["--dbpath=/d", "--root=/y", "--cachedir=/r"]),
-        (p("/y"), p("/d"))
-    );
-    assert_eq!(paths(&["--", "--root=/x"]), (p("/"), p("/var/lib/pacman")));
-}
-
-#[test]
 fn finds_lists_and_measures_kept_packages() {
     let store = store("find", 5);
     put(&store, "bk-2:1.0-3.pkg.tar.zst", 10);
