@@ -155,6 +155,13 @@ pub enum ConfigError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The file holds settings but no registration: the packaged example, before `pacsync
+    /// register` replaced it.
+    #[error("{path} holds no registration (run `pacsync register` first)")]
+    NotRegistered {
+        /// File.
+        path: PathBuf,
+    },
     /// Not valid TOML for the config. Only the parser's message and the line are kept: the
     /// offending source line could be the token itself.
     #[error("invalid config {path} (line {line}): {message}")]
@@ -183,6 +190,13 @@ impl AgentConfig {
             path: path.into(),
             source,
         })?;
+        let registration = ["server", "endpoint_id", "token"];
+        if text
+            .parse::<toml::Table>()
+            .is_ok_and(|table| !registration.iter().any(|key| table.contains_key(*key)))
+        {
+            return Err(ConfigError::NotRegistered { path: path.into() });
+        }
         toml::from_str(&text).map_err(|e: toml::de::Error| ConfigError::Parse {
             path: path.into(),
             line: e.span().map_or(0, |span| {

@@ -42,8 +42,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::pacman::Pacman;
 
-/// Where the store lives by default.
-pub const DEFAULT_DIR: &str = "/var/lib/pacsync/rollback";
+/// Where the store lives by default: under the agent's own state directory, which root owns.
+/// Not under the host's (`/var/lib/pacsync`, owned by the `pacsync` user) on a machine that runs
+/// both: that user could swap the directory for a link that root's writes would follow.
+pub const DEFAULT_DIR: &str = "/var/lib/pacsync-agent/rollback";
 /// How many of the endpoint's last reported states the store keeps versions for, by default.
 pub const DEFAULT_KEEP_STATES: usize = 5;
 

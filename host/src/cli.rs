@@ -1,7 +1,8 @@
-//! The `pacsync-host` command line: `serve`, `token issue | list | revoke`, `plugin check`,
-//! `vercmp`, `openapi`.
+//! The `pacsync-host` command line: `serve`, `token issue | list | revoke`,
+//! `reporting-password`, `plugin check`, `vercmp`, `openapi`, `completions`, `man`.
 
 mod database;
+mod reporting;
 mod token;
 
 use std::path::PathBuf;
@@ -35,6 +36,15 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: token::TokenCommand,
+    },
+    /// Give the analysts' role `pacsync_reporting` (it reads the `reporting` schema only) a
+    /// password, generated unless --password-stdin, and print the connection string for it.
+    ReportingPassword {
+        /// Read the password from the first line of stdin (16+ printable ASCII characters).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        host: database::HostArgs,
     },
     /// Work with policy components offline.
     Plugin {
@@ -179,6 +189,10 @@ pub fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::Token { command } => token::run(command),
+        Command::ReportingPassword {
+            password_stdin,
+            host,
+        } => reporting::run(password_stdin, host),
         Command::Serve { config, settings } => {
             let config = match Config::resolve(*settings, config.as_deref()) {
                 Ok(c) => c,
@@ -205,6 +219,28 @@ fn completions(shell: clap_complete::Shell, out: &mut impl std::io::Write) {
 /// Writes the man page to `out`.
 fn man_page(out: &mut impl std::io::Write) -> std::io::Result<()> {
     clap_mangen::Man::new(Cli::command()).render(out)
+}
+
+fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e),
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// Warnings and errors (a database failure's cause among them) on stderr; `PACSYNC_LOG`
+/// overrides the level as for `serve`.
+fn init_command_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PACSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn fail(error: impl std::fmt::Display) -> ExitCode {

@@ -38,6 +38,7 @@ use sqlx::postgres::PgConnectOptions;
 
 pub use lock::LOCK_FILE;
 pub use password::PASSWORD_FILE;
+pub use password::verifier as scram_verifier;
 
 /// The superuser created by `initdb` and used by the host.
 pub const USER: &str = "pacsync";

@@ -168,7 +168,7 @@ async fn sync_to_latest_runs_pending_to_completed_and_classifies() {
     // The analyst's view of the same history, straight from SQL.
     let db = t.cluster.pool().await;
     let (kind, st, actions): (String, String, i32) = sqlx::query_as(
-        "SELECT operation_type, status, planned_actions FROM report_operations WHERE operation_id = $1::uuid",
+        "SELECT operation_type, status, planned_actions FROM reporting.operations WHERE operation_id = $1::uuid",
     )
     .bind(&id)
     .fetch_one(&db)

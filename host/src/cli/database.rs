@@ -17,14 +17,15 @@
 //! or restart the host, which migrates it ([`check_schema`]).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use clap::Args;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Settings};
 use crate::db::{self, DatabaseSetupError};
 use crate::embedded_postgres::{self, Attached, EmbeddedPostgres, EmbeddedPostgresError};
 
@@ -36,6 +37,40 @@ const UNIT_DATA_DIR: &str = "/var/lib/pacsync";
 /// every [`POLL`].
 const HOST_START_WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(200);
+
+/// Where the host keeps its database and signing key: the settings `serve` reads.
+#[derive(Debug, Args)]
+pub(super) struct HostArgs {
+    /// TOML config file (data_dir, database_url, jwt_key_file, postgres_bin_dir are read).
+    #[arg(long, env = "PACSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// The host's data directory (its embedded database and default signing key); it must
+    /// exist, and the command runs as its owner [the unit's: /var/lib/pacsync, user pacsync].
+    #[arg(long, env = "PACSYNC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The host's external PostgreSQL URL [default: the embedded cluster in the data dir].
+    #[arg(long, env = "PACSYNC_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The host's signing key file, which must exist [default: <data-dir>/jwt-secret].
+    #[arg(long, env = "PACSYNC_JWT_KEY_FILE")]
+    jwt_key_file: Option<PathBuf>,
+    /// Directory holding initdb/pg_ctl, for the embedded database.
+    #[arg(long, env = "PACSYNC_POSTGRES_BIN_DIR")]
+    postgres_bin_dir: Option<PathBuf>,
+}
+
+impl HostArgs {
+    pub(super) fn resolve(self) -> Result<Config, ConfigError> {
+        let settings = Settings {
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+            jwt_key_file: self.jwt_key_file,
+            postgres_bin_dir: self.postgres_bin_dir,
+            ..Settings::default()
+        };
+        Config::resolve(settings, self.config.as_deref())
+    }
+}
 
 /// Refuses, before anything is touched, to work on files no host made or as another user than
 /// the host's: the data directory must exist and be this user's when the command uses it (the
@@ -149,6 +184,11 @@ impl Database {
             }
         }
         true
+    }
+
+    /// The embedded cluster's socket directory; `None` on an external database.
+    pub fn socket_dir(&self) -> Option<&Path> {
+        self.cluster.as_ref().map(EmbeddedPostgres::cluster_dir)
     }
 
     /// Disconnects, stops the embedded cluster if this command started it (and nothing adopted

@@ -14,17 +14,16 @@
 //! error (a lifetime over a year, a malformed name, a role other than admin), before anything is
 //! touched.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
-use super::database::{Database, check_host_files};
-use super::fail;
+use super::database::{Database, HostArgs, check_host_files};
+use super::{block_on, fail};
 use crate::auth::admin_tokens;
 use crate::auth::{Keys, Role};
-use crate::config::{Config, ConfigError, Settings};
+use crate::config::Config;
 use crate::db::admin_tokens::AdminToken;
 
 /// Admin token commands.
@@ -62,43 +61,9 @@ pub(super) enum TokenCommand {
     },
 }
 
-/// Where the host keeps its database and signing key: the settings `serve` reads.
-#[derive(Debug, Args)]
-pub(super) struct HostArgs {
-    /// TOML config file (data_dir, database_url, jwt_key_file, postgres_bin_dir are read).
-    #[arg(long, env = "PACSYNC_CONFIG")]
-    config: Option<PathBuf>,
-    /// The host's data directory (its embedded database and default signing key); it must
-    /// exist, and the command runs as its owner [the unit's: /var/lib/pacsync, user pacsync].
-    #[arg(long, env = "PACSYNC_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// The host's external PostgreSQL URL [default: the embedded cluster in the data dir].
-    #[arg(long, env = "PACSYNC_DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// The host's signing key file, which must exist [default: <data-dir>/jwt-secret].
-    #[arg(long, env = "PACSYNC_JWT_KEY_FILE")]
-    jwt_key_file: Option<PathBuf>,
-    /// Directory holding initdb/pg_ctl, for the embedded database.
-    #[arg(long, env = "PACSYNC_POSTGRES_BIN_DIR")]
-    postgres_bin_dir: Option<PathBuf>,
-}
-
-impl HostArgs {
-    fn resolve(self) -> Result<Config, ConfigError> {
-        let settings = Settings {
-            data_dir: self.data_dir,
-            database_url: self.database_url,
-            jwt_key_file: self.jwt_key_file,
-            postgres_bin_dir: self.postgres_bin_dir,
-            ..Settings::default()
-        };
-        Config::resolve(settings, self.config.as_deref())
-    }
-}
-
 /// Runs a token command.
 pub(super) fn run(command: TokenCommand) -> ExitCode {
-    init_tracing();
+    super::init_command_tracing();
     match command {
         TokenCommand::Issue {
             role,
@@ -226,26 +191,4 @@ fn actor() -> String {
         .flatten()
         .map_or_else(|| uid.to_string(), |user| user.name);
     format!("cli:{user}")
-}
-
-fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(e),
-    };
-    match runtime.block_on(work) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
-}
-
-/// Warnings and errors (a database failure's cause among them) on stderr; `PACSYNC_LOG`
-/// overrides the level as for `serve`.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PACSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -62,8 +62,8 @@ const fn nz(n: u32) -> NonZeroU32 {
 }
 
 impl Default for Limits {
-    /// Sized so that a 10,000-endpoint fleet in normal use never meets them (see README,
-    /// "Limits"): an agent makes a handful of requests per operation, bursts of progress while
+    /// Sized so that a 10,000-endpoint fleet in normal use never meets them (see
+    /// docs/deployment.md, "Limits"): an agent makes a handful of requests per operation, bursts of progress while
     /// pacman runs, and a report after each transaction.
     fn default() -> Self {
         Self {

@@ -14,6 +14,7 @@ pub mod migrator;
 pub mod operations;
 pub mod plugins;
 pub mod pools;
+pub mod reporting;
 pub mod states;
 
 use std::time::Duration;
