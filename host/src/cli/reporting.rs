@@ -83,20 +83,40 @@ fn read_password(input: impl Read) -> Result<String, String> {
 
 async fn set_password(config: Config, password: String) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
-    let result = async {
+    // Two steps: the grants are the host's user's to give (it owns the schema) even where
+    // only an administrator may create the role or set its password.
+    let granted = async {
         let mut tx = database.pool.begin().await?;
         reporting::ensure_role(&mut tx).await?;
-        reporting::set_password(&mut tx, &scram_verifier(&password)).await?;
         tx.commit().await?;
         Ok::<_, crate::error::Error>(())
     }
     .await;
+    let set = match &granted {
+        Ok(()) => {
+            async {
+                let mut tx = database.pool.begin().await?;
+                reporting::set_password(&mut tx, &scram_verifier(&password)).await?;
+                tx.commit().await?;
+                Ok::<_, crate::error::Error>(())
+            }
+            .await
+        }
+        Err(_) => Ok(()),
+    };
     let string = connection_string(&config, database.socket_dir(), &password);
     database.close().await;
-    if let Err(e) = result {
+    if let Err(e) = granted {
         anyhow::bail!(
-            "cannot give {ROLE} a password: {e} (the database user needs CREATEROLE, or the role \
-             made by an administrator)"
+            "cannot create {ROLE}: {e}. The database user needs CREATEROLE; or have an \
+             administrator run `CREATE ROLE {ROLE} NOLOGIN` and run this command again"
+        );
+    }
+    if let Err(e) = set {
+        anyhow::bail!(
+            "{ROLE} may read the reporting views, but its password cannot be set: {e}. The \
+             database user needs CREATEROLE; or have an administrator run `ALTER ROLE {ROLE} \
+             LOGIN PASSWORD '...'`"
         );
     }
     println!("{}", string?);

@@ -2,7 +2,7 @@
 //! in (on an external database URL and on the embedded cluster), and the role behind it reads
 //! the `reporting` views and nothing else, even with its read-only default turned off.
 
-use pacsync_tests::TestHost;
+use pacsync_tests::{PrivateCluster, TestHost};
 
 use super::{psql, reporting_password, text};
 
@@ -177,5 +177,45 @@ async fn reporting_password_prints_the_embedded_clusters_socket_for_the_role() {
         .nth(2)
         .map(str::trim),
         Some("pacsync_reporting |     0")
+    );
+}
+
+#[tokio::test]
+async fn a_database_user_that_may_not_create_roles_still_migrates_and_is_told_what_to_do() {
+    let cluster = PrivateCluster::start().await;
+    let admin = cluster.pool().await;
+    let password = "limited-user-password-0123456789";
+    for sql in [
+        format!("CREATE ROLE limited LOGIN PASSWORD '{password}'"),
+        "CREATE DATABASE limited OWNER limited".to_owned(),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.unwrap();
+    }
+    let mut url = reqwest::Url::parse(&cluster.url()).unwrap();
+    url.set_username("limited").unwrap();
+    url.set_password(Some(password)).unwrap();
+    url.set_path("/limited");
+    let url = url.to_string();
+    let options = pacsync_host::db::options_from_url(&url).expect("URL");
+    pacsync_host::db::connect_and_migrate(&options, 1)
+        .await
+        .expect("the migrations apply without CREATEROLE")
+        .close()
+        .await;
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname = 'pacsync_reporting'",
+    )
+    .fetch_optional(&admin)
+    .await
+    .unwrap();
+    assert_eq!(role, None, "the migration could not make the role");
+
+    let out = reporting_password(&["--database-url", &url], None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("CREATEROLE"), "{stderr}");
+    assert!(
+        text(&out.stdout).is_empty(),
+        "no connection string for a role without password"
     );
 }
