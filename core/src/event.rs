@@ -42,6 +42,8 @@ pub enum EventType {
     EndpointMoved,
     /// An endpoint was deleted and its tokens revoked.
     EndpointDeleted,
+    /// An endpoint registered into the pool.
+    EndpointRegistered,
 }
 
 impl EventType {
@@ -53,6 +55,7 @@ impl EventType {
                 | EventType::TargetChanged
                 | EventType::EndpointMoved
                 | EventType::EndpointDeleted
+                | EventType::EndpointRegistered
         )
     }
 }
@@ -69,6 +72,7 @@ crate::spelling::spelled!(EventType {
     TargetChanged => "target_changed",
     EndpointMoved => "endpoint_moved",
     EndpointDeleted => "endpoint_deleted",
+    EndpointRegistered => "endpoint_registered",
 });
 
 /// An event about an operation, with the operation as it is after the event.
@@ -149,6 +153,23 @@ pub struct EndpointDeleted {
     pub pool_id: Uuid,
 }
 
+/// An endpoint registered into a pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRegistered {
+    /// The event's log position.
+    pub event_id: i64,
+    /// When it was committed (close to).
+    pub timestamp: DateTime<Utc>,
+    /// The endpoint.
+    pub endpoint_id: Uuid,
+    /// The pool it joined.
+    pub pool_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its hostname.
+    pub hostname: String,
+}
+
 /// Every message the host sends a stream subscriber, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -187,6 +208,8 @@ pub enum ServerMessage {
     EndpointMoved(EndpointMoved),
     /// See [`EventType::EndpointDeleted`].
     EndpointDeleted(EndpointDeleted),
+    /// See [`EventType::EndpointRegistered`].
+    EndpointRegistered(EndpointRegistered),
     /// The subscriber fell too far behind or the backlog could not be read: re-read state over
     /// HTTP, then resume after `event_id`, the last event it was sent.
     ResyncRequired {
@@ -262,6 +285,7 @@ impl ServerMessage {
             ServerMessage::TargetChanged(e) => Some(e.event_id),
             ServerMessage::EndpointMoved(e) => Some(e.event_id),
             ServerMessage::EndpointDeleted(e) => Some(e.event_id),
+            ServerMessage::EndpointRegistered(e) => Some(e.event_id),
             ServerMessage::Connected { .. }
             | ServerMessage::ResyncRequired { .. }
             | ServerMessage::Status(_)
@@ -283,7 +307,8 @@ impl ServerMessage {
             EventType::SyncStatusChanged
             | EventType::TargetChanged
             | EventType::EndpointMoved
-            | EventType::EndpointDeleted => return None,
+            | EventType::EndpointDeleted
+            | EventType::EndpointRegistered => return None,
         })
     }
 

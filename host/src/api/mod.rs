@@ -1,10 +1,13 @@
-//! The HTTP API: routes, the OpenAPI document, and fallbacks that answer in problem+json.
+//! The HTTP API: routes, the OpenAPI document, health probes, the dashboard's files, and
+//! fallbacks that answer in problem+json.
 //!
 //! Handlers are thin: parse, authorize, call one domain function, map the result.
 
 pub mod admin_tokens;
+pub mod dashboard;
 pub mod endpoints;
 pub mod extract;
+pub mod health;
 pub mod limits;
 pub mod plugins;
 pub mod pools;
@@ -41,7 +44,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
         stream::endpoint_status, stream::pool_events, crate::metrics::render,
         sync::start, sync::progress, sync::complete, sync::fail, sync::cancel_ack,
         plugins::upload, plugins::list, plugins::get, plugins::delete, plugins::set_pool_policy,
-        admin_tokens::list, admin_tokens::revoke,
+        admin_tokens::list, admin_tokens::revoke, health::live, health::ready,
     ),
     modifiers(&BearerAuth),
 )]
@@ -76,10 +79,6 @@ async fn openapi_route() -> impl axum::response::IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         openapi_json(),
     )
-}
-
-async fn not_found() -> Error {
-    Error::new(ErrorCode::RouteNotFound, "no such route")
 }
 
 async fn method_not_allowed() -> Error {
@@ -199,7 +198,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(admin_tokens::revoke),
         )
         .route("/metrics", get(crate::metrics::render))
-        .fallback(not_found)
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        // The dashboard's files, at every path no route has; anything else is a 404.
+        .fallback(dashboard::serve_or_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The timeout inside the rate limit, both inside the metrics: a refused or timed-out
         // request is still counted. The rate limit verifies the bearer token, once, for every

@@ -93,6 +93,16 @@ pub async fn insert(
         .bind(serde_json::json!({ "name": name, "hostname": hostname, "pool_id": pool_id }))
         .execute(&mut *tx)
         .await?;
+    // So that the pool's watchers see it at once, before it reports anything.
+    sqlx::query("SELECT ps_emit('endpoint_registered', NULL, $1, $2, $3)")
+        .bind(endpoint.endpoint_id)
+        .bind(pool_id)
+        .bind(serde_json::json!({
+            "endpoint_id": endpoint.endpoint_id, "pool_id": pool_id,
+            "name": name, "hostname": hostname,
+        }))
+        .execute(&mut *tx)
+        .await?;
     Ok(endpoint)
 }
 

@@ -213,6 +213,23 @@ pub async fn ping(db: &PgPool) -> bool {
     sqlx::query("SELECT 1").execute(db).await.is_ok()
 }
 
+/// Whether the database has every migration this build knows applied (a readiness check: one
+/// cheap query, no lock); an error when the database does not answer.
+pub async fn schema_is_current(db: &PgPool) -> Result<bool, sqlx::Error> {
+    let known: Vec<i32> = migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version() as i32)
+        .collect();
+    let applied: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT version) FROM refinery_schema_history WHERE version = ANY($1)",
+    )
+    .bind(&known)
+    .fetch_one(db)
+    .await?;
+    Ok(applied == known.len() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
