@@ -44,6 +44,7 @@ pub struct StateRecorded {
 pub struct RevertRequest {
     /// A state from the endpoint's history; without it, the state before the latest change.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
     pub state_id: Option<String>,
 }
 
@@ -53,11 +54,14 @@ pub struct RevertRequest {
 #[serde(deny_unknown_fields)]
 pub struct ProgressReport {
     /// 0 to 100.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub percentage: i32,
     /// Coarse stage, up to 64 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub stage: String,
     /// What is happening now, up to 512 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
     pub current_action: Option<String>,
 }
 
@@ -76,6 +80,7 @@ pub struct CompleteReport {
 #[serde(deny_unknown_fields)]
 pub struct FailReport {
     /// Stable code, `[A-Z0-9_]{1,64}`, e.g. `PACMAN_FAILED`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Z0-9_]{1,64}$"))]
     pub code: String,
     /// What went wrong, up to 16 KiB (pacman's own message).
     pub message: String,

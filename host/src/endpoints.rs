@@ -20,9 +20,20 @@ use crate::policy::Policies;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// Endpoint name, unique within the pool.
+    /// Endpoint name, unique within the pool: 1 to 128 characters, not all blank, without
+    /// control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
-    /// The machine's hostname.
+    /// The machine's hostname: 1 to 255 characters, not all blank, without control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub hostname: String,
     /// Token from `POST /api/pools/{pool_id}/enrollment-tokens`; decides the pool.
     pub enrollment_token: String,
@@ -44,10 +55,12 @@ pub struct Registration {
 pub struct PermissionsRequest {
     /// May set the target of a pool whose `target_setters` is `designated`.
     #[serde(default)]
+    #[schema(value_type = bool)]
     pub may_set_target: Option<bool>,
     /// Whether what the endpoint can obtain limits what the rest of its pool is planned to
     /// install.
     #[serde(default)]
+    #[schema(value_type = bool)]
     pub constrains_availability: Option<bool>,
 }
 

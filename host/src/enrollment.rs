@@ -27,9 +27,11 @@ use crate::error::{Error, ErrorCode, Result};
 pub struct CreateEnrollmentToken {
     /// Lifetime in seconds, 60 to 2592000 (30 days) [default: 86400].
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 2_592_000)]
     pub expires_in_seconds: Option<i64>,
     /// How many registrations it allows [default: unlimited until expiry].
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_uses: Option<i32>,
 }
 

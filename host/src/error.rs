@@ -99,6 +99,8 @@ pub enum ErrorCode {
     NoPoolTarget,
     /// A pool still uses the plugin.
     PluginInUse,
+    /// The built-in plugins are part of the host and cannot be deleted.
+    BuiltinPlugin,
     /// An admin token with this name already exists.
     AdminTokenNameTaken,
     /// The endpoint has not reported its packages yet.
@@ -178,6 +180,7 @@ impl ErrorCode {
             | PoolNameTaken
             | EndpointNameTaken
             | PluginInUse
+            | BuiltinPlugin
             | AdminTokenNameTaken
             | NoPoolTarget
             | NoReportedState
@@ -228,6 +231,7 @@ impl ErrorCode {
             StateNotFound => "STATE_NOT_FOUND",
             PluginNotFound => "PLUGIN_NOT_FOUND",
             PluginInUse => "PLUGIN_IN_USE",
+            BuiltinPlugin => "BUILTIN_PLUGIN",
             InvalidPlugin => "INVALID_PLUGIN",
             InvalidPolicyConfig => "INVALID_POLICY_CONFIG",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",

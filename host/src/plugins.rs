@@ -53,6 +53,7 @@ pub struct SetPolicy {
     pub plugin: String,
     /// The plugin's config; validated by the plugin itself [default: {}].
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub config: serde_json::Value,
 }
 
@@ -144,8 +145,8 @@ pub async fn delete(db: &PgPool, policies: &Policies, plugin_id: &str, actor: &s
     };
     if policies.builtin(plugin_id).is_some() {
         return Err(Error::new(
-            ErrorCode::ValidationFailed,
-            "built-in plugins cannot be deleted",
+            ErrorCode::BuiltinPlugin,
+            "built-in plugins are part of the host and cannot be deleted",
         ));
     }
     let id: Uuid = plugin_id.parse().map_err(|_| not_found())?;

@@ -27,7 +27,12 @@ use crate::policy::Policies;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePool {
-    /// Unique name, 1 to 128 characters.
+    /// Unique name: 1 to 128 characters, not all blank, without control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -41,8 +46,13 @@ pub struct CreatePool {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePool {
-    /// New name.
+    /// New name: 1 to 128 characters, not all blank, without control characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// New description.
     #[serde(default)]
@@ -57,6 +67,7 @@ pub struct UpdatePool {
 #[serde(deny_unknown_fields)]
 pub struct RestoreTarget {
     /// A state the pool has had as its target (see `GET /api/pools/{pool_id}/targets`).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub state_id: String,
 }
 

@@ -204,7 +204,7 @@ async fn uploads_are_validated_stored_by_hash_and_protected_while_used() {
         .expect(409, Some("PLUGIN_IN_USE"));
     api.delete("/api/plugins/mirror")
         .await
-        .expect(422, Some("VALIDATION_FAILED"));
+        .expect(409, Some("BUILTIN_PLUGIN"));
     set_policy(api, &pool, "mirror", json!({}))
         .await
         .expect(200, None);

@@ -28,6 +28,7 @@ pub struct ListParams {
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// Entries to return, 1 to 1000 [default: 100].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

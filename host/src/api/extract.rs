@@ -15,10 +15,29 @@ use super::AppState;
 use crate::auth::{Claims, Keys, Principal};
 use crate::error::{Error, ErrorCode};
 
-/// A JSON request body.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
+/// A JSON request body: a JSON object (serde would read a struct from an array too, which no
+/// route documents).
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(Error::new(
+                ErrorCode::UnsupportedMediaType,
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await?;
+        parse_object(&bytes).map(Json)
+    }
+}
 
 /// Path parameters (ids).
 #[derive(Debug, FromRequestParts)]
@@ -70,7 +89,7 @@ impl From<BytesRejection> for Error {
     }
 }
 
-/// A JSON body that may be omitted entirely; an empty body means `T::default()`.
+/// A JSON body that may be omitted entirely; an empty body, or `null`, means `T::default()`.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -93,15 +112,26 @@ where
                 "send the body as application/json",
             ));
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        parse_json(&mut de).map(OptionalJson)
+        if bytes.trim_ascii() == b"null" {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_object(&bytes).map(OptionalJson)
     }
 }
 
-fn parse_json<T: DeserializeOwned>(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
-) -> Result<T, Error> {
-    let value = T::deserialize(&mut *de).map_err(|e| {
+/// Parses a body that must be one JSON object.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let start = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if start.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(Error::new(
+            ErrorCode::ValidationFailed,
+            "invalid request body: expected a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = T::deserialize(&mut de).map_err(|e| {
         let code = if e.is_data() {
             ErrorCode::ValidationFailed
         } else {

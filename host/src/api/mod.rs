@@ -9,77 +9,24 @@ pub mod endpoints;
 pub mod extract;
 pub mod health;
 pub mod limits;
+pub mod openapi;
 pub mod plugins;
 pub mod pools;
 pub mod state;
 pub mod stream;
 pub mod sync;
 
+pub use openapi::{ApiDoc, openapi_json};
 pub use state::AppState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
-use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::error::{Error, ErrorCode};
 
 /// Largest request body accepted (a state report of many thousand packages fits easily).
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
-
-/// The OpenAPI description of every route.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "pacsync host API", description = "Keeps the pacman package state of pools of Arch Linux machines in sync."),
-    paths(
-        pools::create, pools::list, pools::get, pools::update, pools::delete, pools::status, pools::target,
-        pools::create_enrollment_token, pools::repository_analysis,
-        pools::restore_target, pools::targets, pools::list_enrollment_tokens, pools::revoke_enrollment_token,
-        endpoints::set_permissions,
-        endpoints::register, endpoints::list, endpoints::get, endpoints::delete, endpoints::move_to_pool,
-        endpoints::report_state, endpoints::history, endpoints::diff,
-        sync::sync_to_latest, sync::set_as_latest, sync::revert, sync::get_operation, sync::cancel,
-        sync::endpoint_operations, sync::pool_operations, sync::health,
-        stream::endpoint_status, stream::pool_events, crate::metrics::render,
-        sync::start, sync::progress, sync::complete, sync::fail, sync::cancel_ack,
-        plugins::upload, plugins::list, plugins::get, plugins::delete, plugins::set_pool_policy,
-        admin_tokens::list, admin_tokens::revoke, health::live, health::ready,
-    ),
-    modifiers(&BearerAuth),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The OpenAPI document as pretty JSON (also committed as `openapi.json`).
-pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
-}
-
-async fn openapi_route() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        openapi_json(),
-    )
-}
 
 async fn method_not_allowed() -> Error {
     Error::new(
@@ -91,7 +38,7 @@ async fn method_not_allowed() -> Error {
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/openapi.json", get(openapi_route))
+        .route("/api/openapi.json", get(openapi::serve))
         .route("/api/pools", post(pools::create).get(pools::list))
         .route(
             "/api/pools/{pool_id}",

@@ -109,6 +109,7 @@ pub async fn target(
 #[serde(deny_unknown_fields)]
 pub struct TargetsParams {
     /// Generations to return, 1 to 500 [default: 100].
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Only generations older than this one: the last `generation` of the previous page.
     pub before: Option<i64>,

@@ -50,7 +50,7 @@ fn accepted(created: Created) -> Response {
 
 /// Make the endpoint match its pool's target.
 #[utoipa::path(post, path = "/api/sync/{endpoint_id}/sync-to-latest", tag = "sync",
-    params(("endpoint_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("endpoint_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$")),
     responses((status = 202, body = Operation, headers(("Location" = String))), (status = "4XX", body = Problem)),
     security(("bearer" = [])))]
 pub async fn sync_to_latest(
@@ -69,7 +69,7 @@ pub async fn sync_to_latest(
 
 /// Make the endpoint's current state the pool target.
 #[utoipa::path(post, path = "/api/sync/{endpoint_id}/set-as-latest", tag = "sync",
-    params(("endpoint_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("endpoint_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$")),
     responses((status = 202, body = Operation, headers(("Location" = String))), (status = "4XX", body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_as_latest(
@@ -90,7 +90,7 @@ pub async fn set_as_latest(
 
 /// Return the endpoint to its previous state, or to `state_id` from its history.
 #[utoipa::path(post, path = "/api/sync/{endpoint_id}/revert", tag = "sync",
-    params(("endpoint_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("endpoint_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$")),
     request_body(content = Option<RevertRequest>),
     responses((status = 202, body = Operation, headers(("Location" = String))), (status = "4XX", body = Problem)),
     security(("bearer" = [])))]
@@ -203,6 +203,7 @@ pub async fn cancel_ack(
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// 1 to 200 [default: 50].
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -213,6 +214,7 @@ pub struct PageParams {
 #[serde(deny_unknown_fields)]
 pub struct PoolPageParams {
     /// 1 to 200 [default: 50].
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
