@@ -122,13 +122,17 @@ where
 /// Parses a body that must be one JSON object.
 fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let start = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if start.is_some_and(|b| *b != b'{')
-        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
-    {
-        return Err(Error::new(
-            ErrorCode::ValidationFailed,
-            "invalid request body: expected a JSON object",
-        ));
+    if start.is_some_and(|b| *b != b'{') {
+        // Well-formed JSON of another kind is a body of the wrong shape; anything else, not JSON.
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => Error::new(
+                    ErrorCode::ValidationFailed,
+                    "invalid request body: expected a JSON object",
+                ),
+                Err(e) => Error::new(ErrorCode::InvalidJson, format!("invalid request body: {e}")),
+            },
+        );
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = T::deserialize(&mut de).map_err(|e| {
