@@ -44,6 +44,10 @@ pub enum EventType {
     EndpointDeleted,
     /// An endpoint registered into the pool.
     EndpointRegistered,
+    /// An endpoint's agent opened its event stream: it is online.
+    EndpointOnline,
+    /// An endpoint's agent closed its last event stream: it is offline.
+    EndpointOffline,
 }
 
 impl EventType {
@@ -56,6 +60,8 @@ impl EventType {
                 | EventType::EndpointMoved
                 | EventType::EndpointDeleted
                 | EventType::EndpointRegistered
+                | EventType::EndpointOnline
+                | EventType::EndpointOffline
         )
     }
 }
@@ -73,6 +79,8 @@ crate::spelling::spelled!(EventType {
     EndpointMoved => "endpoint_moved",
     EndpointDeleted => "endpoint_deleted",
     EndpointRegistered => "endpoint_registered",
+    EndpointOnline => "endpoint_online",
+    EndpointOffline => "endpoint_offline",
 });
 
 /// An event about an operation, with the operation as it is after the event.
@@ -170,6 +178,19 @@ pub struct EndpointRegistered {
     pub hostname: String,
 }
 
+/// An endpoint came online or went offline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointPresence {
+    /// The event's log position.
+    pub event_id: i64,
+    /// When it was committed (close to).
+    pub timestamp: DateTime<Utc>,
+    /// The endpoint.
+    pub endpoint_id: Uuid,
+    /// Its pool.
+    pub pool_id: Uuid,
+}
+
 /// Every message the host sends a stream subscriber, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -210,6 +231,10 @@ pub enum ServerMessage {
     EndpointDeleted(EndpointDeleted),
     /// See [`EventType::EndpointRegistered`].
     EndpointRegistered(EndpointRegistered),
+    /// See [`EventType::EndpointOnline`].
+    EndpointOnline(EndpointPresence),
+    /// See [`EventType::EndpointOffline`].
+    EndpointOffline(EndpointPresence),
     /// The subscriber fell too far behind or the backlog could not be read: re-read state over
     /// HTTP, then resume after `event_id`, the last event it was sent.
     ResyncRequired {
@@ -286,6 +311,9 @@ impl ServerMessage {
             ServerMessage::EndpointMoved(e) => Some(e.event_id),
             ServerMessage::EndpointDeleted(e) => Some(e.event_id),
             ServerMessage::EndpointRegistered(e) => Some(e.event_id),
+            ServerMessage::EndpointOnline(e) | ServerMessage::EndpointOffline(e) => {
+                Some(e.event_id)
+            }
             ServerMessage::Connected { .. }
             | ServerMessage::ResyncRequired { .. }
             | ServerMessage::Status(_)
@@ -308,7 +336,9 @@ impl ServerMessage {
             | EventType::TargetChanged
             | EventType::EndpointMoved
             | EventType::EndpointDeleted
-            | EventType::EndpointRegistered => return None,
+            | EventType::EndpointRegistered
+            | EventType::EndpointOnline
+            | EventType::EndpointOffline => return None,
         })
     }
 

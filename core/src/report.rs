@@ -144,6 +144,9 @@ pub struct PoolStatus {
     pub diverged: i64,
     /// Not reported yet, or no target.
     pub unknown: i64,
+    /// Live endpoints whose agent holds its event stream open now.
+    #[serde(default)]
+    pub online: i64,
 }
 
 impl PoolStatus {

@@ -211,6 +211,7 @@ pub async fn status(db: &PgPool, pool_id: Uuid) -> Result<PoolStatus> {
     for (sync_status, count) in db::pools::status_counts(db, pool_id).await? {
         status.add(sync_status, count);
     }
+    status.online = db::pools::online_count(db, pool_id).await?;
     Ok(status)
 }
 

@@ -54,6 +54,7 @@ pub struct Host {
     hub: JoinHandle<()>,
     revocations: JoinHandle<()>,
     retention: JoinHandle<()>,
+    presence: JoinHandle<()>,
     embedded: Option<EmbeddedPostgres>,
     certificates: Option<Arc<Certificates>>,
 }
@@ -121,6 +122,7 @@ impl Host {
             events: events.clone(),
             shutdown: shutdown.clone(),
             limits,
+            presence: crate::events::Presence::default(),
         };
         let hub = tokio::spawn(events.run(pool.clone(), shutdown.clone()));
         let revocations = tokio::spawn(revoked.follow(pool.clone(), shutdown.clone()));
@@ -135,6 +137,12 @@ impl Host {
             state.config.state_collect_interval,
             shutdown.clone(),
         ));
+        let presence = tokio::spawn(
+            state
+                .presence
+                .clone()
+                .renew(state.db.clone(), shutdown.clone()),
+        );
         let app = crate::api::router(state.clone());
         // Bounding each connection's kernel send buffer bounds what a subscriber that stops
         // reading can pin in memory, and makes it visibly slow instead (it then lags the hub).
@@ -171,6 +179,7 @@ impl Host {
             hub,
             revocations,
             retention,
+            presence,
             embedded,
             certificates,
         })
@@ -202,6 +211,7 @@ impl Host {
         let _ = self.hub.await;
         let _ = self.revocations.await;
         let _ = self.retention.await;
+        let _ = self.presence.await;
         self.state.db.close().await;
         if let Some(cluster) = &self.embedded {
             cluster.stop().await?;

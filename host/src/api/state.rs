@@ -34,6 +34,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// This replica's rate limiters and open-stream counts.
     pub limits: super::limits::Limits,
+    /// This replica's endpoint streams, which make their endpoints online.
+    pub presence: crate::events::Presence,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -63,6 +65,7 @@ impl AppState {
             shutdown: self.shutdown.clone(),
             messages: self.config.limits.stream_messages.quota(),
             backlog_page: self.config.limits.backlog_page,
+            presence: self.presence.clone(),
         }
     }
 }

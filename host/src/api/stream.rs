@@ -117,8 +117,16 @@ pub async fn endpoint_status(
     };
     let slot = slot(&app, &who)?;
     let streams = app.streams();
+    // The endpoint's own agent makes it online while the stream is open; an admin watching
+    // does not.
+    let own = matches!(who, Principal::Endpoint { .. });
     Ok(ws.on_upgrade(move |socket| async move {
+        let held = match own {
+            true => Some(streams.presence.hold(&streams.db, endpoint_id).await),
+            false => None,
+        };
         events::run_session(streams, socket, scope, params.after, token).await;
+        drop(held);
         drop(slot);
     }))
 }

@@ -31,6 +31,8 @@ pub struct Endpoint {
     pub pacman_version: Option<String>,
     /// Last time the endpoint talked to the host.
     pub last_seen: Option<DateTime<Utc>>,
+    /// Whether its agent holds its event stream open now, on any replica.
+    pub online: bool,
     /// Registration time.
     pub created_at: DateTime<Utc>,
     /// An admin allowed it to set the target of a pool whose `target_setters` is `designated`.
@@ -48,7 +50,8 @@ pub struct Endpoint {
 
 const COLUMNS: &str = "endpoint_id, name, hostname, pool_id, current_state_id, sync_status, architecture, \
                        pacman_version, last_seen, created_at, may_set_target, constrains_availability, \
-                       token_generation, current_history_id";
+                       token_generation, current_history_id, \
+                       coalesce(online_until > now(), false) AS online";
 
 /// One entry of an endpoint's state history.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
@@ -323,4 +326,28 @@ pub async fn in_pool(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<Vec<PoolE
     .bind(pool_id)
     .fetch_all(db)
     .await?)
+}
+
+/// Marks `endpoints` online for `lease` (their agents hold streams on this replica), announcing
+/// `endpoint_online` for each that was offline; returns how many were.
+pub async fn mark_online(
+    db: impl PgExecutor<'_>,
+    endpoints: &[Uuid],
+    lease: std::time::Duration,
+) -> Result<i32> {
+    Ok(
+        sqlx::query_scalar("SELECT ps_endpoints_online($1, make_interval(secs => $2))")
+            .bind(endpoints)
+            .bind(lease.as_secs_f64())
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Marks an endpoint offline, announcing `endpoint_offline` if it was online.
+pub async fn mark_offline(db: impl PgExecutor<'_>, endpoint_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT ps_endpoint_offline($1)")
+        .bind(endpoint_id)
+        .fetch_one(db)
+        .await?)
 }

@@ -292,3 +292,13 @@ async fn audit(
         .await?;
     Ok(())
 }
+
+/// How many live endpoints of the pool are online now.
+pub async fn online_count(db: impl PgExecutor<'_>, pool_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM endpoints WHERE pool_id = $1 AND deleted_at IS NULL AND online_until > now()",
+    )
+    .bind(pool_id)
+    .fetch_one(db)
+    .await?)
+}

@@ -15,13 +15,17 @@
 //! - [`message`]: a log row in its wire form ([`pacsync_core::ServerMessage`]);
 //! - [`session`]: one subscriber's connection, from `connected` to its close;
 //! - [`backlog`]: what a resuming subscriber missed, page by page;
-//! - [`slots`]: the open streams of each caller.
+//! - [`slots`]: the open streams of each caller;
+//! - [`presence`]: which endpoints' agents hold their streams open (online).
 
 mod backlog;
 mod hub;
 mod message;
+mod presence;
 mod session;
 mod slots;
+
+pub use presence::{Held, Presence};
 
 use std::time::Duration;
 
@@ -61,6 +65,8 @@ pub struct Streams {
     pub messages: governor::Quota,
     /// Event log rows a resume reads per query.
     pub backlog_page: u32,
+    /// This replica's endpoint streams, for presence.
+    pub presence: Presence,
 }
 
 /// What a subscriber listens to.

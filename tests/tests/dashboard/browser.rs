@@ -2,7 +2,7 @@
 //! agents through the agent routes. Screenshots of each step land in
 //! `target/dashboard-screenshots/`.
 
-use pacsync_tests::{Api, TestHost, state};
+use pacsync_tests::{Api, Stream, TestHost, state};
 use serde_json::{Value, json};
 
 use super::driver::Browser;
@@ -128,6 +128,14 @@ async fn an_operator_creates_a_pool_enrolls_a_machine_and_watches_it_sync() {
     browser
         .text_until("#endpoint-status", |t| t.contains("Behind"))
         .await;
+    // Its agent connects: the page says it is online, without a reload.
+    let stream = format!("/api/sync/{desk}/status");
+    let agent_stream = Stream::open(&api.base, &stream, Some(&desk_token))
+        .await
+        .unwrap();
+    browser
+        .text_until("#endpoint-online", |t| t.starts_with("Online"))
+        .await;
 
     browser.click("#sync-to-latest").await;
     browser
@@ -160,7 +168,13 @@ async fn an_operator_creates_a_pool_enrolls_a_machine_and_watches_it_sync() {
             t.trim() == "2"
         })
         .await;
+    browser
+        .text_until(&format!("#pool-{pool} td[data-status=online]"), |t| {
+            t.trim() == "1"
+        })
+        .await;
     browser.screenshot("fleet-wide").await;
+    drop(agent_stream);
     browser.close().await;
 }
 

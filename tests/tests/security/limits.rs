@@ -270,7 +270,11 @@ async fn a_resume_from_the_start_of_a_long_log_delivers_every_event_once_in_orde
     let path = format!("/api/sync/{b}/status?after=0");
     let mut stream = open(api, &path, tb).await;
     assert_eq!(event_ids(&mut stream, of_endpoint.len()).await, of_endpoint);
-    // Nothing more: every event came exactly once.
+    // The agent's own stream made its endpoint online, live after the backlog; nothing more:
+    // every event came exactly once.
+    let online = stream.next(Duration::from_secs(5)).await.expect("an event");
+    assert_eq!(online["type"], "endpoint_online");
+    assert!(online["event_id"].as_i64() > of_endpoint.last().copied());
     assert_eq!(stream.next(Duration::from_millis(500)).await, None);
     t.stop().await;
 }

@@ -56,6 +56,7 @@ export async function render(ctx) {
       ['Sync status', status],
       ['Hostname', e.hostname],
       ['Pool', h('a', { href: `#/pools/${encodeURIComponent(e.pool_id)}`, id: 'endpoint-pool' }, env.pool.name)],
+      ['Online', h('span', { id: 'endpoint-online' }, e.online ? 'Online: its agent holds its event stream open' : 'Offline')],
       ['Last seen', time(e.last_seen, 'never')],
       ['Registered', time(e.created_at)],
       ['Current state', e.current_state_id ? code(shortId(e.current_state_id), e.current_state_id) : 'not reported yet'],
@@ -106,6 +107,8 @@ export async function render(ctx) {
       } else if (msg.type === 'sync_status_changed' || msg.type === 'target_changed') {
         if (msg.sync_status) setStatus(msg.sync_status);
         refresh.diff();
+        refresh.endpoint();
+      } else if (msg.type === 'endpoint_online' || msg.type === 'endpoint_offline') {
         refresh.endpoint();
       } else if (msg.type !== 'endpoint_deleted') {
         all();

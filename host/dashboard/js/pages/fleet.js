@@ -26,6 +26,7 @@ export async function render(ctx) {
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Pool'),
       h('th', { scope: 'col', class: 'num' }, 'Endpoints'),
+      h('th', { scope: 'col', class: 'num' }, 'Online now'),
       SYNC_ORDER.map((s) => h('th', { scope: 'col', class: 'num' }, SYNC_LABELS[s])),
       h('th', { scope: 'col', class: 'num' }, 'Target generation'),
       h('th', { scope: 'col' }, 'Policy'))),
@@ -56,6 +57,7 @@ export async function render(ctx) {
     return h('tr', { id: `pool-${pool.pool_id}`, class: 'pool-row', 'aria-busy': status || failed ? null : 'true' },
       h('th', { scope: 'row' }, h('a', { href: `#/pools/${encodeURIComponent(pool.pool_id)}`, 'data-focus-key': 'link' }, pool.name)),
       h('td', { class: 'num' }, count(status?.total)),
+      h('td', { class: 'num', 'data-status': 'online' }, count(status?.online)),
       SYNC_ORDER.map((s) => h('td', { class: ['num', status && status[s] > 0 ? `count-${s}` : null], 'data-status': s }, count(status?.[s]))),
       h('td', { class: 'num' }, String(status ? status.target_generation : pool.target_generation)),
       h('td', {}, code(pool.policy_plugin)));

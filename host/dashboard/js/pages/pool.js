@@ -90,13 +90,14 @@ function endpointsSection(env) {
   const count = statusLine('endpoint-count', 'hint');
   let sort = { key: 'name', dir: 1 };
   let list = [];
-  const heads = [['name', 'Name'], ['hostname', 'Hostname'], ['sync_status', 'Sync status'], ['last_seen', 'Last seen']].map(([key, label]) => h('th', { scope: 'col', 'data-key': key },
+  const heads = [['name', 'Name'], ['hostname', 'Hostname'], ['sync_status', 'Sync status'], ['online', 'Online'], ['last_seen', 'Last seen']].map(([key, label]) => h('th', { scope: 'col', 'data-key': key },
     h('button', { type: 'button', class: 'sort', onClick: () => { sort = { key, dir: sort.key === key ? -sort.dir : 1 }; draw(); } }, label)));
   const { tbody, wrap } = dataTable('endpoints-table', 'Endpoints (column headers sort)', heads, { hideCaption: true });
 
   const rank = (e) => {
     if (sort.key === 'sync_status') return SYNC_ORDER.indexOf(e.sync_status);
     if (sort.key === 'last_seen') return e.last_seen ? Date.parse(e.last_seen) : -Infinity;
+    if (sort.key === 'online') return e.online ? 0 : 1;
     return String(e[sort.key] ?? '').toLowerCase();
   };
   const compare = (a, b) => {
@@ -117,8 +118,9 @@ function endpointsSection(env) {
       h('th', { scope: 'row' }, h('a', { href: `#/endpoints/${encodeURIComponent(e.endpoint_id)}` }, e.name)),
       h('td', {}, e.hostname),
       h('td', {}, syncBadge(e.sync_status, { class: 'endpoint-status' })),
+      h('td', { class: 'endpoint-online' }, e.online ? 'Online' : 'Offline'),
       h('td', {}, time(e.last_seen, 'never')))));
-    if (!shown.length) tbody.append(emptyRow(4, list.length ? 'No endpoint matches the filter.' : 'No endpoints yet: create an enrollment token below and register a machine with it.'));
+    if (!shown.length) tbody.append(emptyRow(5, list.length ? 'No endpoint matches the filter.' : 'No endpoints yet: create an enrollment token below and register a machine with it.'));
     count.textContent = `Showing ${shown.length} of ${list.length} endpoints.`;
   }
 
